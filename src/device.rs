@@ -1,0 +1,307 @@
+//! The device record: everything the appliance knows about one router, and its workflow state.
+//!
+//! Owns the [`State`] names (stable strings, the reference server's names plus `FAILED`) and the
+//! [`Device`] record that is persisted as JSON, shown in `DEVICE_STATUS.csv` and changed only by
+//! the pure workflow functions in [`crate::pnp::workflow`] under the registry's lock.
+
+use chrono::{DateTime, Local};
+use serde::{Deserialize, Serialize};
+
+/// Where a router is in the provisioning workflow. The names are stable: they appear in
+/// `DEVICE_STATUS.csv`, logs, JSON and the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    /// Seen for the first time; nothing sent yet.
+    NewDevice,
+    /// Setting the config-register, then `write memory`.
+    ConfigReg,
+    /// device-info to compare the running version with the target.
+    CheckImageVer,
+    /// The target image must be installed.
+    UpgradeNeeded,
+    /// image-install sent; the device is downloading and verifying.
+    #[serde(rename = "UPGRADE_INPROGRESS")]
+    UpgradeInProgress,
+    /// Install succeeded; the next poll gets a backoff while the device reloads.
+    UpgradeReloadNeeded,
+    /// Waiting for the device to come back from the reload, then device-info.
+    UpgradeReloading,
+    /// The device runs the target version.
+    UpgradeDone,
+    /// Guestshell tarball to `bootflash:`.
+    GsTarballTransfer,
+    /// Python script to `bootflash:guest-share/`.
+    PyScriptTransfer,
+    /// Day-0 config merged into the running config.
+    ConfigStart,
+    /// `write memory` after the day-0 config.
+    ConfigSaveStartup,
+    /// device-info to read bootflash free space.
+    CheckBootflashSize,
+    /// Too little bootflash; long backoffs until an operator resumes the device.
+    BootflashNoSpace,
+    /// `event manager run <applet>`.
+    RunEventManager,
+    /// A backoff while Guestshell comes up.
+    WaitForGuestshell,
+    /// `show app-hosting list`.
+    CheckGuestshell,
+    /// `app-hosting install appid guestshell package ...`.
+    InstallGuestshell,
+    /// `guestshell enable`.
+    EnableGuestshell,
+    /// `guestshell run python3 ...`.
+    RunPyScript,
+    /// Done; the device is told to stop polling.
+    Finished,
+    /// Stopped with a reason; an operator may resume it.
+    Failed,
+}
+
+impl State {
+    /// Every state, in workflow order.
+    pub const ALL: [State; 22] = [
+        State::NewDevice,
+        State::ConfigReg,
+        State::CheckImageVer,
+        State::UpgradeNeeded,
+        State::UpgradeInProgress,
+        State::UpgradeReloadNeeded,
+        State::UpgradeReloading,
+        State::UpgradeDone,
+        State::GsTarballTransfer,
+        State::PyScriptTransfer,
+        State::ConfigStart,
+        State::ConfigSaveStartup,
+        State::CheckBootflashSize,
+        State::BootflashNoSpace,
+        State::RunEventManager,
+        State::WaitForGuestshell,
+        State::CheckGuestshell,
+        State::InstallGuestshell,
+        State::EnableGuestshell,
+        State::RunPyScript,
+        State::Finished,
+        State::Failed,
+    ];
+
+    /// The stable name, e.g. `UPGRADE_INPROGRESS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::NewDevice => "NEW_DEVICE",
+            State::ConfigReg => "CONFIG_REG",
+            State::CheckImageVer => "CHECK_IMAGE_VER",
+            State::UpgradeNeeded => "UPGRADE_NEEDED",
+            State::UpgradeInProgress => "UPGRADE_INPROGRESS",
+            State::UpgradeReloadNeeded => "UPGRADE_RELOAD_NEEDED",
+            State::UpgradeReloading => "UPGRADE_RELOADING",
+            State::UpgradeDone => "UPGRADE_DONE",
+            State::GsTarballTransfer => "GS_TARBALL_TRANSFER",
+            State::PyScriptTransfer => "PY_SCRIPT_TRANSFER",
+            State::ConfigStart => "CONFIG_START",
+            State::ConfigSaveStartup => "CONFIG_SAVE_STARTUP",
+            State::CheckBootflashSize => "CHECK_BOOTFLASH_SIZE",
+            State::BootflashNoSpace => "BOOTFLASH_NO_SPACE",
+            State::RunEventManager => "RUN_EVENT_MANAGER",
+            State::WaitForGuestshell => "WAIT_FOR_GUESTSHELL",
+            State::CheckGuestshell => "CHECK_GUESTSHELL",
+            State::InstallGuestshell => "INSTALL_GUESTSHELL",
+            State::EnableGuestshell => "ENABLE_GUESTSHELL",
+            State::RunPyScript => "RUN_PY_SCRIPT",
+            State::Finished => "FINISHED",
+            State::Failed => "FAILED",
+        }
+    }
+
+    /// Parses a stable name (case-insensitive, surrounding blanks ignored).
+    pub fn parse(s: &str) -> Option<State> {
+        let s = s.trim();
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The job we sent and are waiting for an answer to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// PnP service name of the job (`cli-exec`, `backoff`, ...).
+    pub service: String,
+    /// The correlator the job carried.
+    pub correlator: String,
+    /// Short description for logs.
+    pub summary: String,
+    /// When it was sent.
+    pub sent_at: DateTime<Local>,
+}
+
+/// One line of a device's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When.
+    pub at: DateTime<Local>,
+    /// State at that moment.
+    pub state: State,
+    /// What happened, including the device's own error text or output.
+    pub text: String,
+}
+
+/// History kept per device (oldest dropped first).
+pub const HISTORY_LIMIT: usize = 300;
+
+/// Everything known about one router. Persisted as JSON; unknown fields default so older files
+/// still load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Device {
+    /// Serial number (`SN:` of the udi): the key.
+    pub serial: String,
+    /// Full udi as the device sends it.
+    pub udi: String,
+    /// Product id, e.g. `C1131-8PWB`.
+    pub pid: String,
+    /// Hardware revision (`VID:`).
+    pub vid: String,
+    /// Address the device last talked to us from.
+    pub ip: String,
+    /// First contact.
+    pub first_seen: DateTime<Local>,
+    /// Last contact.
+    pub last_contact: DateTime<Local>,
+    /// Workflow state.
+    pub state: State,
+    /// Why it is FAILED.
+    pub fail_reason: Option<String>,
+    /// The state it failed in (resume returns there).
+    pub failed_in: Option<State>,
+    /// Last error the device reported for the current step.
+    pub last_error: Option<String>,
+    /// The job in flight.
+    pub pending: Option<Pending>,
+    /// Failed attempts at the current step.
+    pub attempts: u32,
+    /// Image installs tried since the last success.
+    pub upgrade_attempts: u32,
+    /// `show app-hosting list` checks since the EEM applet ran.
+    pub guestshell_checks: u32,
+    /// config-register applied (the CONFIG_REG step's first half).
+    pub config_reg_applied: bool,
+    /// A `write memory` succeeded: the router has a startup config from us.
+    pub startup_saved: bool,
+    /// Running version from device-info.
+    pub current_version: String,
+    /// Boot image from device-info (`bootflash:packages.conf` in install mode).
+    pub image_file: String,
+    /// Target image file name, when one applies.
+    pub target_image: String,
+    /// Bootflash free bytes from the last device-info.
+    pub bootflash_free: Option<i64>,
+    /// Guestshell tarball copied.
+    pub tarball_done: bool,
+    /// Python script copied.
+    pub script_done: bool,
+    /// Day-0 config applied (file name).
+    pub config_file: Option<String>,
+    /// Output of the Python script.
+    pub script_output: Option<String>,
+    /// When it reached FINISHED.
+    pub finished_at: Option<DateTime<Local>>,
+    /// What happened, oldest first.
+    pub history: Vec<Event>,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        let epoch = DateTime::<Local>::from(std::time::UNIX_EPOCH);
+        Device {
+            serial: String::new(),
+            udi: String::new(),
+            pid: String::new(),
+            vid: String::new(),
+            ip: String::new(),
+            first_seen: epoch,
+            last_contact: epoch,
+            state: State::NewDevice,
+            fail_reason: None,
+            failed_in: None,
+            last_error: None,
+            pending: None,
+            attempts: 0,
+            upgrade_attempts: 0,
+            guestshell_checks: 0,
+            config_reg_applied: false,
+            startup_saved: false,
+            current_version: String::new(),
+            image_file: String::new(),
+            target_image: String::new(),
+            bootflash_free: None,
+            tarball_done: false,
+            script_done: false,
+            config_file: None,
+            script_output: None,
+            finished_at: None,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl Device {
+    /// A record for a router seen for the first time.
+    pub fn new(serial: &str, udi: &str, pid: &str, vid: &str, now: DateTime<Local>) -> Device {
+        Device {
+            serial: serial.to_string(),
+            udi: udi.to_string(),
+            pid: pid.to_string(),
+            vid: vid.to_string(),
+            first_seen: now,
+            last_contact: now,
+            ..Device::default()
+        }
+    }
+
+    /// Appends a history line at `now`.
+    pub fn log(&mut self, now: DateTime<Local>, text: impl Into<String>) {
+        if self.history.len() >= HISTORY_LIMIT {
+            self.history.remove(0);
+        }
+        self.history.push(Event {
+            at: now,
+            state: self.state,
+            text: text.into(),
+        });
+    }
+
+    /// True when `other` differs from `self` only in contact bookkeeping (last contact, ip),
+    /// i.e. nothing that must be persisted before replying.
+    pub fn same_durable(&self, other: &Device) -> bool {
+        let mut a = self.clone();
+        a.last_contact = other.last_contact;
+        a.ip.clone_from(&other.ip);
+        a == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_serde_and_parse() {
+        for st in State::ALL {
+            let json = serde_json::to_string(&st).unwrap();
+            assert_eq!(json, format!("\"{}\"", st.as_str()));
+            assert_eq!(
+                State::parse(&format!("  {}  ", st.as_str().to_lowercase())),
+                Some(st)
+            );
+        }
+        assert_eq!(State::parse("NOPE"), None);
+    }
+}

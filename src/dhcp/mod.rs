@@ -1,0 +1,1 @@
+//! The PnP-only DHCPv4 responder (see issue 3); not built yet.

@@ -1,0 +1,20 @@
+//! pnp-appliance: provisions factory-fresh Cisco ISR1100 routers through Cisco Plug-and-Play.
+//!
+//! The library holds everything; `main.rs` only parses the command line. Modules: `config`
+//! (appliance.toml), `device` (the record), `state` (the registry that owns records), `pnp`
+//! (protocol and workflow), `files` (file serving, checksums), `serve` (start-up), `ops`
+//! (operator commands), `simulate` (emulated routers), `logging`, `cli`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod device;
+pub mod dhcp;
+pub mod files;
+pub mod logging;
+pub mod ops;
+pub mod pnp;
+pub mod serve;
+pub mod simulate;
+pub mod state;

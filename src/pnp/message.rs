@@ -1,0 +1,610 @@
+//! PnP messages: what a device sends, typed; what we send, rendered.
+//!
+//! Owns the mapping between the PnP XML envelope (`docs/pnp-protocol.md` §4–§7, Cisco PnP XSD
+//! 2017) and Rust values. Parsing is tolerant exactly as §11 asks: local names, the service taken
+//! from the literal `xmlns` of `<response>`, one or many repeated children, unknown elements and
+//! attributes ignored. Rendering follows the shapes of the XSD samples and of the requests a
+//! server used successfully against ISR1k routers (`vectors/derived/*.ianz94.xml`).
+
+use super::xml::{self, Element, XmlError, escape};
+
+/// Why a well-formed XML body is still not a PnP message we can act on.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// Not XML we accept.
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    /// The root is not `<pnp>`.
+    #[error("root element is <{0}>, expected <pnp>")]
+    NotPnp(String),
+    /// `udi` missing or without a usable `SN:` field.
+    #[error("bad or missing udi {0:?}: expected PID:<pid>,VID:<vid>,SN:<serial>")]
+    BadUdi(String),
+    /// No `info`/`response` child, or one missing a required attribute.
+    #[error("not a PnP {0}")]
+    Shape(&'static str),
+}
+
+/// The unique device identifier, kept verbatim for echoing and split into its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Udi {
+    /// The attribute exactly as sent (echoed unchanged).
+    pub raw: String,
+    /// Product id, e.g. `C1131-8PWB`.
+    pub pid: String,
+    /// Version id (hardware revision), may be empty.
+    pub vid: String,
+    /// Serial number; safe to use as a file name (checked).
+    pub serial: String,
+}
+
+impl Udi {
+    /// Splits `PID:<pid>,VID:<vid>,SN:<sn>` on `,` then on each field's first `:` (§4: PIDs hold
+    /// `-` and `/`, VID may be empty). The serial must be a safe file-name component.
+    pub fn parse(raw: &str) -> Result<Udi, ProtocolError> {
+        let (mut pid, mut vid, mut serial) = (String::new(), String::new(), None);
+        for field in raw.split(',') {
+            let Some((key, value)) = field.split_once(':') else {
+                continue;
+            };
+            match key.trim() {
+                "PID" => pid = value.trim().to_string(),
+                "VID" => vid = value.trim().to_string(),
+                "SN" => serial = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+        match serial {
+            Some(sn) if is_safe_serial(&sn) => Ok(Udi {
+                raw: raw.to_string(),
+                pid,
+                vid,
+                serial: sn,
+            }),
+            _ => Err(ProtocolError::BadUdi(raw.chars().take(120).collect())),
+        }
+    }
+}
+
+/// A serial we accept: 1–64 of `[A-Za-z0-9._-]`, not starting with `.` (used in file names).
+pub fn is_safe_serial(sn: &str) -> bool {
+    !sn.is_empty()
+        && sn.len() <= 64
+        && !sn.starts_with('.')
+        && sn
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `<reason><reload>` of the first work request after a boot (§5, REAL CSR 17.3 capture).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReloadReason {
+    /// e.g. `factory-reset`, `reload`.
+    pub message: String,
+    /// e.g. `PnP Service Info 2408`.
+    pub code: String,
+    /// `startupConfigPresent`; `Some(false)` = factory-fresh.
+    pub startup_config_present: Option<bool>,
+}
+
+/// A device's `POST /pnp/WORK-REQUEST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkRequest {
+    /// Who is asking.
+    pub udi: Udi,
+    /// Device-chosen correlator, echoed in our job.
+    pub correlator: String,
+    /// Present on the first request after each boot.
+    pub reason: Option<ReloadReason>,
+    /// `deviceId/hostname`.
+    pub hostname: Option<String>,
+}
+
+/// `errorInfo` of a `success="0"` response (§6).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorInfo {
+    /// `errorSeverity`, when sent.
+    pub severity: Option<String>,
+    /// Numeric code: last token of `PnP Service Error NNNN` (as thl-cmk reads it).
+    pub code: Option<u32>,
+    /// `errorCode` text as sent.
+    pub code_text: String,
+    /// `errorMessage`.
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code_text.is_empty(), self.message.is_empty()) {
+            (false, false) => write!(f, "{}: {}", self.code_text, self.message),
+            (false, true) => f.write_str(&self.code_text),
+            (true, false) => f.write_str(&self.message),
+            (true, true) => f.write_str("device reported failure without errorInfo"),
+        }
+    }
+}
+
+/// A device's `POST /pnp/WORK-RESPONSE` to one of our jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Who answers.
+    pub udi: Udi,
+    /// Service from `xmlns="urn:cisco:pnp:<svc>"`, e.g. `cli-exec`.
+    pub service: String,
+    /// Echo of our job's correlator.
+    pub correlator: String,
+    /// `success="1"`.
+    pub success: bool,
+    /// Failure details when `success="0"`.
+    pub error: Option<ErrorInfo>,
+    /// The `<response>` element, for service-specific extraction.
+    pub body: Element,
+}
+
+/// A protocol fault (§7.2): the device did not understand our request; no correlator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The udi, when the root carried a usable one.
+    pub udi: Option<Udi>,
+    /// `faultcode`.
+    pub code: String,
+    /// `faultstring` plus any `details` text.
+    pub text: String,
+}
+
+/// Anything a device POSTs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceMessage {
+    /// A work request.
+    WorkRequest(WorkRequest),
+    /// A job result.
+    Response(Response),
+    /// A protocol fault.
+    Fault(Fault),
+}
+
+const NS_PREFIX: &str = "urn:cisco:pnp:";
+
+/// Parses a device's POST body into a [`DeviceMessage`].
+pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError> {
+    let root = xml::parse(body)?;
+    if root.name != "pnp" {
+        return Err(ProtocolError::NotPnp(root.name.chars().take(40).collect()));
+    }
+    let udi_raw = root.attr("udi").unwrap_or_default().to_string();
+    if let Some(resp) = root.child("response") {
+        let service = resp
+            .attr("xmlns")
+            .and_then(|ns| ns.strip_prefix(NS_PREFIX))
+            .unwrap_or_default()
+            .to_string();
+        if service == "fault" || resp.child("fault").is_some() {
+            return Ok(DeviceMessage::Fault(parse_fault(&root, resp)));
+        }
+        let udi = Udi::parse(&udi_raw)?;
+        let correlator = resp
+            .attr("correlator")
+            .ok_or(ProtocolError::Shape("response: no correlator"))?
+            .to_string();
+        let success = match resp.attr("success").map(str::trim) {
+            Some("1") | Some("true") => true,
+            Some("0") | Some("false") => false,
+            _ => return Err(ProtocolError::Shape("response: success is not 1 or 0")),
+        };
+        if service.is_empty() {
+            return Err(ProtocolError::Shape(
+                "response: no urn:cisco:pnp:<service> xmlns",
+            ));
+        }
+        let error = resp.child("errorInfo").map(parse_error_info);
+        return Ok(DeviceMessage::Response(Response {
+            udi,
+            service,
+            correlator,
+            success,
+            error,
+            body: resp.clone(),
+        }));
+    }
+    if let Some(info) = root.child("info") {
+        let udi = Udi::parse(&udi_raw)?;
+        let correlator = info
+            .attr("correlator")
+            .ok_or(ProtocolError::Shape("work request: no correlator"))?
+            .to_string();
+        let reason = info.path(&["reason", "reload"]).map(|r| ReloadReason {
+            message: r.text_at(&["message"]).unwrap_or_default(),
+            code: r.text_at(&["code"]).unwrap_or_default(),
+            startup_config_present: r
+                .text_at(&["startupConfigPresent"])
+                .map(|t| t.eq_ignore_ascii_case("true")),
+        });
+        return Ok(DeviceMessage::WorkRequest(WorkRequest {
+            udi,
+            correlator,
+            reason,
+            hostname: info.text_at(&["deviceId", "hostname"]),
+        }));
+    }
+    Err(ProtocolError::Shape(
+        "message: <pnp> holds neither <info> nor <response>",
+    ))
+}
+
+fn parse_error_info(e: &Element) -> ErrorInfo {
+    let code_text = e.text_at(&["errorCode"]).unwrap_or_default();
+    ErrorInfo {
+        severity: e.text_at(&["errorSeverity"]),
+        code: code_text
+            .split_whitespace()
+            .last()
+            .and_then(|t| t.parse().ok()),
+        code_text,
+        message: e.text_at(&["errorMessage"]).unwrap_or_default(),
+    }
+}
+
+fn parse_fault(root: &Element, resp: &Element) -> Fault {
+    let fault = resp.child("fault").unwrap_or(resp);
+    let mut details = Vec::new();
+    fault.descendants("details", &mut details);
+    let mut text = fault.text_at(&["faultstring"]).unwrap_or_default();
+    for d in details {
+        let t = d.text.trim();
+        if !t.is_empty() {
+            text.push_str(" (");
+            text.push_str(t);
+            text.push(')');
+        }
+    }
+    Fault {
+        udi: root.attr("udi").and_then(|u| Udi::parse(u).ok()),
+        code: fault.text_at(&["faultcode"]).unwrap_or_default(),
+        text,
+    }
+}
+
+/// One file system of a device-info answer (§6.1: sizes are 64-bit, names colon-free).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSystem {
+    /// e.g. `bootflash`.
+    pub name: String,
+    /// e.g. `disk`.
+    pub kind: String,
+    /// Total bytes.
+    pub size: i64,
+    /// Free bytes.
+    pub free: i64,
+}
+
+/// What we use of a device-info answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceInfo {
+    /// `imageInfo/versionString`, trimmed.
+    pub version: Option<String>,
+    /// `imageInfo/imageFile`, e.g. `bootflash:packages.conf`.
+    pub image_file: Option<String>,
+    /// `imageInfo/configReg`.
+    pub config_reg: Option<String>,
+    /// `hardwareInfo/platformName`.
+    pub platform: Option<String>,
+    /// `hardwareInfo/hwRevision`.
+    pub hw_revision: Option<String>,
+    /// Every `fileSystemList/fileSystem`.
+    pub file_systems: Vec<FileSystem>,
+}
+
+impl DeviceInfo {
+    /// Free bytes on `bootflash` (else `flash`, as thl-cmk looks for either).
+    pub fn bootflash_free(&self) -> Option<i64> {
+        ["bootflash", "flash"]
+            .iter()
+            .find_map(|n| self.file_systems.iter().find(|f| f.name == *n))
+            .map(|f| f.free)
+    }
+}
+
+/// Extracts [`DeviceInfo`] from a device-info `<response>`.
+pub fn device_info(resp: &Element) -> DeviceInfo {
+    let image = resp.child("imageInfo");
+    let hw = resp.child("hardwareInfo");
+    let mut file_systems = Vec::new();
+    if let Some(list) = resp.child("fileSystemList") {
+        for fs in list.children_named("fileSystem") {
+            let num = |k: &str| {
+                fs.attr(k)
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            file_systems.push(FileSystem {
+                name: fs
+                    .attr("name")
+                    .unwrap_or_default()
+                    .trim_end_matches(':')
+                    .to_string(),
+                kind: fs.attr("type").unwrap_or_default().to_string(),
+                size: num("size"),
+                free: num("freespace"),
+            });
+        }
+    }
+    DeviceInfo {
+        version: image.and_then(|i| i.text_at(&["versionString"])),
+        image_file: image.and_then(|i| i.text_at(&["imageFile"])),
+        config_reg: image.and_then(|i| i.text_at(&["configReg"])),
+        platform: hw.and_then(|h| h.text_at(&["platformName"])),
+        hw_revision: hw.and_then(|h| h.text_at(&["hwRevision"])),
+        file_systems,
+    }
+}
+
+/// All CLI output of a cli-exec `<response>`: every `dialogueLog/received/text`, joined.
+pub fn exec_output(resp: &Element) -> String {
+    let mut logs = Vec::new();
+    resp.descendants("dialogueLog", &mut logs);
+    let mut out = String::new();
+    for log in logs {
+        if let Some(text) = log.path(&["received", "text"]) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(text.text.trim_matches(['\r', '\n']));
+        }
+    }
+    out
+}
+
+/// Lines of a cli-config `<response>` that did not succeed (`failure`, `invalid`).
+pub fn config_failures(resp: &Element) -> Vec<String> {
+    let mut entries = Vec::new();
+    resp.descendants("resultEntry", &mut entries);
+    entries
+        .into_iter()
+        .filter(|e| e.child("failure").is_some() || e.child("invalid").is_some())
+        .map(|e| {
+            let line = e.attr("cliString").unwrap_or_default();
+            match e.text_at(&["text"]) {
+                Some(t) => format!("{line}: {t}"),
+                None => line.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// A job we send, with everything needed to render it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// cli-config `configApply` with these lines (§6.2).
+    CliConfig(Vec<String>),
+    /// cli-exec of one command (§6.3).
+    CliExec(String),
+    /// device-info `type="all"` (§6.1).
+    DeviceInfo,
+    /// image-install with md5 and destination, no reload element (§6.5, §8: ISR1k reloads by itself).
+    ImageInstall {
+        /// Full URL of the image.
+        url: String,
+        /// Lower-case hex md5.
+        md5: String,
+        /// e.g. `bootflash:c1100-....bin`.
+        destination: String,
+    },
+    /// file-transfer (§6.6).
+    FileTransfer {
+        /// Full URL.
+        url: String,
+        /// e.g. `bootflash:guest-share/x.py`.
+        destination: String,
+    },
+    /// config-upgrade merged into running config, `noReload` (§6.4).
+    ConfigUpgrade {
+        /// Full URL.
+        url: String,
+    },
+    /// backoff with `callbackAfter` (§6.7).
+    Backoff {
+        /// Delay in seconds, clamped to the schema's 47h59m59s.
+        seconds: u64,
+        /// Free text reason.
+        reason: String,
+    },
+    /// backoff `terminate`: the agent deletes its PnP profile.
+    Terminate {
+        /// Free text reason.
+        reason: String,
+    },
+}
+
+impl Request {
+    /// The PnP service this request belongs to (`urn:cisco:pnp:<service>`).
+    pub fn service(&self) -> &'static str {
+        match self {
+            Request::CliConfig(_) => "cli-config",
+            Request::CliExec(_) => "cli-exec",
+            Request::DeviceInfo => "device-info",
+            Request::ImageInstall { .. } => "image-install",
+            Request::FileTransfer { .. } => "file-transfer",
+            Request::ConfigUpgrade { .. } => "config-upgrade",
+            Request::Backoff { .. } | Request::Terminate { .. } => "backoff",
+        }
+    }
+
+    /// Short text for logs and history, e.g. `cli-exec "write memory"`.
+    pub fn summary(&self) -> String {
+        match self {
+            Request::CliConfig(lines) => format!("cli-config {:?}", lines.join("; ")),
+            Request::CliExec(cmd) => format!("cli-exec {cmd:?}"),
+            Request::DeviceInfo => "device-info all".into(),
+            Request::ImageInstall { url, .. } => format!("image-install {url}"),
+            Request::FileTransfer { url, destination } => {
+                format!("file-transfer {url} -> {destination}")
+            }
+            Request::ConfigUpgrade { url } => format!("config-upgrade {url}"),
+            Request::Backoff { seconds, .. } => format!("backoff {seconds}s"),
+            Request::Terminate { .. } => "backoff terminate".into(),
+        }
+    }
+}
+
+fn pnp(udi: &str, inner: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{}\">\n{}</pnp>\n",
+        escape(udi),
+        inner
+    )
+}
+
+/// Renders `req` as a `<request>` for the device `udi`, echoing its `correlator`.
+pub fn render_request(udi: &str, correlator: &str, req: &Request) -> String {
+    let body = match req {
+        Request::CliConfig(lines) => {
+            let cmds: String = lines
+                .iter()
+                .map(|l| format!("        <cmd>{}</cmd>\n", escape(l)))
+                .collect();
+            format!(
+                "    <configApply details=\"all\">\n      <config-data>\n      <cli-config-data>\n{cmds}      </cli-config-data>\n      </config-data>\n    </configApply>\n"
+            )
+        }
+        Request::CliExec(cmd) => format!(
+            "    <execCLI maxWait=\"PT60S\" xsd=\"false\">\n      <cmd>{}</cmd>\n    </execCLI>\n",
+            escape(cmd)
+        ),
+        Request::DeviceInfo => "    <deviceInfo type=\"all\"/>\n".into(),
+        Request::ImageInstall {
+            url,
+            md5,
+            destination,
+        } => format!(
+            "    <image>\n      <copy>\n        <source>\n          <location>{}</location>\n          <checksum>{}</checksum>\n        </source>\n        <destination>\n          <location>{}</location>\n        </destination>\n      </copy>\n    </image>\n",
+            escape(url),
+            escape(md5),
+            escape(destination)
+        ),
+        Request::FileTransfer { url, destination } => format!(
+            "    <fileTransfer>\n      <copy>\n        <source>\n          <location>{}</location>\n        </source>\n        <destination>\n          <location>{}</location>\n        </destination>\n      </copy>\n    </fileTransfer>\n",
+            escape(url),
+            escape(destination)
+        ),
+        Request::ConfigUpgrade { url } => format!(
+            "    <config details=\"all\">\n      <copy>\n        <source>\n          <location>{}</location>\n        </source>\n      </copy>\n    </config>\n    <noReload/>\n",
+            escape(url)
+        ),
+        Request::Backoff { seconds, reason } => {
+            // XSD backoff: hours 0..47, minutes 0..59, seconds 0..59; all absent means 15 min.
+            let s = (*seconds).clamp(1, 47 * 3600 + 59 * 60 + 59);
+            format!(
+                "    <backoff>\n      <reason>{}</reason>\n      <callbackAfter>\n        <hours>{}</hours>\n        <minutes>{}</minutes>\n        <seconds>{}</seconds>\n      </callbackAfter>\n    </backoff>\n",
+                escape(reason),
+                s / 3600,
+                (s / 60) % 60,
+                s % 60
+            )
+        }
+        Request::Terminate { reason } => format!(
+            "    <backoff>\n      <reason>{}</reason>\n      <terminate/>\n    </backoff>\n",
+            escape(reason)
+        ),
+    };
+    pnp(
+        udi,
+        &format!(
+            "  <request xmlns=\"urn:cisco:pnp:{}\" correlator=\"{}\">\n{body}  </request>\n",
+            req.service(),
+            escape(correlator)
+        ),
+    )
+}
+
+/// Renders the bye that answers every work response (§6.8).
+pub fn render_bye(udi: &str, correlator: &str) -> String {
+    pnp(
+        udi,
+        &format!(
+            "  <info xmlns=\"urn:cisco:pnp:work-info\" correlator=\"{}\">\n    <workInfo>\n      <bye/>\n    </workInfo>\n  </info>\n",
+            escape(correlator)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udi_table() {
+        let ok = [
+            (
+                "PID:C1131-8PWB,VID:V01,SN:FGL2548L0AW",
+                "C1131-8PWB",
+                "V01",
+                "FGL2548L0AW",
+            ),
+            (
+                "PID:ISR4451-X/K9,VID:V08,SN:FCZ230640AB",
+                "ISR4451-X/K9",
+                "V08",
+                "FCZ230640AB",
+            ),
+            ("PID:7206VXR,VID:,SN:34835437", "7206VXR", "", "34835437"),
+            ("SN:X1, PID:A:B", "A:B", "", "X1"),
+        ];
+        for (raw, pid, vid, sn) in ok {
+            let u = Udi::parse(raw).unwrap();
+            assert_eq!(
+                (u.pid.as_str(), u.vid.as_str(), u.serial.as_str()),
+                (pid, vid, sn)
+            );
+            assert_eq!(u.raw, raw);
+        }
+        for bad in [
+            "",
+            "PID:X,VID:Y",
+            "SN:",
+            "SN:../etc",
+            "SN:a/b",
+            "SN:.hidden",
+            "garbage",
+        ] {
+            assert!(Udi::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_info_code_is_last_token() {
+        let el = xml::parse(b"<errorInfo><errorCode>PnP Service Error 1817</errorCode><errorMessage>same</errorMessage></errorInfo>").unwrap();
+        let e = parse_error_info(&el);
+        assert_eq!(e.code, Some(1817));
+        assert_eq!(e.to_string(), "PnP Service Error 1817: same");
+    }
+
+    #[test]
+    fn backoff_splits_seconds_and_clamps() {
+        let x = render_request(
+            "U",
+            "C",
+            &Request::Backoff {
+                seconds: 3725,
+                reason: "r".into(),
+            },
+        );
+        assert!(
+            x.contains("<hours>1</hours>")
+                && x.contains("<minutes>2</minutes>")
+                && x.contains("<seconds>5</seconds>"),
+            "{x}"
+        );
+        let x = render_request(
+            "U",
+            "C",
+            &Request::Backoff {
+                seconds: 999_999,
+                reason: "r".into(),
+            },
+        );
+        assert!(
+            x.contains("<hours>47</hours>") && x.contains("<minutes>59</minutes>"),
+            "{x}"
+        );
+    }
+}

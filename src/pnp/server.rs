@@ -1,0 +1,302 @@
+//! The HTTP shell around the workflow: `/pnp/*`, the file routes and the small device API.
+//!
+//! Owns request handling only: bytes in, [`super::message`] parse, [`super::workflow`] decision
+//! under the registry's per-device lock, XML out, one `key=value` log line per exchange. Bad
+//! input gets a 4xx and changes nothing; nothing here panics on what the network sends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::serve::IncomingStream;
+use chrono::Local;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use super::message::{self, DeviceMessage};
+use super::workflow::{self, Ctx, Plan, Reply, ResponseOutcome};
+use crate::config::Config;
+use crate::device::Device;
+use crate::state::Registry;
+
+/// Both ends of a TCP connection: the router's address, and ours (used in URLs by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client.
+    pub remote: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        let remote = *stream.remote_addr();
+        Peer {
+            remote,
+            local: stream.io().local_addr().unwrap_or(remote),
+        }
+    }
+}
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct App {
+    /// Validated configuration.
+    pub cfg: Arc<Config>,
+    /// The workflow with image md5s filled in.
+    pub plan: Arc<Plan>,
+    /// Device records.
+    pub registry: Registry,
+}
+
+impl App {
+    /// Base URL routers download from: the configured advertise address, else the address
+    /// this connection reached.
+    pub fn base_url(&self, local: SocketAddr) -> String {
+        match &self.cfg.advertise {
+            Some(a) if a.parse::<SocketAddr>().is_ok() => format!("http://{a}"),
+            Some(a) if a.parse::<std::net::Ipv6Addr>().is_ok() => {
+                format!("http://[{a}]:{}", self.cfg.listen.port())
+            }
+            Some(a) if a.contains(':') => format!("http://{a}"),
+            Some(a) => format!("http://{a}:{}", self.cfg.listen.port()),
+            None => format!("http://{local}"),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(app: App) -> Router {
+    let max_body = app.cfg.max_body_bytes;
+    let files = crate::files::router(&app.cfg);
+    Router::new()
+        .route("/pnp/HELLO", any(hello))
+        .route("/pnp/WORK-REQUEST", post(work_request))
+        .route("/pnp/WORK-RESPONSE", post(work_response))
+        .route("/api/devices", get(api_devices))
+        .route("/api/devices/{serial}", get(api_device))
+        .route("/api/devices/{serial}/resume", post(api_resume))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+        .merge(files)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+fn xml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+fn bad_request(kind: &str, peer: &Peer, err: impl std::fmt::Display) -> Response {
+    warn!(ip = %peer.remote.ip(), error = %err, "rejected {kind}");
+    (StatusCode::BAD_REQUEST, format!("rejected {kind}: {err}\n")).into_response()
+}
+
+async fn hello() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn work_request(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Bytes,
+) -> Response {
+    let req = match message::parse_device_message(&body) {
+        Ok(DeviceMessage::WorkRequest(r)) => r,
+        Ok(_) => return bad_request("work-request", &peer, "body is not a work request (<info>)"),
+        Err(e) => return bad_request("work-request", &peer, e),
+    };
+    debug!(serial = %req.udi.serial, xml = %String::from_utf8_lossy(&body), "work-request received");
+    let now = Local::now();
+    let base = app.base_url(peer.local);
+    let ip = peer.remote.ip().to_string();
+    let cfg = app.cfg.clone();
+    let plan = app.plan.clone();
+    let udi = req.udi.clone();
+    let outcome = app
+        .registry
+        .update(
+            &udi.serial,
+            || {
+                let mut d = Device::new(&udi.serial, &udi.raw, &udi.pid, &udi.vid, now);
+                d.log(now, format!("new device {} from {ip}", udi.raw));
+                Some(d)
+            },
+            |dev| {
+                dev.last_contact = now;
+                dev.ip.clone_from(&ip);
+                if dev.udi != udi.raw {
+                    dev.udi.clone_from(&udi.raw);
+                    dev.pid.clone_from(&udi.pid);
+                    dev.vid.clone_from(&udi.vid);
+                }
+                let before = dev.state;
+                let config_for = |s: &str| cfg.config_for(s);
+                let ctx = Ctx {
+                    now,
+                    base_url: &base,
+                    config_for: &config_for,
+                };
+                let reply = workflow::on_work_request(dev, &req, &plan, &ctx);
+                (before, dev.state, reply, dev.fail_reason.clone())
+            },
+        )
+        .await;
+    let Some((before, after, Reply::Job(job), fail)) = outcome else {
+        return StatusCode::OK.into_response();
+    };
+    let body = message::render_request(&udi.raw, &req.correlator, &job);
+    info!(
+        serial = %udi.serial,
+        ip = %peer.remote.ip(),
+        state = %after,
+        from = %before,
+        job = %job.summary(),
+        result = "sent",
+        reason = fail.as_deref().unwrap_or(""),
+        "work-request"
+    );
+    debug!(serial = %udi.serial, xml = %body, "job sent");
+    xml(body)
+}
+
+async fn work_response(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Bytes,
+) -> Response {
+    let msg = match message::parse_device_message(&body) {
+        Ok(m) => m,
+        Err(e) => return bad_request("work-response", &peer, e),
+    };
+    let now = Local::now();
+    let resp = match msg {
+        DeviceMessage::Fault(f) => {
+            let serial = f.udi.as_ref().map(|u| u.serial.clone()).unwrap_or_default();
+            warn!(serial = %serial, ip = %peer.remote.ip(), code = %f.code, text = %f.text, "device fault: it did not understand our request");
+            if !serial.is_empty() {
+                let text = format!("protocol fault {}: {}", f.code, f.text);
+                app.registry
+                    .update(
+                        &serial,
+                        || None,
+                        |d| {
+                            d.last_contact = now;
+                            d.log(now, text);
+                        },
+                    )
+                    .await;
+            }
+            // §7.2: a fault has no correlator; peers answer with an empty 200.
+            return StatusCode::OK.into_response();
+        }
+        DeviceMessage::WorkRequest(_) => {
+            return bad_request(
+                "work-response",
+                &peer,
+                "body is a work request, not a response",
+            );
+        }
+        DeviceMessage::Response(r) => r,
+    };
+    debug!(serial = %resp.udi.serial, xml = %String::from_utf8_lossy(&body), "work-response received");
+    let base = app.base_url(peer.local);
+    let ip = peer.remote.ip().to_string();
+    let cfg = app.cfg.clone();
+    let plan = app.plan.clone();
+    let outcome = app
+        .registry
+        .update(
+            &resp.udi.serial,
+            || None,
+            |dev| {
+                dev.last_contact = now;
+                dev.ip.clone_from(&ip);
+                let before = dev.state;
+                let config_for = |s: &str| cfg.config_for(s);
+                let ctx = Ctx {
+                    now,
+                    base_url: &base,
+                    config_for: &config_for,
+                };
+                let outcome = workflow::on_work_response(dev, &resp, &plan, &ctx);
+                (before, dev.state, outcome, dev.last_error.clone())
+            },
+        )
+        .await;
+    let result = if resp.success { "success" } else { "failure" };
+    match outcome {
+        None => warn!(
+            serial = %resp.udi.serial, ip = %peer.remote.ip(), service = %resp.service,
+            "work-response from an unknown device: ignored (it must send a work request first)"
+        ),
+        Some((before, after, ResponseOutcome::Applied, err)) => info!(
+            serial = %resp.udi.serial,
+            ip = %peer.remote.ip(),
+            state = %after,
+            from = %before,
+            job = %resp.service,
+            result,
+            error = err.as_deref().filter(|_| !resp.success).unwrap_or(""),
+            "work-response"
+        ),
+        Some((_, after, ResponseOutcome::Unexpected(why), _)) => warn!(
+            serial = %resp.udi.serial, ip = %peer.remote.ip(), state = %after, job = %resp.service,
+            result, "work-response ignored: {why}"
+        ),
+    }
+    // Every work response gets a bye with its correlator (§6.8).
+    xml(message::render_bye(&resp.udi.raw, &resp.correlator))
+}
+
+async fn api_devices(State(app): State<App>) -> Response {
+    axum::Json(app.registry.snapshot().await).into_response()
+}
+
+async fn api_device(State(app): State<App>, Path(serial): Path<String>) -> Response {
+    match app.registry.get(&serial).await {
+        Some(d) => axum::Json(d).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no device with serial {serial}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn api_resume(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(serial): Path<String>,
+) -> Response {
+    if !(peer.remote.ip().is_loopback() || peer.remote.ip() == peer.local.ip()) {
+        warn!(ip = %peer.remote.ip(), serial, "refused resume from a non-local address");
+        return (
+            StatusCode::FORBIDDEN,
+            "device actions are accepted from this host only: run `pnp-appliance device resume` on the appliance\n",
+        )
+            .into_response();
+    }
+    let now = Local::now();
+    match app
+        .registry
+        .update(&serial, || None, |d| workflow::resume(d, now))
+        .await
+    {
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no device with serial {serial}\n"),
+        )
+            .into_response(),
+        Some(Ok(msg)) => {
+            info!(serial, "operator: {msg}");
+            (StatusCode::OK, format!("{msg}\n")).into_response()
+        }
+        Some(Err(msg)) => (StatusCode::CONFLICT, format!("{msg}\n")).into_response(),
+    }
+}

@@ -1,0 +1,843 @@
+//! The provisioning workflow as pure functions: what to send next, what a response means.
+//!
+//! Owns every state transition of a router. [`on_work_request`] picks the job for the device's
+//! state (skipping steps with nothing configured) and [`on_work_response`] reads the device's
+//! answer. Both take the record, the [`Plan`] and a [`Ctx`] (time, config lookup) and touch
+//! nothing else, so they are tested as tables. The order is the reference ISR1k workflow
+//! (`docs/pnp-protocol.md` §10) with its known mistakes fixed (§6.1, §6.5, §8, §11).
+
+use chrono::{DateTime, Local};
+
+use super::message::{self, ErrorInfo, Request, Response, WorkRequest};
+use crate::device::{Device, Pending, State};
+
+/// One target image, chosen by PID prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageTarget {
+    /// PID prefix this image is for (`""` = every PID).
+    pub pid_prefix: String,
+    /// File name under `images/`.
+    pub file: String,
+    /// Normalised version, e.g. `17.12.3a`.
+    pub version: String,
+    /// Lower-case md5, `None` when the file is missing on the appliance.
+    pub md5: Option<String>,
+}
+
+/// A file under `files/` copied to the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCopy {
+    /// File name under `files/`.
+    pub file: String,
+    /// Destination directory on the device, e.g. `bootflash:guest-share/`.
+    pub destination: String,
+    /// Whether the file exists on the appliance.
+    pub present: bool,
+}
+
+impl FileCopy {
+    /// Full destination path: directory plus file name.
+    pub fn target(&self) -> String {
+        if self.destination.ends_with(':') || self.destination.ends_with('/') {
+            format!("{}{}", self.destination, self.file)
+        } else {
+            format!("{}/{}", self.destination, self.file)
+        }
+    }
+}
+
+/// Backoff delays in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoffs {
+    /// After a successful image install, while the device reloads.
+    pub after_image_install: u64,
+    /// While Guestshell comes up.
+    pub wait_for_guestshell: u64,
+    /// While parked in BOOTFLASH_NO_SPACE.
+    pub no_space: u64,
+    /// For a FINISHED device.
+    pub finished: u64,
+    /// For a FAILED device.
+    pub failed: u64,
+}
+
+/// The validated workflow settings: what each step does, or `None` to skip it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Value for `config-register`, e.g. `0x2102`.
+    pub config_register: Option<String>,
+    /// Target images by PID prefix (longest prefix wins).
+    pub images: Vec<ImageTarget>,
+    /// Destination for images, e.g. `bootflash:`.
+    pub image_destination: String,
+    /// Guestshell tarball.
+    pub tarball: Option<FileCopy>,
+    /// Python script.
+    pub script: Option<FileCopy>,
+    /// Command that runs the script; `{file}` is replaced by the script's file name.
+    pub script_command: String,
+    /// Push a day-0 config.
+    pub day0_config: bool,
+    /// Minimum bootflash free bytes (0 skips the check).
+    pub min_bootflash_free: i64,
+    /// EEM applet that installs Guestshell.
+    pub eem_applet: Option<String>,
+    /// Retries of a failed job before FAILED.
+    pub max_retries: u32,
+    /// `show app-hosting list` checks before FAILED.
+    pub guestshell_max_checks: u32,
+    /// Send `terminate` to finished devices instead of a long backoff.
+    pub terminate_when_finished: bool,
+    /// Backoff delays.
+    pub backoff: Backoffs,
+}
+
+impl Plan {
+    /// The image for `pid`: the longest matching prefix.
+    pub fn image_for(&self, pid: &str) -> Option<&ImageTarget> {
+        self.images
+            .iter()
+            .filter(|i| pid.starts_with(&i.pid_prefix))
+            .max_by_key(|i| i.pid_prefix.len())
+    }
+}
+
+/// What the pure functions may know of the world.
+pub struct Ctx<'a> {
+    /// Now.
+    pub now: DateTime<Local>,
+    /// Base URL devices download from, e.g. `http://198.51.100.1:8080`.
+    pub base_url: &'a str,
+    /// The day-0 config file name for a serial (`<SERIAL>.cfg` else `default.cfg`), or why none.
+    pub config_for: &'a dyn Fn(&str) -> Result<String, String>,
+}
+
+/// Our answer to a work request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Send this job (the device's correlator is echoed).
+    Job(Request),
+}
+
+/// Normalises an IOS-XE version: `17.12.03a` → `17.12.3a` (device-info reports it unpadded,
+/// file names pad it; §6.1). Finds the first `N.N.N[suffix]` token in `s`.
+pub fn normalize_version(s: &str) -> Option<String> {
+    let tokens = s.split(|c: char| c.is_whitespace() || c == ',' || c == '-' || c == '_');
+    for token in tokens {
+        let parts: Vec<&str> = token.split('.').collect();
+        for w in parts.windows(3) {
+            let (a, b, c) = (w[0], w[1], w[2]);
+            let digits = |p: &str| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit());
+            let lead = c.bytes().take_while(u8::is_ascii_digit).count();
+            if digits(a) && digits(b) && lead > 0 {
+                let num = |p: &str| p.trim_start_matches('0').parse::<u64>().unwrap_or(0);
+                let suffix = &c[lead..];
+                if !suffix.bytes().all(|x| x.is_ascii_alphanumeric()) {
+                    continue;
+                }
+                return Some(format!(
+                    "{}.{}.{}{}",
+                    num(a),
+                    num(b),
+                    num(&c[..lead]),
+                    suffix.to_ascii_lowercase()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Guestshell state read from `show app-hosting list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guestshell {
+    /// `RUNNING`.
+    Running,
+    /// Installed but not running (`DEPLOYED`, `ACTIVATED`, `STOPPED`).
+    Installed,
+    /// `No App found`, or no guestshell line.
+    Missing,
+    /// Something else (e.g. in transition): check again later.
+    Other,
+}
+
+/// Reads `show app-hosting list` output (ianz94 looks for `RUNNING`, `DEPLOYED`, `No App found`).
+pub fn guestshell_state(output: &str) -> Guestshell {
+    for line in output.lines() {
+        let mut words = line.split_whitespace();
+        if words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("guestshell"))
+        {
+            return match words.next().map(str::to_ascii_uppercase).as_deref() {
+                Some("RUNNING") => Guestshell::Running,
+                Some("DEPLOYED" | "ACTIVATED" | "STOPPED") => Guestshell::Installed,
+                _ => Guestshell::Other,
+            };
+        }
+    }
+    Guestshell::Missing
+}
+
+/// An IOS error in CLI output (`% Invalid input`, `%Error ...`): the command did not work even
+/// though cli-exec reports success.
+pub fn cli_error(output: &str) -> Option<String> {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| {
+            l.starts_with("% Invalid")
+                || l.starts_with("% Incomplete")
+                || l.starts_with("% Ambiguous")
+                || l.starts_with("%Error")
+                || l.starts_with("% Error")
+        })
+        .map(str::to_string)
+}
+
+fn fail(dev: &mut Device, now: DateTime<Local>, reason: String) {
+    dev.failed_in = Some(dev.state);
+    dev.fail_reason = Some(reason.clone());
+    dev.state = State::Failed;
+    dev.pending = None;
+    dev.log(now, format!("FAILED: {reason}"));
+}
+
+fn goto(dev: &mut Device, now: DateTime<Local>, next: State, why: impl Into<String>) {
+    let why = why.into();
+    if !why.is_empty() {
+        dev.log(now, why);
+    }
+    dev.state = next;
+    dev.attempts = 0;
+    dev.last_error = None;
+}
+
+/// Counts a failed attempt at the current step; FAILED once `max_retries` is used up.
+fn failed_attempt(dev: &mut Device, plan: &Plan, now: DateTime<Local>, error: String) {
+    dev.attempts += 1;
+    dev.last_error = Some(error.clone());
+    if dev.attempts > plan.max_retries {
+        let reason = format!(
+            "{} failed {} time(s): {error}",
+            dev.state.as_str(),
+            dev.attempts
+        );
+        fail(dev, now, reason);
+    } else {
+        dev.log(
+            now,
+            format!(
+                "attempt {}/{} failed, will retry: {error}",
+                dev.attempts,
+                plan.max_retries + 1
+            ),
+        );
+    }
+}
+
+fn after_backoff(dev: &mut Device, now: DateTime<Local>) {
+    match dev.state {
+        State::UpgradeReloadNeeded => goto(dev, now, State::UpgradeReloading, ""),
+        State::WaitForGuestshell => goto(dev, now, State::CheckGuestshell, ""),
+        _ => {}
+    }
+}
+
+fn url(ctx: &Ctx<'_>, dir: &str, file: &str) -> String {
+    format!("{}/{dir}/{file}", ctx.base_url.trim_end_matches('/'))
+}
+
+/// States in which the device only gets backoffs; their acks need no tracking.
+fn parked(state: State) -> bool {
+    matches!(
+        state,
+        State::Finished | State::Failed | State::BootflashNoSpace
+    )
+}
+
+/// Handles a work request: updates `dev` and returns the job to send.
+pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &Ctx<'_>) -> Reply {
+    let now = ctx.now;
+    if let Some(reason) = &req.reason {
+        dev.log(
+            now,
+            format!(
+                "device (re)booted: {} {} startup-config present: {}",
+                reason.message,
+                reason.code,
+                reason
+                    .startup_config_present
+                    .map_or("unknown".into(), |b| b.to_string())
+            ),
+        );
+        // A router that comes back blank after we saved its config (or after it was done or
+        // given up on) was wiped: provision it again instead of ignoring it or running later
+        // steps against a router that lost what the earlier ones did.
+        let wiped = reason.startup_config_present == Some(false)
+            && (dev.startup_saved || matches!(dev.state, State::Finished | State::Failed));
+        if wiped {
+            let was = dev.state;
+            let fresh = Device::new(&dev.serial, &dev.udi, &dev.pid, &dev.vid, dev.first_seen);
+            let history = std::mem::take(&mut dev.history);
+            let ip = std::mem::take(&mut dev.ip);
+            *dev = Device {
+                history,
+                ip,
+                last_contact: now,
+                ..fresh
+            };
+            dev.log(
+                now,
+                format!("came back factory-fresh in {was}: starting over"),
+            );
+        }
+    }
+    if let Some(p) = dev.pending.take() {
+        if p.service == "backoff" {
+            // The device waited as told (it may skip the acknowledgement).
+            after_backoff(dev, now);
+        } else if dev.state == State::UpgradeInProgress && req.reason.is_some() {
+            // Rebooted during the install without answering: check what it runs now.
+            dev.log(now, format!("no answer to {} before the reboot", p.summary));
+            goto(dev, now, State::UpgradeReloading, "");
+        } else {
+            failed_attempt(
+                dev,
+                plan,
+                now,
+                format!(
+                    "device asked for work again without answering {}",
+                    p.summary
+                ),
+            );
+            if dev.state == State::UpgradeInProgress {
+                dev.state = State::UpgradeNeeded;
+            }
+        }
+    }
+    // Each pass either returns a job or moves forward; the bound guards against a cycle.
+    for _ in 0..64 {
+        if let Some(request) = next_job(dev, plan, ctx) {
+            if !parked(dev.state) {
+                dev.pending = Some(Pending {
+                    service: request.service().to_string(),
+                    correlator: req.correlator.clone(),
+                    summary: request.summary(),
+                    sent_at: now,
+                });
+            }
+            return Reply::Job(request);
+        }
+    }
+    fail(dev, now, "internal error: workflow did not settle".into());
+    Reply::Job(Request::Backoff {
+        seconds: plan.backoff.failed,
+        reason: "failed".into(),
+    })
+}
+
+/// The job for the current state, or `None` after moving to another state (caller loops).
+fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
+    let now = ctx.now;
+    let skip = |dev: &mut Device, next: State| {
+        goto(dev, now, next, "");
+        None
+    };
+    match dev.state {
+        State::NewDevice => skip(dev, State::ConfigReg),
+        State::ConfigReg => match &plan.config_register {
+            None => skip(dev, State::CheckImageVer),
+            Some(value) if !dev.config_reg_applied => {
+                Some(Request::CliConfig(vec![format!("config-register {value}")]))
+            }
+            Some(_) => Some(Request::CliExec("write memory".into())),
+        },
+        State::CheckImageVer | State::UpgradeReloading | State::CheckBootflashSize => {
+            Some(Request::DeviceInfo)
+        }
+        State::UpgradeNeeded => {
+            let Some(target) = plan.image_for(&dev.pid).cloned() else {
+                return skip(dev, State::UpgradeDone);
+            };
+            let Some(md5) = target.md5.clone() else {
+                fail(
+                    dev,
+                    now,
+                    format!(
+                        "target image images/{} is missing on the appliance: copy it there, restart, then `pnp-appliance device resume {}`",
+                        target.file, dev.serial
+                    ),
+                );
+                return None;
+            };
+            if dev.upgrade_attempts > plan.max_retries {
+                let last = dev.last_error.clone().unwrap_or_else(|| {
+                    format!("device still runs {} after install", dev.current_version)
+                });
+                let reason = format!(
+                    "image install of {} failed {} time(s): {last}",
+                    target.file, dev.upgrade_attempts
+                );
+                fail(dev, now, reason);
+                return None;
+            }
+            dev.upgrade_attempts += 1;
+            dev.state = State::UpgradeInProgress;
+            Some(Request::ImageInstall {
+                url: url(ctx, "images", &target.file),
+                md5,
+                destination: format!("{}{}", plan.image_destination, target.file),
+            })
+        }
+        State::UpgradeInProgress => skip(dev, State::UpgradeNeeded),
+        State::UpgradeReloadNeeded => Some(Request::Backoff {
+            seconds: plan.backoff.after_image_install,
+            reason: "image installed: reload".into(),
+        }),
+        State::UpgradeDone => skip(dev, State::GsTarballTransfer),
+        State::GsTarballTransfer | State::PyScriptTransfer => {
+            let (copy, done, next) = if dev.state == State::GsTarballTransfer {
+                (&plan.tarball, dev.tarball_done, State::PyScriptTransfer)
+            } else {
+                (&plan.script, dev.script_done, State::ConfigStart)
+            };
+            match copy {
+                Some(c) if !done => {
+                    if c.present {
+                        Some(Request::FileTransfer {
+                            url: url(ctx, "files", &c.file),
+                            destination: c.target(),
+                        })
+                    } else {
+                        fail(
+                            dev,
+                            now,
+                            format!(
+                                "files/{} is missing on the appliance: copy it there, restart, then `pnp-appliance device resume {}`",
+                                c.file, dev.serial
+                            ),
+                        );
+                        None
+                    }
+                }
+                _ => skip(dev, next),
+            }
+        }
+        State::ConfigStart => {
+            if !plan.day0_config {
+                return skip(dev, State::CheckBootflashSize);
+            }
+            match (ctx.config_for)(&dev.serial) {
+                Ok(file) => Some(Request::ConfigUpgrade {
+                    url: url(ctx, "configs", &file),
+                }),
+                Err(why) => {
+                    fail(dev, now, why);
+                    None
+                }
+            }
+        }
+        State::ConfigSaveStartup => Some(Request::CliExec("write memory".into())),
+        State::BootflashNoSpace => Some(Request::Backoff {
+            seconds: plan.backoff.no_space,
+            reason: "not enough bootflash space: waiting for an operator".into(),
+        }),
+        State::RunEventManager => match &plan.eem_applet {
+            Some(applet) => Some(Request::CliExec(format!("event manager run {applet}"))),
+            None if plan.script.is_some() => skip(dev, State::CheckGuestshell),
+            None => skip(dev, State::Finished),
+        },
+        State::WaitForGuestshell => Some(Request::Backoff {
+            seconds: plan.backoff.wait_for_guestshell,
+            reason: "waiting for guestshell".into(),
+        }),
+        State::CheckGuestshell => {
+            if dev.guestshell_checks >= plan.guestshell_max_checks {
+                let reason = format!(
+                    "guestshell not running after {} checks: {}",
+                    dev.guestshell_checks,
+                    dev.last_error.clone().unwrap_or_default()
+                );
+                fail(dev, now, reason);
+                return None;
+            }
+            dev.guestshell_checks += 1;
+            Some(Request::CliExec("show app-hosting list".into()))
+        }
+        State::InstallGuestshell => match &plan.tarball {
+            Some(t) => Some(Request::CliExec(format!(
+                "app-hosting install appid guestshell package {}",
+                t.target()
+            ))),
+            None => skip(dev, State::EnableGuestshell),
+        },
+        State::EnableGuestshell => Some(Request::CliExec("guestshell enable".into())),
+        State::RunPyScript => match &plan.script {
+            Some(s) => Some(Request::CliExec(
+                plan.script_command.replace("{file}", &s.file),
+            )),
+            None => skip(dev, State::Finished),
+        },
+        State::Finished => {
+            if dev.finished_at.is_none() {
+                dev.finished_at = Some(now);
+            }
+            Some(if plan.terminate_when_finished {
+                Request::Terminate {
+                    reason: "provisioning finished".into(),
+                }
+            } else {
+                Request::Backoff {
+                    seconds: plan.backoff.finished,
+                    reason: "provisioning finished".into(),
+                }
+            })
+        }
+        State::Failed => Some(Request::Backoff {
+            seconds: plan.backoff.failed,
+            reason: "provisioning failed: see the appliance".into(),
+        }),
+    }
+}
+
+/// What became of a work response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseOutcome {
+    /// It answered the pending job; the device record was updated.
+    Applied,
+    /// It answered nothing we are waiting for (stale or foreign correlator); ignored.
+    Unexpected(String),
+}
+
+/// Handles a work response: updates `dev` from the answer to its pending job.
+pub fn on_work_response(
+    dev: &mut Device,
+    resp: &Response,
+    plan: &Plan,
+    ctx: &Ctx<'_>,
+) -> ResponseOutcome {
+    let now = ctx.now;
+    let pending_backoff = dev.pending.as_ref().is_some_and(|p| p.service == "backoff");
+    if resp.service == "backoff" {
+        // An acknowledged backoff (§6.7); parked states do not track them.
+        if pending_backoff || parked(dev.state) {
+            dev.pending = None;
+            after_backoff(dev, now);
+            return ResponseOutcome::Applied;
+        }
+        return ResponseOutcome::Unexpected(
+            "backoff acknowledgement with no backoff pending".into(),
+        );
+    }
+    let Some(pending) = dev.pending.clone() else {
+        return ResponseOutcome::Unexpected(format!(
+            "{} response (correlator {}) but no job is pending",
+            resp.service, resp.correlator
+        ));
+    };
+    if pending.correlator != resp.correlator {
+        return ResponseOutcome::Unexpected(format!(
+            "{} response for correlator {}, waiting for {} ({})",
+            resp.service, resp.correlator, pending.correlator, pending.summary
+        ));
+    }
+    dev.pending = None;
+    if pending.service != resp.service {
+        failed_attempt(
+            dev,
+            plan,
+            now,
+            format!(
+                "answered {} with a {} response",
+                pending.summary, resp.service
+            ),
+        );
+        return ResponseOutcome::Applied;
+    }
+    if !resp.success {
+        let err = resp.error.clone().unwrap_or_default();
+        on_failure(dev, plan, now, &pending, &err);
+        return ResponseOutcome::Applied;
+    }
+    on_success(dev, resp, plan, now, &pending);
+    ResponseOutcome::Applied
+}
+
+fn on_failure(dev: &mut Device, plan: &Plan, now: DateTime<Local>, p: &Pending, err: &ErrorInfo) {
+    let text = format!("{} failed: {err}", p.summary);
+    if dev.state == State::UpgradeInProgress {
+        // §6.5: 1817 = the running image already has this checksum. Any image failure is
+        // followed by a device-info re-check (ianz94); the attempt bound lives in UPGRADE_NEEDED.
+        if err.code == Some(1817) {
+            goto(
+                dev,
+                now,
+                State::CheckImageVer,
+                format!("{text} (already running it)"),
+            );
+        } else {
+            dev.log(now, text.clone());
+            dev.state = State::CheckImageVer;
+            dev.attempts = 0;
+            dev.last_error = Some(text);
+        }
+        return;
+    }
+    failed_attempt(dev, plan, now, text);
+}
+
+fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Local>, p: &Pending) {
+    match dev.state {
+        State::ConfigReg if !dev.config_reg_applied => {
+            let failures = message::config_failures(&resp.body);
+            if failures.is_empty() {
+                dev.config_reg_applied = true;
+                dev.attempts = 0;
+                dev.log(now, format!("{} done", p.summary));
+            } else {
+                failed_attempt(dev, plan, now, failures.join("; "));
+            }
+        }
+        State::CheckImageVer | State::UpgradeReloading | State::CheckBootflashSize => {
+            let info = message::device_info(&resp.body);
+            if let Some(v) = &info.version {
+                dev.current_version = v.clone();
+            }
+            if let Some(f) = &info.image_file {
+                dev.image_file = f.clone();
+            }
+            if let Some(free) = info.bootflash_free() {
+                dev.bootflash_free = Some(free);
+            }
+            if dev.state == State::CheckBootflashSize {
+                check_space(dev, plan, now, &info);
+            } else {
+                check_version(dev, plan, now, &info);
+            }
+        }
+        State::UpgradeInProgress => {
+            goto(
+                dev,
+                now,
+                State::UpgradeReloadNeeded,
+                format!("{} succeeded", p.summary),
+            );
+        }
+        State::GsTarballTransfer => {
+            dev.tarball_done = true;
+            goto(
+                dev,
+                now,
+                State::PyScriptTransfer,
+                format!("{} done", p.summary),
+            );
+        }
+        State::PyScriptTransfer => {
+            dev.script_done = true;
+            goto(dev, now, State::ConfigStart, format!("{} done", p.summary));
+        }
+        State::ConfigStart => {
+            dev.config_file = p.summary.rsplit('/').next().map(str::to_string);
+            goto(
+                dev,
+                now,
+                State::ConfigSaveStartup,
+                format!("{} done", p.summary),
+            );
+        }
+        _ => on_exec_success(dev, resp, plan, now, p),
+    }
+}
+
+fn on_exec_success(
+    dev: &mut Device,
+    resp: &Response,
+    plan: &Plan,
+    now: DateTime<Local>,
+    p: &Pending,
+) {
+    let output = message::exec_output(&resp.body);
+    if let Some(err) = cli_error(&output) {
+        if dev.state == State::CheckGuestshell {
+            dev.last_error = Some(err);
+            goto_keep(dev, now, State::WaitForGuestshell);
+        } else {
+            failed_attempt(dev, plan, now, format!("{}: {err}", p.summary));
+        }
+        return;
+    }
+    let done = format!("{} done", p.summary);
+    if p.summary == "cli-exec \"write memory\"" {
+        dev.startup_saved = true;
+    }
+    match dev.state {
+        State::ConfigReg => goto(dev, now, State::CheckImageVer, done),
+        State::ConfigSaveStartup => goto(dev, now, State::CheckBootflashSize, done),
+        State::RunEventManager => {
+            dev.guestshell_checks = 0;
+            goto(dev, now, State::WaitForGuestshell, done);
+        }
+        State::CheckGuestshell => {
+            let gs = guestshell_state(&output);
+            dev.last_error = Some(format!("show app-hosting list: {}", first_lines(&output)));
+            dev.log(now, format!("guestshell: {gs:?}"));
+            match gs {
+                Guestshell::Running if plan.script.is_some() => {
+                    goto(dev, now, State::RunPyScript, "guestshell is RUNNING")
+                }
+                Guestshell::Running => goto(dev, now, State::Finished, "guestshell is RUNNING"),
+                Guestshell::Installed => goto_keep(dev, now, State::EnableGuestshell),
+                Guestshell::Missing => goto_keep(dev, now, State::InstallGuestshell),
+                Guestshell::Other => goto_keep(dev, now, State::WaitForGuestshell),
+            }
+        }
+        State::InstallGuestshell | State::EnableGuestshell => {
+            goto_keep(dev, now, State::WaitForGuestshell);
+            dev.log(now, done);
+        }
+        State::RunPyScript => {
+            dev.script_output = Some(output.clone());
+            dev.finished_at = Some(now);
+            goto(
+                dev,
+                now,
+                State::Finished,
+                format!("python script output:\n{output}"),
+            );
+        }
+        other => {
+            // A success for a state that sends no such job: keep the state, note it.
+            dev.log(now, format!("ignored {} success in {other}", p.summary));
+        }
+    }
+}
+
+/// Moves without clearing the guestshell error text and check counter.
+fn goto_keep(dev: &mut Device, _now: DateTime<Local>, next: State) {
+    dev.state = next;
+    dev.attempts = 0;
+}
+
+fn first_lines(s: &str) -> String {
+    let t: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).take(4).collect();
+    t.join(" / ")
+}
+
+fn check_version(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &message::DeviceInfo) {
+    let Some(target) = plan.image_for(&dev.pid) else {
+        dev.target_image.clear();
+        goto(
+            dev,
+            now,
+            State::UpgradeDone,
+            "no target image for this PID: upgrade skipped",
+        );
+        return;
+    };
+    dev.target_image = target.file.clone();
+    let running = info.version.as_deref().and_then(normalize_version);
+    let Some(running) = running else {
+        failed_attempt(
+            dev,
+            plan,
+            now,
+            format!(
+                "device-info has no usable versionString ({:?})",
+                info.version
+            ),
+        );
+        return;
+    };
+    if running == target.version {
+        dev.upgrade_attempts = 0;
+        goto(
+            dev,
+            now,
+            State::UpgradeDone,
+            format!("running {running} = target {}", target.version),
+        );
+    } else {
+        if dev.state == State::UpgradeReloading {
+            dev.last_error = Some(format!(
+                "device still runs {running} after installing {}",
+                target.file
+            ));
+        }
+        let why = format!(
+            "running {running}, target {}: upgrade needed",
+            target.version
+        );
+        dev.state = State::UpgradeNeeded;
+        dev.attempts = 0;
+        dev.log(now, why);
+    }
+}
+
+fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &message::DeviceInfo) {
+    let Some(free) = info.bootflash_free() else {
+        let names: Vec<&str> = info.file_systems.iter().map(|f| f.name.as_str()).collect();
+        failed_attempt(
+            dev,
+            plan,
+            now,
+            format!("device-info lists no bootflash file system (saw: {names:?})"),
+        );
+        return;
+    };
+    if free >= plan.min_bootflash_free {
+        goto(
+            dev,
+            now,
+            State::RunEventManager,
+            format!("bootflash free {free} bytes >= {}", plan.min_bootflash_free),
+        );
+    } else {
+        goto(
+            dev,
+            now,
+            State::BootflashNoSpace,
+            format!(
+                "bootflash free {free} bytes < {} required: free space on the router, then `pnp-appliance device resume {}`",
+                plan.min_bootflash_free, dev.serial
+            ),
+        );
+    }
+}
+
+/// Operator action `resume`: continues a router parked in BOOTFLASH_NO_SPACE with the next step,
+/// or retries the step a FAILED router stopped at. Returns what was done.
+pub fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> {
+    match dev.state {
+        State::BootflashNoSpace => {
+            goto(dev, now, State::RunEventManager, "resumed by operator");
+            Ok(format!(
+                "{}: BOOTFLASH_NO_SPACE -> RUN_EVENT_MANAGER (continues at its next poll)",
+                dev.serial
+            ))
+        }
+        State::Failed => {
+            let back = match dev.failed_in {
+                Some(State::UpgradeInProgress) | None => State::CheckImageVer,
+                Some(s) => s,
+            };
+            dev.fail_reason = None;
+            dev.failed_in = None;
+            dev.upgrade_attempts = 0;
+            dev.guestshell_checks = 0;
+            dev.pending = None;
+            goto(dev, now, back, "resumed by operator: retrying");
+            Ok(format!(
+                "{}: FAILED -> {back} (retried at its next poll)",
+                dev.serial
+            ))
+        }
+        other => Err(format!(
+            "{} is in {other}, not BOOTFLASH_NO_SPACE or FAILED: nothing to resume",
+            dev.serial
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

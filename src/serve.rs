@@ -1,0 +1,146 @@
+//! Start-up and the serving loop of `pnp-appliance serve`.
+//!
+//! Owns the fallible part: open the registry, checksum images (cached), report every missing
+//! image, file or config, bind the port; only then serve. Serving stops on SIGINT/SIGTERM
+//! (or the cancel token) after a final flush of the status table.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::files::checksum::Md5Cache;
+use crate::pnp::server::{self, App, Peer};
+use crate::state::Registry;
+
+/// Opens state and checksums images; returns the ready application and the warnings printed.
+pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
+    let (registry, mut warnings) = Registry::open(&cfg.state_dir, &cfg.status_csv)?;
+    let mut plan = cfg.plan.clone();
+    let cache_path = cfg.state_dir.join("md5-cache.json");
+    let images_dir = cfg.images_dir.clone();
+    let names: Vec<String> = plan.images.iter().map(|i| i.file.clone()).collect();
+    let results = tokio::task::spawn_blocking(move || {
+        let mut cache = Md5Cache::load(&cache_path);
+        let results: Vec<_> = names.iter().map(|n| cache.md5_of(&images_dir, n)).collect();
+        let saved = cache.save(&cache_path);
+        (results, saved)
+    })
+    .await
+    .context("md5 task failed")?;
+    let (results, saved) = results;
+    if let Err(e) = saved {
+        warnings.push(format!(
+            "cannot save md5 cache: {e} (the next start re-reads images)"
+        ));
+    }
+    for (img, res) in plan.images.iter_mut().zip(results) {
+        match res {
+            Ok((md5, hit)) => {
+                info!(image = %img.file, md5 = %md5, cached = hit, version = %img.version, "target image ready");
+                img.md5 = Some(md5);
+            }
+            Err(e) => warnings.push(format!(
+                "target image {} unavailable ({e}): routers that need it will go FAILED; copy it into {}",
+                img.file,
+                cfg.images_dir.display()
+            )),
+        }
+    }
+    for (what, copy) in [
+        ("guestshell tarball", &plan.tarball),
+        ("python script", &plan.script),
+    ] {
+        if let Some(c) = copy {
+            if !c.present {
+                warnings.push(format!(
+                    "{what} {} missing in {}: routers will go FAILED at that step; copy it there",
+                    c.file,
+                    cfg.files_dir.display()
+                ));
+            }
+        }
+    }
+    if plan.day0_config && !cfg.configs_dir.join(&cfg.default_config).is_file() {
+        warnings.push(format!(
+            "no {}/{}: routers without their own <SERIAL>.cfg will go FAILED at CONFIG_START",
+            cfg.configs_dir.display(),
+            cfg.default_config
+        ));
+    }
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let app = App {
+        cfg: Arc::new(cfg),
+        plan: Arc::new(plan),
+        registry,
+    };
+    Ok((app, warnings))
+}
+
+/// Binds the HTTP port with an actionable error.
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!(
+                "port {} needs root or CAP_NET_BIND_SERVICE: run with sudo, `setcap cap_net_bind_service+ep $(which pnp-appliance)`, or use a port above 1023 ([http] listen)",
+                addr.port()
+            ),
+            std::io::ErrorKind::AddrInUse => format!(
+                "{addr} is already in use: stop the other server (`ss -ltnp 'sport = :{}'` shows it) or change [http] listen",
+                addr.port()
+            ),
+            std::io::ErrorKind::AddrNotAvailable => format!(
+                "{} is not an address of this machine: use 0.0.0.0 or one from `ip -br addr`",
+                addr.ip()
+            ),
+            _ => "check [http] listen".to_string(),
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {e}\n  hint: {hint}")
+    })
+}
+
+/// Serves `app` on `listener` until `cancel` fires.
+pub async fn run(app: App, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+    let registry = app.registry.clone();
+    let writer = tokio::spawn(registry.clone().run_writer(cancel.clone()));
+    let local = listener.local_addr()?;
+    info!(listen = %local, advertise = app.cfg.advertise.as_deref().unwrap_or("(address each router connects to)"), "PnP server ready");
+    let shutdown = cancel.clone();
+    axum::serve(
+        listener,
+        server::router(app).into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("HTTP server failed")?;
+    cancel.cancel();
+    let _ = writer.await;
+    Ok(())
+}
+
+/// Cancels `cancel` on SIGINT or SIGTERM.
+pub async fn on_signal(cancel: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    info!("shutting down");
+    cancel.cancel();
+}

@@ -1,0 +1,756 @@
+//! `pnp-appliance simulate`: emulated ISR1k routers driving a real PnP server over HTTP.
+//!
+//! Owns a device emulator faithful to `docs/pnp-protocol.md` §12: HELLO, then work requests
+//! with `<reason>` after every boot and a fresh correlator each time; real HTTP downloads checked
+//! against the md5 (1816 on mismatch, 1803 on 404, 1817 when already running it); a reload after
+//! an image install once the next backoff is honoured; several file systems with 64-bit sizes;
+//! plausible CLI output for every command the workflow sends; backoffs acknowledged and honoured
+//! (scaled by `--time-scale`); unknown requests answered with a §7 fault. A supervisor reads the
+//! server's `/api/devices` and stops when every router is FINISHED or FAILED.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+
+use crate::pnp::workflow::normalize_version;
+use crate::pnp::xml::{self, Element, escape};
+
+/// Settings of a simulation run.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Server base URL, e.g. `http://127.0.0.1:8080`.
+    pub server: String,
+    /// Number of routers.
+    pub devices: usize,
+    /// Multiplies every wait (backoffs, idle polls, boot time).
+    pub time_scale: f64,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// This many routers (the first ones) have too little bootflash.
+    pub low_bootflash: usize,
+    /// Serial prefix; serials are `<prefix><index:05>`.
+    pub serial_prefix: String,
+    /// Product id.
+    pub pid: String,
+    /// Version the routers run out of the box (IOS-XE short form).
+    pub start_version: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct SimSummary {
+    /// Routers by final server state.
+    pub states: HashMap<String, String>,
+    /// Fail reasons reported by the server.
+    pub reasons: HashMap<String, String>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Protocol exchanges completed.
+    pub exchanges: u64,
+    /// Problems the emulator noticed in server replies.
+    pub anomalies: Vec<String>,
+}
+
+impl SimSummary {
+    /// True when every router is FINISHED.
+    pub fn all_finished(&self, n: usize) -> bool {
+        self.states.len() == n && self.states.values().all(|s| s == "FINISHED")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gs {
+    Missing,
+    Deployed,
+    Starting(Instant),
+    Running,
+}
+
+struct Router {
+    serial: String,
+    pid: String,
+    udi: String,
+    version: String,
+    image_file: String,
+    config_reg: String,
+    bootflash_size: i64,
+    bootflash_used: i64,
+    files: HashMap<String, i64>,
+    running_config: String,
+    applets: HashSet<String>,
+    startup_saved: bool,
+    guestshell: Gs,
+    /// `(message, startupConfigPresent)` for the first request after a boot.
+    boot_reason: Option<(String, bool)>,
+    /// Version and image file to boot after the post-install backoff.
+    reload_into: Option<(String, String)>,
+    seq: u64,
+    terminated: bool,
+}
+
+struct Shared {
+    opts: SimOptions,
+    client: reqwest::Client,
+    stop: AtomicBool,
+    exchanges: AtomicU64,
+    anomalies: std::sync::Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn scaled(&self, secs: f64) -> Duration {
+        Duration::from_secs_f64((secs * self.opts.time_scale).clamp(0.005, 3600.0))
+    }
+
+    fn anomaly(&self, text: String) {
+        if let Ok(mut a) = self.anomalies.lock() {
+            if a.len() < 100 {
+                a.push(text);
+            }
+        }
+    }
+}
+
+/// Padded file-name form of a short version: `17.9.4a` → `17.09.04a`.
+fn padded(version: &str) -> String {
+    let mut parts = version.split('.');
+    let major = parts.next().unwrap_or("17");
+    let pad = |p: Option<&str>| {
+        let p = p.unwrap_or("0");
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        let rest = &p[digits.len()..];
+        format!("{:0>2}{rest}", digits)
+    };
+    format!("{major}.{}.{}", pad(parts.next()), pad(parts.next()))
+}
+
+impl Router {
+    fn new(opts: &SimOptions, index: usize) -> Router {
+        let serial = format!("{}{:05}", opts.serial_prefix, index + 1);
+        let version = normalize_version(&opts.start_version).unwrap_or_else(|| "17.9.4a".into());
+        let bootflash_size: i64 = 7_605_936_128;
+        let used = if index < opts.low_bootflash {
+            bootflash_size - 400 * 1024 * 1024
+        } else {
+            1_200_000_000
+        };
+        Router {
+            udi: format!("PID:{},VID:V01,SN:{serial}", opts.pid),
+            pid: opts.pid.clone(),
+            image_file: format!("bootflash:c1100-universalk9.{}.SPA.bin", padded(&version)),
+            serial,
+            version,
+            config_reg: "0x2102".into(),
+            bootflash_size,
+            bootflash_used: used,
+            files: HashMap::new(),
+            running_config: String::new(),
+            applets: HashSet::new(),
+            startup_saved: false,
+            guestshell: Gs::Missing,
+            boot_reason: Some(("factory-reset".into(), false)),
+            reload_into: None,
+            seq: 0,
+            terminated: false,
+        }
+    }
+
+    fn free(&self) -> i64 {
+        self.bootflash_size - self.bootflash_used
+    }
+
+    fn correlator(&mut self) -> String {
+        self.seq += 1;
+        format!(
+            "CiscoPnP-1.0-R{}-I1-P{}-T{}-2",
+            self.serial.len(),
+            std::process::id() % 1000,
+            self.seq
+        )
+    }
+
+    fn work_request(&mut self, correlator: &str) -> String {
+        let reason = match self.boot_reason.take() {
+            Some((message, startup)) => format!(
+                "<reason><reload><message>{message}</message><code>PnP Service Info 2408</code><startupConfigPresent>{startup}</startupConfigPresent></reload></reason>"
+            ),
+            None => String::new(),
+        };
+        format!(
+            "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{udi}\"><info xmlns=\"urn:cisco:pnp:work-info\" correlator=\"{correlator}\"><deviceId><udi>{udi}</udi><macAddress></macAddress><hostname>Router</hostname><authRequired>false</authRequired><viaProxy>false</viaProxy><securityAdvise>Password in clear text in unsecured transport</securityAdvise></deviceId>{reason}</info></pnp>",
+            udi = escape(&self.udi)
+        )
+    }
+
+    fn response(&self, service: &str, correlator: &str, ok: bool, inner: &str) -> String {
+        format!(
+            "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{}\"><response xmlns=\"urn:cisco:pnp:{service}\" correlator=\"{}\" success=\"{}\">{inner}</response></pnp>",
+            escape(&self.udi),
+            escape(correlator),
+            u8::from(ok)
+        )
+    }
+
+    fn error(&self, service: &str, correlator: &str, code: u32, msg: &str) -> String {
+        let sev = if matches!(service, "file-transfer") {
+            "ERROR"
+        } else {
+            "XSVC_ERROR"
+        };
+        self.response(
+            service,
+            correlator,
+            false,
+            &format!(
+                "<errorInfo><errorSeverity>{sev}</errorSeverity><errorCode>PnP Service Error {code}</errorCode><errorMessage>{}</errorMessage></errorInfo>",
+                escape(msg)
+            ),
+        )
+    }
+
+    fn device_info(&self, correlator: &str) -> String {
+        let inner = format!(
+            "<thisProfileName>pnp-zero-touch</thisProfileName><udi><primary-chassis>{udi}</primary-chassis></udi><imageInfo><versionString>{v}</versionString><imageFile>{img}</imageFile><imageHash></imageHash><returnToRomReason>reload</returnToRomReason><bootVariable></bootVariable><bootLdrVariable></bootLdrVariable><configVariable></configVariable><configReg>{cr}</configReg><configRegNext></configRegNext></imageInfo><hardwareInfo><hostname>Router</hostname><vendor>Cisco</vendor><platformName>{pid}</platformName><processorType>ARM</processorType><hwRevision>1.0</hwRevision><mainMemSize>4025475072</mainMemSize><ioMemSize>0</ioMemSize><boardId>{sn}</boardId><boardReworkId></boardReworkId><processorRev></processorRev><midplaneVersion></midplaneVersion><location></location><deviceType></deviceType></hardwareInfo><fileSystemList><fileSystem name=\"bootflash\" type=\"disk\" size=\"{size}\" freespace=\"{free}\" readable=\"true\" writable=\"true\"/><fileSystem name=\"webui\" type=\"disk\" size=\"0\" freespace=\"0\" readable=\"true\" writable=\"false\"/><fileSystem name=\"nvram\" type=\"nvram\" size=\"33554432\" freespace=\"33539072\" readable=\"true\" writable=\"true\"/></fileSystemList><profileInfo><profile profile-name=\"pnp-zero-touch\" discovery-created=\"true\" created-by=\"DHCP\"><primary-server><protocol>http</protocol><server-address><ipv4>198.51.100.1</ipv4></server-address><port>8080</port></primary-server></profile></profileInfo><stackInfo><stackable>false</stackable></stackInfo><deviceModeInfo><isControllerManaged>false</isControllerManaged><mustReloadToChange>true</mustReloadToChange><initialDeviceMode>autonomous</initialDeviceMode><newDeviceMode>autonomous</newDeviceMode></deviceModeInfo>",
+            udi = escape(&self.udi),
+            v = self.version,
+            img = escape(&self.image_file),
+            cr = self.config_reg,
+            pid = escape(&self.pid),
+            sn = self.serial,
+            size = self.bootflash_size,
+            free = self.free(),
+        );
+        self.response("device-info", correlator, true, &inner)
+    }
+
+    fn exec_reply(&self, correlator: &str, cmd: &str, output: &str) -> String {
+        self.response(
+            "cli-exec",
+            correlator,
+            true,
+            &format!(
+                "<execLog><dialogueLog><sent>{}</sent><received><text>{}</text></received></dialogueLog></execLog>",
+                escape(cmd),
+                escape(output)
+            ),
+        )
+    }
+
+    fn gs_tick(&mut self) {
+        if let Gs::Starting(at) = self.guestshell {
+            if Instant::now() >= at {
+                self.guestshell = Gs::Running;
+            }
+        }
+    }
+
+    fn run_cli(&mut self, sh: &Shared, cmd: &str) -> String {
+        self.gs_tick();
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        match words.as_slice() {
+            ["write", "memory"] | ["copy", "running-config", "startup-config"] => {
+                self.startup_saved = true;
+                "Building configuration...\n[OK]".into()
+            }
+            ["event", "manager", "run", applet] => {
+                if !self.applets.contains(*applet) {
+                    return format!(
+                        "EEM policy {applet} not registered with event manager\n%Error: applet not found"
+                    );
+                }
+                // The applet enables iox and installs guestshell from the tarball on bootflash.
+                let tarball = self
+                    .files
+                    .keys()
+                    .any(|f| f.starts_with("bootflash:guestshell") && f.ends_with(".tar"));
+                if tarball {
+                    self.guestshell = Gs::Starting(Instant::now() + sh.scaled(30.0));
+                }
+                String::new()
+            }
+            ["show", "app-hosting", "list"] => match self.guestshell {
+                Gs::Missing => "No App found".into(),
+                Gs::Deployed => app_list("DEPLOYED"),
+                Gs::Starting(_) => app_list("ACTIVATED"),
+                Gs::Running => app_list("RUNNING"),
+            },
+            [
+                "app-hosting",
+                "install",
+                "appid",
+                "guestshell",
+                "package",
+                pkg,
+            ] => {
+                if self.files.contains_key(*pkg) {
+                    self.guestshell = Gs::Deployed;
+                    "Installing package 'bootflash:guestshell.tar' for 'guestshell'. Use 'show app-hosting list' for progress.".into()
+                } else {
+                    format!("%Error: package {pkg} not found")
+                }
+            }
+            ["guestshell", "enable"] => match self.guestshell {
+                Gs::Missing => "%Error: guestshell is not installed".into(),
+                Gs::Running => "Guestshell enabled successfully".into(),
+                _ => {
+                    self.guestshell = Gs::Starting(Instant::now() + sh.scaled(10.0));
+                    "Interface will be selected if configured in app-hosting\nPlease wait for completion\nguestshell installed successfully\nGuestshell enabled successfully".into()
+                }
+            },
+            ["guestshell", "run", "python3", path, ..] => {
+                if self.guestshell != Gs::Running {
+                    return "% Error: guestshell is not running".into();
+                }
+                let on_flash = path
+                    .strip_prefix("/bootflash/")
+                    .or_else(|| path.strip_prefix("/flash/"))
+                    .map(|p| format!("bootflash:{p}"))
+                    .unwrap_or_else(|| path.to_string());
+                match self.files.get(&on_flash) {
+                    Some(size) => format!(
+                        "pnp script {on_flash} ({size} bytes) ran on {}\nhostname configured, done",
+                        self.serial
+                    ),
+                    None => format!(
+                        "python3: can't open file '{path}': [Errno 2] No such file or directory"
+                    ),
+                }
+            }
+            _ => format!("{cmd}\n   ^\n% Invalid input detected at '^' marker."),
+        }
+    }
+
+    /// Downloads `url`; returns (bytes, md5) or the HTTP status / error text.
+    async fn download(&self, sh: &Shared, url: &str) -> Result<(i64, String), (u16, String)> {
+        let resp = sh
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| (0, format!("download failed: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err((
+                status.as_u16(),
+                format!("%Error opening {url} (HTTP {status})"),
+            ));
+        }
+        let mut hasher = Md5::new();
+        let mut total = 0i64;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| (0, format!("download interrupted: {e}")))?;
+            total += chunk.len() as i64;
+            if total > self.free() {
+                return Err((507, "%Error copying: No space left on device".into()));
+            }
+            hasher.update(&chunk);
+        }
+        Ok((total, hex::encode(hasher.finalize())))
+    }
+
+    fn store(&mut self, dest: &str, size: i64) {
+        if let Some(old) = self.files.insert(dest.to_string(), size) {
+            self.bootflash_used -= old;
+        }
+        self.bootflash_used += size;
+    }
+
+    async fn handle(&mut self, sh: &Shared, req: &Element) -> String {
+        let correlator = req.attr("correlator").unwrap_or_default().to_string();
+        let service = req
+            .attr("xmlns")
+            .and_then(|n| n.strip_prefix("urn:cisco:pnp:"))
+            .unwrap_or_default()
+            .to_string();
+        let loc = |path: &[&str]| req.text_at(path).unwrap_or_default();
+        match service.as_str() {
+            "device-info" => self.device_info(&correlator),
+            "cli-config" => {
+                let mut cmds = Vec::new();
+                req.descendants("cmd", &mut cmds);
+                let mut entries = String::new();
+                for (i, c) in cmds.iter().enumerate() {
+                    let line = c.text.trim();
+                    if let Some(v) = line.strip_prefix("config-register ") {
+                        self.config_reg = v.trim().to_string();
+                    }
+                    self.running_config.push_str(line);
+                    self.running_config.push('\n');
+                    entries.push_str(&format!(
+                        "<resultEntry lineNumber=\"{}\" cliString=\"{}\"><success change=\"CHANGE\" mode=\"IMMEDIATE\"/></resultEntry>",
+                        i + 1,
+                        escape(line)
+                    ));
+                }
+                self.response("cli-config", &correlator, true, &entries)
+            }
+            "cli-exec" => {
+                let cmd = loc(&["execCLI", "cmd"]);
+                let out = self.run_cli(sh, &cmd);
+                self.exec_reply(&correlator, &cmd, &out)
+            }
+            "image-install" => {
+                let url = loc(&["image", "copy", "source", "location"]);
+                let md5 = loc(&["image", "copy", "source", "checksum"]).to_ascii_lowercase();
+                let dest = loc(&["image", "copy", "destination", "location"]);
+                let target = normalize_version(&url);
+                if target.as_deref() == Some(self.version.as_str()) {
+                    return self.error(
+                        "image-install",
+                        &correlator,
+                        1817,
+                        "Running Image checksum same as provided checksum. Upgrade not needed",
+                    );
+                }
+                if url.ends_with("packages.conf") {
+                    return self.error("image-install", &correlator, 1806, "Invalid image format");
+                }
+                match self.download(sh, &url).await {
+                    Err((404, m)) => self.error("image-install", &correlator, 1803, &m),
+                    Err((507, m)) => self.error("image-install", &correlator, 1825, &m),
+                    Err((_, m)) => self.error("image-install", &correlator, 1829, &m),
+                    Ok((_, got)) if got != md5 => self.error(
+                        "image-install",
+                        &correlator,
+                        1816,
+                        &format!("Error verifying checksum: expected {md5}, computed {got}"),
+                    ),
+                    Ok((size, _)) => {
+                        self.store(&dest, size);
+                        let version = target.unwrap_or_else(|| self.version.clone());
+                        self.reload_into = Some((version, dest));
+                        self.response("image-install", &correlator, true, "")
+                    }
+                }
+            }
+            "file-transfer" => {
+                let url = loc(&["fileTransfer", "copy", "source", "location"]);
+                let dest = loc(&["fileTransfer", "copy", "destination", "location"]);
+                match self.download(sh, &url).await {
+                    Ok((size, _)) => {
+                        self.store(&dest, size);
+                        self.response("file-transfer", &correlator, true, "")
+                    }
+                    Err((_, m)) => self.error("file-transfer", &correlator, 1702, &m),
+                }
+            }
+            "config-upgrade" => {
+                let url = loc(&["config", "copy", "source", "location"]);
+                match sh.client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let text = r.text().await.unwrap_or_default();
+                        for line in text.lines() {
+                            if let Some(name) = line.trim().strip_prefix("event manager applet ") {
+                                if let Some(n) = name.split_whitespace().next() {
+                                    self.applets.insert(n.to_string());
+                                }
+                            }
+                        }
+                        self.running_config.push_str(&text);
+                        self.response("config-upgrade", &correlator, true, "")
+                    }
+                    Ok(r) => self.error(
+                        "config-upgrade",
+                        &correlator,
+                        1412,
+                        &format!("running-config copy failed: HTTP {}", r.status()),
+                    ),
+                    Err(e) => self.error(
+                        "config-upgrade",
+                        &correlator,
+                        1412,
+                        &format!("copy failed: {e}"),
+                    ),
+                }
+            }
+            _ => format!(
+                "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{}\"><response xmlns=\"urn:cisco:pnp:fault\"><fault><faultcode>XSVC:Client</faultcode><faultstring>An unknown XML tag has been received</faultstring><detail><XSVC-ERR:error xmlns:XSVC-ERR=\"urn:cisco:pnp:error\"><XSVC-ERR:details>{}</XSVC-ERR:details></XSVC-ERR:error></detail></fault></response></pnp>",
+                escape(&self.udi),
+                escape(&service)
+            ),
+        }
+    }
+
+    /// Backoff seconds from a backoff request (15 min when callbackAfter is empty); `None` for
+    /// terminate; `defaultMinutes` is treated as the next wait.
+    fn backoff_secs(req: &Element) -> Option<f64> {
+        let b = req.child("backoff")?;
+        if b.child("terminate").is_some() {
+            return None;
+        }
+        if let Some(m) = b
+            .text_at(&["defaultMinutes"])
+            .and_then(|m| m.parse::<f64>().ok())
+        {
+            return Some(m * 60.0);
+        }
+        let num = |k: &str| {
+            b.text_at(&["callbackAfter", k])
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let secs = num("hours") * 3600.0 + num("minutes") * 60.0 + num("seconds");
+        Some(if secs == 0.0 { 900.0 } else { secs })
+    }
+
+    async fn reboot(&mut self, sh: &Shared) {
+        if let Some((version, image)) = self.reload_into.take() {
+            tokio::time::sleep(sh.scaled(20.0)).await;
+            self.version = version;
+            self.image_file = image;
+            self.guestshell = Gs::Missing;
+            self.boot_reason = Some(("reload".into(), self.startup_saved));
+        }
+    }
+}
+
+fn app_list(state: &str) -> String {
+    format!(
+        "App id                                   State\n---------------------------------------------------------\nguestshell                               {state}"
+    )
+}
+
+async fn post(sh: &Shared, path: &str, body: String) -> Result<(u16, String), String> {
+    let resp = sh
+        .client
+        .post(format!("{}{path}", sh.opts.server))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    Ok((status, text))
+}
+
+async fn run_router(sh: Arc<Shared>, mut r: Router) {
+    let idle = || sh.scaled(30.0);
+    while !sh.stop.load(Ordering::Relaxed) {
+        if sh
+            .client
+            .get(format!("{}/pnp/HELLO", sh.opts.server))
+            .send()
+            .await
+            .is_ok_and(|x| x.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(idle()).await;
+    }
+    while !sh.stop.load(Ordering::Relaxed) && !r.terminated {
+        let correlator = r.correlator();
+        let wr = r.work_request(&correlator);
+        let (status, body) = match post(&sh, "/pnp/WORK-REQUEST", wr).await {
+            Ok(x) => x,
+            Err(_) => {
+                // Server gone (restart): keep polling like the agent does.
+                tokio::time::sleep(idle()).await;
+                continue;
+            }
+        };
+        sh.exchanges.fetch_add(1, Ordering::Relaxed);
+        if status != 200 {
+            sh.anomaly(format!(
+                "{}: work-request got HTTP {status}: {}",
+                r.serial,
+                body.trim()
+            ));
+            tokio::time::sleep(idle()).await;
+            continue;
+        }
+        if body.trim().is_empty() {
+            tokio::time::sleep(idle()).await;
+            continue;
+        }
+        let req = match xml::parse(body.as_bytes()) {
+            Ok(root) => match root.child("request") {
+                Some(q) => q.clone(),
+                None => {
+                    sh.anomaly(format!("{}: reply without <request>", r.serial));
+                    tokio::time::sleep(idle()).await;
+                    continue;
+                }
+            },
+            Err(e) => {
+                sh.anomaly(format!("{}: unparsable reply: {e}", r.serial));
+                tokio::time::sleep(idle()).await;
+                continue;
+            }
+        };
+        if req.attr("correlator") != Some(correlator.as_str()) {
+            sh.anomaly(format!(
+                "{}: job does not echo correlator {correlator}",
+                r.serial
+            ));
+        }
+        let is_backoff = req.attr("xmlns") == Some("urn:cisco:pnp:backoff");
+        let reply = if is_backoff {
+            r.response("backoff", &correlator, true, "")
+        } else {
+            r.handle(&sh, &req).await
+        };
+        match post(&sh, "/pnp/WORK-RESPONSE", reply).await {
+            Ok((200, bye)) => {
+                let echoed = xml::parse(bye.as_bytes()).ok().and_then(|b| {
+                    b.child("info")
+                        .and_then(|i| i.attr("correlator").map(str::to_string))
+                });
+                if echoed.as_deref() != Some(correlator.as_str()) && !bye.trim().is_empty() {
+                    sh.anomaly(format!("{}: bye does not echo correlator", r.serial));
+                }
+            }
+            Ok((status, text)) => sh.anomaly(format!(
+                "{}: work-response got HTTP {status}: {}",
+                r.serial,
+                text.trim()
+            )),
+            Err(_) => {}
+        }
+        if is_backoff {
+            match Router::backoff_secs(&req) {
+                None => r.terminated = true,
+                Some(secs) => {
+                    let until = Instant::now() + sh.scaled(secs);
+                    while Instant::now() < until && !sh.stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(
+                            (until - Instant::now()).min(Duration::from_millis(200)),
+                        )
+                        .await;
+                    }
+                    r.reboot(&sh).await;
+                }
+            }
+        } else if r.reload_into.is_some()
+            && req.attr("xmlns") != Some("urn:cisco:pnp:image-install")
+        {
+            // The router reloads by itself after the poll that follows the install (§8).
+            r.reboot(&sh).await;
+        }
+    }
+}
+
+async fn poll_states(
+    sh: &Shared,
+    serials: &[String],
+) -> Option<(HashMap<String, String>, HashMap<String, String>)> {
+    let list: serde_json::Value = sh
+        .client
+        .get(format!("{}/api/devices", sh.opts.server))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let wanted: HashSet<&String> = serials.iter().collect();
+    let mut states = HashMap::new();
+    let mut reasons = HashMap::new();
+    for d in list.as_array()? {
+        let serial = d
+            .get("serial")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if !wanted.contains(&serial) {
+            continue;
+        }
+        let state = d
+            .get("state")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if let Some(reason) = d.get("fail_reason").and_then(|s| s.as_str()) {
+            reasons.insert(serial.clone(), reason.to_string());
+        }
+        states.insert(serial, state);
+    }
+    Some((states, reasons))
+}
+
+/// Runs the simulation; prints progress to stderr and returns the summary.
+pub async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.devices.max(4))
+        .connect_timeout(Duration::from_secs(5))
+        .build()?;
+    let sh = Arc::new(Shared {
+        opts: opts.clone(),
+        client,
+        stop: AtomicBool::new(false),
+        exchanges: AtomicU64::new(0),
+        anomalies: std::sync::Mutex::new(Vec::new()),
+    });
+    let start = Instant::now();
+    let routers: Vec<Router> = (0..opts.devices).map(|i| Router::new(&opts, i)).collect();
+    let serials: Vec<String> = routers.iter().map(|r| r.serial.clone()).collect();
+    let mut tasks = Vec::new();
+    for r in routers {
+        tasks.push(tokio::spawn(run_router(sh.clone(), r)));
+    }
+    let mut last = (HashMap::new(), HashMap::new());
+    let mut last_print = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(s) = poll_states(&sh, &serials).await {
+            last = s;
+        }
+        let done = last.0.len() == serials.len()
+            && last.0.values().all(|s| s == "FINISHED" || s == "FAILED");
+        if last_print.elapsed() > Duration::from_secs(5) {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for s in last.0.values() {
+                *counts.entry(s.as_str()).or_default() += 1;
+            }
+            let mut c: Vec<_> = counts.into_iter().collect();
+            c.sort();
+            eprintln!("simulate: {:.0}s {c:?}", start.elapsed().as_secs_f64());
+            last_print = Instant::now();
+        }
+        if done || start.elapsed() > opts.timeout {
+            break;
+        }
+    }
+    sh.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    let anomalies = sh.anomalies.lock().map(|a| a.clone()).unwrap_or_default();
+    Ok(SimSummary {
+        states: last.0,
+        reasons: last.1,
+        elapsed: start.elapsed(),
+        exchanges: sh.exchanges.load(Ordering::Relaxed),
+        anomalies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_versions() {
+        assert_eq!(padded("17.9.4a"), "17.09.04a");
+        assert_eq!(padded("17.12.3"), "17.12.03");
+        assert_eq!(
+            normalize_version(&padded("17.14.1a")).as_deref(),
+            Some("17.14.1a")
+        );
+    }
+
+    #[test]
+    fn app_hosting_output_is_read_by_the_server_classifier() {
+        use crate::pnp::workflow::{Guestshell, guestshell_state};
+        assert_eq!(guestshell_state(&app_list("RUNNING")), Guestshell::Running);
+        assert_eq!(
+            guestshell_state(&app_list("DEPLOYED")),
+            Guestshell::Installed
+        );
+        assert_eq!(guestshell_state("No App found"), Guestshell::Missing);
+    }
+}
