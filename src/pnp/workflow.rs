@@ -239,7 +239,7 @@ fn failed_attempt(dev: &mut Device, plan: &Plan, now: DateTime<Local>, error: St
 fn after_backoff(dev: &mut Device, now: DateTime<Local>) {
     match dev.state {
         State::UpgradeReloadNeeded => goto(dev, now, State::UpgradeReloading, ""),
-        State::WaitForGuestshell => goto(dev, now, State::CheckGuestshell, ""),
+        State::WaitForGuestshell => goto_keep(dev, now, State::CheckGuestshell),
         _ => {}
     }
 }
@@ -353,6 +353,12 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
             }
             Some(_) => Some(Request::CliExec("write memory".into())),
         },
+        State::CheckBootflashSize
+            if plan.min_bootflash_free == 0
+                || (plan.eem_applet.is_none() && plan.script.is_none()) =>
+        {
+            skip(dev, State::RunEventManager)
+        }
         State::CheckImageVer | State::UpgradeReloading | State::CheckBootflashSize => {
             Some(Request::DeviceInfo)
         }

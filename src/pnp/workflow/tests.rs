@@ -1,1 +1,687 @@
+//! Table-driven tests of the pure workflow: conversations with a scripted device.
 
+use super::*;
+use crate::device::{Device, State};
+use crate::pnp::message::{self, DeviceMessage, ReloadReason, Request, Udi, WorkRequest};
+
+const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL1";
+
+fn plan() -> Plan {
+    Plan {
+        config_register: Some("0x2102".into()),
+        images: vec![ImageTarget {
+            pid_prefix: "C11".into(),
+            file: "c1100-universalk9.17.12.03a.SPA.bin".into(),
+            version: "17.12.3a".into(),
+            md5: Some("0123456789abcdef0123456789abcdef".into()),
+        }],
+        image_destination: "bootflash:".into(),
+        tarball: Some(FileCopy {
+            file: "guestshell.tar".into(),
+            destination: "bootflash:".into(),
+            present: true,
+        }),
+        script: Some(FileCopy {
+            file: "s.py".into(),
+            destination: "bootflash:guest-share/".into(),
+            present: true,
+        }),
+        script_command: "guestshell run python3 /bootflash/guest-share/{file}".into(),
+        day0_config: true,
+        min_bootflash_free: 1 << 30,
+        eem_applet: Some("InstallGuestShell".into()),
+        max_retries: 2,
+        guestshell_max_checks: 4,
+        terminate_when_finished: false,
+        backoff: Backoffs {
+            after_image_install: 120,
+            wait_for_guestshell: 60,
+            no_space: 600,
+            finished: 1200,
+            failed: 600,
+        },
+    }
+}
+
+/// A device under test and its conversation counter.
+struct Conv {
+    dev: Device,
+    plan: Plan,
+    n: u32,
+    config: Result<String, String>,
+}
+
+impl Conv {
+    fn new(plan: Plan) -> Conv {
+        let now = Local::now();
+        Conv {
+            dev: Device::new("FGL1", UDI, "C1131-8PWB", "V01", now),
+            plan,
+            n: 0,
+            config: Ok("default.cfg".into()),
+        }
+    }
+
+    fn request_with(&mut self, reason: Option<ReloadReason>) -> Request {
+        self.n += 1;
+        let req = WorkRequest {
+            udi: Udi::parse(UDI).unwrap(),
+            correlator: format!("C{}", self.n),
+            reason,
+            hostname: None,
+        };
+        let cfg = self.config.clone();
+        let lookup = move |_: &str| cfg.clone();
+        let ctx = Ctx {
+            now: Local::now(),
+            base_url: "http://198.51.100.1:8080",
+            config_for: &lookup,
+        };
+        let Reply::Job(job) = on_work_request(&mut self.dev, &req, &self.plan, &ctx);
+        job
+    }
+
+    fn request(&mut self) -> Request {
+        self.request_with(None)
+    }
+
+    /// Answers the pending job with `inner` XML inside `<response>`.
+    fn answer(&mut self, service: &str, ok: bool, inner: &str) -> ResponseOutcome {
+        let correlator = format!("C{}", self.n);
+        self.answer_corr(service, ok, inner, &correlator)
+    }
+
+    fn answer_corr(&mut self, service: &str, ok: bool, inner: &str, corr: &str) -> ResponseOutcome {
+        let xml = format!(
+            "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{UDI}\"><response xmlns=\"urn:cisco:pnp:{service}\" correlator=\"{corr}\" success=\"{}\">{inner}</response></pnp>",
+            u8::from(ok)
+        );
+        let DeviceMessage::Response(resp) = message::parse_device_message(xml.as_bytes()).unwrap()
+        else {
+            panic!("not a response")
+        };
+        let lookup = |_: &str| Ok::<String, String>("default.cfg".into());
+        let ctx = Ctx {
+            now: Local::now(),
+            base_url: "http://198.51.100.1:8080",
+            config_for: &lookup,
+        };
+        on_work_response(&mut self.dev, &resp, &self.plan, &ctx)
+    }
+
+    fn ok(&mut self, service: &str) {
+        assert_eq!(self.answer(service, true, ""), ResponseOutcome::Applied);
+    }
+
+    fn exec(&mut self, output: &str) {
+        let inner = format!(
+            "<execLog><dialogueLog><sent>x</sent><received><text>{}</text></received></dialogueLog></execLog>",
+            crate::pnp::xml::escape(output)
+        );
+        assert_eq!(
+            self.answer("cli-exec", true, &inner),
+            ResponseOutcome::Applied
+        );
+    }
+
+    fn info(&mut self, version: &str, free: i64) {
+        let inner = device_info_xml(version, free);
+        assert_eq!(
+            self.answer("device-info", true, &inner),
+            ResponseOutcome::Applied
+        );
+    }
+
+    fn fail(&mut self, service: &str, code: u32, msg: &str) {
+        let inner = format!(
+            "<errorInfo><errorSeverity>XSVC_ERROR</errorSeverity><errorCode>PnP Service Error {code}</errorCode><errorMessage>{msg}</errorMessage></errorInfo>"
+        );
+        assert_eq!(
+            self.answer(service, false, &inner),
+            ResponseOutcome::Applied
+        );
+    }
+}
+
+fn device_info_xml(version: &str, free: i64) -> String {
+    format!(
+        "<imageInfo><versionString>{version}</versionString><imageFile>bootflash:packages.conf</imageFile></imageInfo><fileSystemList><fileSystem name=\"webui\" type=\"disk\" size=\"0\" freespace=\"0\"/><fileSystem name=\"bootflash\" type=\"disk\" size=\"7605936128\" freespace=\"{free}\"/><fileSystem name=\"nvram\" type=\"nvram\" size=\"33554432\" freespace=\"33000000\"/></fileSystemList>"
+    )
+}
+
+fn reboot(message: &str, startup: bool) -> Option<ReloadReason> {
+    Some(ReloadReason {
+        message: message.into(),
+        code: "PnP Service Info 2408".into(),
+        startup_config_present: Some(startup),
+    })
+}
+
+const RUNNING: &str = "App id   State\n------\nguestshell   RUNNING";
+const GB2: i64 = 2 << 30;
+
+/// Drives a conversation from NEW_DEVICE to the upgrade decision.
+fn to_image_check(c: &mut Conv) {
+    assert_eq!(
+        c.request_with(reboot("factory-reset", false)),
+        Request::CliConfig(vec!["config-register 0x2102".into()])
+    );
+    c.ok("cli-config");
+    assert_eq!(c.request(), Request::CliExec("write memory".into()));
+    c.exec("[OK]");
+    assert_eq!(c.dev.state, State::CheckImageVer);
+    assert_eq!(c.request(), Request::DeviceInfo);
+}
+
+#[test]
+fn full_workflow_in_reference_order() {
+    let mut c = Conv::new(plan());
+    to_image_check(&mut c);
+    c.info("17.9.4a", GB2);
+    assert_eq!(c.dev.state, State::UpgradeNeeded);
+    // (expected job, answer, state after the answer)
+    let image = c.request();
+    assert_eq!(
+        image,
+        Request::ImageInstall {
+            url: "http://198.51.100.1:8080/images/c1100-universalk9.17.12.03a.SPA.bin".into(),
+            md5: "0123456789abcdef0123456789abcdef".into(),
+            destination: "bootflash:c1100-universalk9.17.12.03a.SPA.bin".into(),
+        }
+    );
+    assert_eq!(c.dev.state, State::UpgradeInProgress);
+    c.ok("image-install");
+    assert_eq!(c.dev.state, State::UpgradeReloadNeeded);
+    // The poll right after a successful install gets a backoff, never device-info (§8).
+    assert!(matches!(c.request(), Request::Backoff { seconds: 120, .. }));
+    c.ok("backoff");
+    assert_eq!(c.dev.state, State::UpgradeReloading);
+    assert_eq!(c.request_with(reboot("reload", true)), Request::DeviceInfo);
+    c.info("17.12.3a", GB2);
+    assert_eq!(c.dev.state, State::UpgradeDone);
+    assert_eq!(
+        c.request(),
+        Request::FileTransfer {
+            url: "http://198.51.100.1:8080/files/guestshell.tar".into(),
+            destination: "bootflash:guestshell.tar".into()
+        }
+    );
+    assert_eq!(c.dev.state, State::GsTarballTransfer);
+    c.ok("file-transfer");
+    assert_eq!(
+        c.request(),
+        Request::FileTransfer {
+            url: "http://198.51.100.1:8080/files/s.py".into(),
+            destination: "bootflash:guest-share/s.py".into()
+        }
+    );
+    c.ok("file-transfer");
+    assert_eq!(c.dev.state, State::ConfigStart);
+    assert_eq!(
+        c.request(),
+        Request::ConfigUpgrade {
+            url: "http://198.51.100.1:8080/configs/default.cfg".into()
+        }
+    );
+    c.ok("config-upgrade");
+    assert_eq!(c.dev.config_file.as_deref(), Some("default.cfg"));
+    assert_eq!(c.request(), Request::CliExec("write memory".into()));
+    assert_eq!(c.dev.state, State::ConfigSaveStartup);
+    c.exec("Building configuration...\n[OK]");
+    assert_eq!(c.request(), Request::DeviceInfo);
+    c.info("17.12.3a", GB2);
+    assert_eq!(c.dev.state, State::RunEventManager);
+    assert_eq!(
+        c.request(),
+        Request::CliExec("event manager run InstallGuestShell".into())
+    );
+    c.exec("");
+    assert!(matches!(c.request(), Request::Backoff { seconds: 60, .. }));
+    assert_eq!(c.dev.state, State::WaitForGuestshell);
+    c.ok("backoff");
+    assert_eq!(
+        c.request(),
+        Request::CliExec("show app-hosting list".into())
+    );
+    c.exec(RUNNING);
+    assert_eq!(
+        c.request(),
+        Request::CliExec("guestshell run python3 /bootflash/guest-share/s.py".into())
+    );
+    c.exec("hello from the script");
+    assert_eq!(c.dev.state, State::Finished);
+    assert_eq!(
+        c.dev.script_output.as_deref(),
+        Some("hello from the script")
+    );
+    assert!(c.dev.tarball_done && c.dev.script_done);
+    assert!(matches!(
+        c.request(),
+        Request::Backoff { seconds: 1200, .. }
+    ));
+    // Finished routers' backoffs are not tracked: the ack changes nothing.
+    assert!(c.dev.pending.is_none());
+    c.ok("backoff");
+    assert_eq!(c.dev.state, State::Finished);
+}
+
+#[test]
+fn steps_with_nothing_configured_are_skipped() {
+    let mut p = plan();
+    p.config_register = None;
+    p.images.clear();
+    p.tarball = None;
+    p.script = None;
+    p.eem_applet = None;
+    let mut c = Conv::new(p);
+    assert_eq!(c.request(), Request::DeviceInfo);
+    assert_eq!(c.dev.state, State::CheckImageVer);
+    c.info("17.9.4a", GB2);
+    assert_eq!(c.dev.state, State::UpgradeDone);
+    assert!(matches!(c.request(), Request::ConfigUpgrade { .. }));
+    c.ok("config-upgrade");
+    assert_eq!(c.request(), Request::CliExec("write memory".into()));
+    c.exec("[OK]");
+    // No applet, no script: no space check, no guestshell.
+    assert!(matches!(
+        c.request(),
+        Request::Backoff { seconds: 1200, .. }
+    ));
+    assert_eq!(c.dev.state, State::Finished);
+}
+
+#[test]
+fn terminate_when_finished_is_sent_when_configured() {
+    let mut p = plan();
+    p.terminate_when_finished = true;
+    let mut c = Conv::new(p);
+    c.dev.state = State::Finished;
+    assert!(matches!(c.request(), Request::Terminate { .. }));
+}
+
+#[test]
+fn upgrade_decided_by_version_not_file_name() {
+    // (versionString reported, upgrade needed?)
+    let table = [
+        ("17.12.3a", false),
+        ("17.12.03a", false),
+        ("Cisco IOS XE Software, Version 17.12.03a", false),
+        ("17.12.3", true),
+        ("17.9.4a", true),
+        ("17.12.3b", true),
+    ];
+    for (reported, upgrade) in table {
+        let mut c = Conv::new(plan());
+        to_image_check(&mut c);
+        c.info(reported, GB2);
+        let expected = if upgrade {
+            State::UpgradeNeeded
+        } else {
+            State::UpgradeDone
+        };
+        assert_eq!(c.dev.state, expected, "{reported}");
+    }
+}
+
+#[test]
+fn normalize_version_table() {
+    let table = [
+        ("c1100-universalk9.17.12.03a.SPA.bin", Some("17.12.3a")),
+        ("c1100-universalk9.17.14.01a.SPA.bin", Some("17.14.1a")),
+        ("17.3.4a", Some("17.3.4a")),
+        ("isr1100be-universalk9.17.09.04.SPA.bin", Some("17.9.4")),
+        ("packages.conf", None),
+        ("15.5(20140930:030825)", None),
+        ("", None),
+    ];
+    for (input, want) in table {
+        assert_eq!(normalize_version(input).as_deref(), want, "{input}");
+    }
+}
+
+#[test]
+fn image_error_1817_means_already_running() {
+    let mut c = Conv::new(plan());
+    to_image_check(&mut c);
+    c.info("17.12.03", GB2); // unusual string: upgrade attempted
+    assert!(matches!(c.request(), Request::ImageInstall { .. }));
+    c.fail(
+        "image-install",
+        1817,
+        "Running Image checksum same as provided checksum. Upgrade not needed",
+    );
+    assert_eq!(c.dev.state, State::CheckImageVer);
+    assert_eq!(c.request(), Request::DeviceInfo);
+    c.info("17.12.3a", GB2);
+    assert_eq!(c.dev.state, State::UpgradeDone);
+}
+
+#[test]
+fn image_checksum_failure_is_retried_then_failed_with_device_text() {
+    let mut c = Conv::new(plan());
+    to_image_check(&mut c);
+    c.info("17.9.4a", GB2);
+    for _ in 0..3 {
+        assert!(matches!(c.request(), Request::ImageInstall { .. }));
+        c.fail("image-install", 1816, "Error verifying checksum");
+        assert_eq!(c.request(), Request::DeviceInfo);
+        c.info("17.9.4a", GB2);
+        assert_eq!(c.dev.state, State::UpgradeNeeded);
+    }
+    // 1 try + max_retries (2) used up.
+    assert!(matches!(c.request(), Request::Backoff { seconds: 600, .. }));
+    assert_eq!(c.dev.state, State::Failed);
+    let reason = c.dev.fail_reason.clone().unwrap();
+    assert!(
+        reason.contains("PnP Service Error 1816: Error verifying checksum"),
+        "{reason}"
+    );
+    assert_eq!(c.dev.upgrade_attempts, 3);
+}
+
+#[test]
+fn still_old_version_after_reload_reinstalls_then_fails() {
+    let mut c = Conv::new(plan());
+    to_image_check(&mut c);
+    c.info("17.9.4a", GB2);
+    for _ in 0..3 {
+        assert!(matches!(c.request(), Request::ImageInstall { .. }));
+        c.ok("image-install");
+        assert!(matches!(c.request(), Request::Backoff { .. }));
+        c.ok("backoff");
+        assert_eq!(c.request_with(reboot("reload", true)), Request::DeviceInfo);
+        c.info("17.9.4a", GB2);
+    }
+    c.request();
+    assert_eq!(c.dev.state, State::Failed);
+    assert!(
+        c.dev
+            .fail_reason
+            .clone()
+            .unwrap()
+            .contains("still runs 17.9.4a")
+    );
+}
+
+#[test]
+fn missing_backoff_ack_still_moves_on() {
+    // NSO-emulator style device: waits but never acknowledges the backoff.
+    let mut c = Conv::new(plan());
+    c.dev.state = State::UpgradeReloadNeeded;
+    assert!(matches!(c.request(), Request::Backoff { .. }));
+    assert_eq!(c.request_with(reboot("reload", true)), Request::DeviceInfo);
+    assert_eq!(c.dev.state, State::UpgradeReloading);
+}
+
+#[test]
+fn bootflash_space_reads_the_bootflash_entry_and_parks() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::CheckBootflashSize;
+    assert_eq!(c.request(), Request::DeviceInfo);
+    c.info("17.12.3a", 500_000_000);
+    assert_eq!(c.dev.state, State::BootflashNoSpace);
+    assert_eq!(c.dev.bootflash_free, Some(500_000_000));
+    for _ in 0..3 {
+        assert!(matches!(c.request(), Request::Backoff { seconds: 600, .. }));
+        c.ok("backoff");
+        assert_eq!(c.dev.state, State::BootflashNoSpace);
+    }
+    let msg = resume(&mut c.dev, Local::now()).unwrap();
+    assert!(msg.contains("RUN_EVENT_MANAGER"), "{msg}");
+    assert_eq!(
+        c.request(),
+        Request::CliExec("event manager run InstallGuestShell".into())
+    );
+    assert!(resume(&mut c.dev, Local::now()).is_err());
+}
+
+#[test]
+fn no_bootflash_entry_is_a_failed_attempt() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::CheckBootflashSize;
+    c.request();
+    c.answer(
+        "device-info",
+        true,
+        "<fileSystemList><fileSystem name=\"nvram\" size=\"1\" freespace=\"1\"/></fileSystemList>",
+    );
+    assert_eq!(c.dev.attempts, 1);
+    assert!(c.dev.last_error.clone().unwrap().contains("nvram"));
+}
+
+#[test]
+fn guestshell_missing_installed_running() {
+    // (output of show app-hosting list, expected next command)
+    let table = [
+        (
+            "No App found",
+            "app-hosting install appid guestshell package bootflash:guestshell.tar",
+        ),
+        ("App id   State\nguestshell   DEPLOYED", "guestshell enable"),
+        ("App id   State\nguestshell   STOPPED", "guestshell enable"),
+    ];
+    for (output, next) in table {
+        let mut c = Conv::new(plan());
+        c.dev.state = State::CheckGuestshell;
+        assert_eq!(
+            c.request(),
+            Request::CliExec("show app-hosting list".into())
+        );
+        c.exec(output);
+        assert_eq!(c.request(), Request::CliExec(next.into()), "{output}");
+        c.exec("ok");
+        assert_eq!(c.dev.state, State::WaitForGuestshell);
+        assert!(matches!(c.request(), Request::Backoff { seconds: 60, .. }));
+        c.ok("backoff");
+        assert_eq!(
+            c.request(),
+            Request::CliExec("show app-hosting list".into())
+        );
+        c.exec(RUNNING);
+        assert_eq!(c.dev.state, State::RunPyScript);
+    }
+}
+
+#[test]
+fn guestshell_that_never_runs_fails_after_max_checks() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::CheckGuestshell;
+    for _ in 0..4 {
+        assert_eq!(
+            c.request(),
+            Request::CliExec("show app-hosting list".into())
+        );
+        c.exec("App id   State\nguestshell   ACTIVATING");
+        assert!(matches!(c.request(), Request::Backoff { .. }));
+        c.ok("backoff");
+    }
+    c.request();
+    assert_eq!(c.dev.state, State::Failed);
+    assert!(c.dev.fail_reason.clone().unwrap().contains("ACTIVATING"));
+}
+
+#[test]
+fn failed_job_retried_then_failed_with_device_error() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::GsTarballTransfer;
+    for attempt in 1..=3 {
+        assert!(matches!(c.request(), Request::FileTransfer { .. }));
+        c.fail("file-transfer", 1702, "copy failed: HTTP 404");
+        assert_eq!(c.dev.attempts, attempt);
+    }
+    assert_eq!(c.dev.state, State::Failed);
+    assert_eq!(c.dev.failed_in, Some(State::GsTarballTransfer));
+    assert!(
+        c.dev
+            .fail_reason
+            .clone()
+            .unwrap()
+            .contains("PnP Service Error 1702: copy failed: HTTP 404")
+    );
+    // Resume retries the step that failed, with a fresh budget.
+    resume(&mut c.dev, Local::now()).unwrap();
+    assert_eq!(c.dev.state, State::GsTarballTransfer);
+    assert!(matches!(c.request(), Request::FileTransfer { .. }));
+    c.ok("file-transfer");
+    assert_eq!(c.dev.state, State::PyScriptTransfer);
+}
+
+#[test]
+fn cli_errors_in_output_count_as_failures() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::RunEventManager;
+    c.request();
+    c.exec(
+        "EEM policy InstallGuestShell not registered with event manager\n%Error: applet not found",
+    );
+    assert_eq!(c.dev.attempts, 1);
+    assert_eq!(c.dev.state, State::RunEventManager);
+    let table = [
+        ("% Invalid input detected at '^' marker.", true),
+        ("%Error opening bootflash:x (No such file)", true),
+        ("Building configuration...\n[OK]", false),
+        ("100% done", false),
+    ];
+    for (out, is_err) in table {
+        assert_eq!(cli_error(out).is_some(), is_err, "{out}");
+    }
+}
+
+#[test]
+fn stale_or_foreign_correlator_changes_nothing() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::ConfigStart;
+    c.request();
+    let before = c.dev.clone();
+    let out = c.answer_corr("config-upgrade", true, "", "NOT-OURS");
+    assert!(matches!(out, ResponseOutcome::Unexpected(_)));
+    assert_eq!(c.dev, before);
+    // A response when nothing is pending is ignored too.
+    c.ok("config-upgrade");
+    let before = c.dev.clone();
+    assert!(matches!(
+        c.answer("config-upgrade", true, ""),
+        ResponseOutcome::Unexpected(_)
+    ));
+    assert_eq!(c.dev, before);
+}
+
+#[test]
+fn wrong_service_for_the_pending_job_is_a_failed_attempt() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::ConfigStart;
+    c.request();
+    c.ok("cli-exec");
+    assert_eq!(c.dev.attempts, 1);
+    assert_eq!(c.dev.state, State::ConfigStart);
+}
+
+#[test]
+fn asking_again_without_answering_is_bounded() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::ConfigStart;
+    for _ in 0..3 {
+        assert!(matches!(c.request(), Request::ConfigUpgrade { .. }));
+    }
+    c.request();
+    assert_eq!(c.dev.state, State::Failed);
+    assert!(
+        c.dev
+            .fail_reason
+            .clone()
+            .unwrap()
+            .contains("without answering")
+    );
+}
+
+#[test]
+fn factory_fresh_return_starts_over() {
+    // (state, startup config saved, reboot says startup present, starts over?)
+    let table = [
+        (State::Finished, true, false, true),
+        (State::Failed, false, false, true),
+        (State::RunEventManager, true, false, true),
+        (State::Finished, true, true, false),
+        (State::UpgradeReloading, false, false, false),
+    ];
+    for (state, saved, present, over) in table {
+        let mut c = Conv::new(plan());
+        c.dev.state = state;
+        c.dev.startup_saved = saved;
+        c.dev.tarball_done = true;
+        let job = c.request_with(reboot("factory-reset", present));
+        if over {
+            assert_eq!(
+                job,
+                Request::CliConfig(vec!["config-register 0x2102".into()]),
+                "{state}"
+            );
+            assert!(!c.dev.tarball_done);
+            assert!(
+                c.dev
+                    .history
+                    .iter()
+                    .any(|e| e.text.contains("starting over"))
+            );
+        } else {
+            assert_ne!(c.dev.state, State::ConfigReg, "{state}");
+        }
+    }
+}
+
+#[test]
+fn missing_image_file_or_config_fails_with_the_reason() {
+    let mut p = plan();
+    p.images[0].md5 = None;
+    let mut c = Conv::new(p);
+    c.dev.state = State::UpgradeNeeded;
+    c.request();
+    assert_eq!(c.dev.state, State::Failed);
+    assert!(
+        c.dev
+            .fail_reason
+            .clone()
+            .unwrap()
+            .contains("images/c1100-universalk9.17.12.03a.SPA.bin is missing")
+    );
+
+    let mut c = Conv::new(plan());
+    c.config = Err("no day-0 config for FGL1".into());
+    c.dev.state = State::ConfigStart;
+    c.request();
+    assert_eq!(c.dev.state, State::Failed);
+    assert_eq!(
+        c.dev.fail_reason.as_deref(),
+        Some("no day-0 config for FGL1")
+    );
+
+    let mut p = plan();
+    if let Some(t) = p.tarball.as_mut() {
+        t.present = false;
+    }
+    let mut c = Conv::new(p);
+    c.dev.state = State::UpgradeDone;
+    c.request();
+    assert_eq!(c.dev.state, State::Failed);
+    assert!(
+        c.dev
+            .fail_reason
+            .clone()
+            .unwrap()
+            .contains("files/guestshell.tar is missing")
+    );
+}
+
+#[test]
+fn image_is_chosen_by_longest_pid_prefix() {
+    let mut p = plan();
+    p.images.push(ImageTarget {
+        pid_prefix: "C1161".into(),
+        file: "other.17.15.01.bin".into(),
+        version: "17.15.1".into(),
+        md5: Some("x".into()),
+    });
+    assert_eq!(p.image_for("C1161X-8P").unwrap().version, "17.15.1");
+    assert_eq!(p.image_for("C1131-8PWB").unwrap().version, "17.12.3a");
+    assert!(p.image_for("C9300-24").is_none());
+}

@@ -1,0 +1,172 @@
+//! Shared helpers for tests that run the real binary: a bench directory with a config, an
+//! image, a tarball, a script and a day-0 config; a server process on a free loopback port,
+//! stopped by PID on drop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_pnp-appliance");
+
+/// Image name used by the benches.
+pub const IMAGE: &str = "c1100-universalk9.17.12.03a.SPA.bin";
+
+/// A staging bench in a temporary directory.
+pub struct Bench {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub server: Option<Child>,
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+impl Bench {
+    /// Creates the bench; `extra` is appended to the config.
+    pub fn new(extra: &str) -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for d in ["images", "files", "configs"] {
+            std::fs::create_dir_all(p.join(d)).unwrap();
+        }
+        let image: Vec<u8> = (0..2_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(p.join("images").join(IMAGE), image).unwrap();
+        std::fs::write(p.join("files/guestshell.17.12.03a.tar"), vec![7u8; 300_000]).unwrap();
+        std::fs::write(p.join("files/pnp_script.py"), "print('hello')\n").unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(
+            repo.join("configs/default.cfg"),
+            p.join("configs/default.cfg"),
+        )
+        .unwrap();
+        let port = free_port();
+        // The shipped config, on a test port, plus the test's additions.
+        let shipped = std::fs::read_to_string(repo.join("appliance.toml")).unwrap();
+        let cfg = shipped.replace(
+            "listen = \"0.0.0.0:8080\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        assert!(cfg.contains(&format!("127.0.0.1:{port}")));
+        std::fs::write(p.join("appliance.toml"), format!("{cfg}\n{extra}")).unwrap();
+        Bench {
+            dir,
+            port,
+            server: None,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("appliance.toml")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts `serve` and waits until it answers HELLO.
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("serve.out"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(self.config())
+            .arg("serve")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("cannot start server");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.server.as_mut().map(|c| c.try_wait()) {
+                panic!("server exited with {status}: {}", self.server_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not come up: {}", self.server_log());
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.path("serve.out")).unwrap_or_default()
+    }
+
+    /// A `simulate` command against this bench.
+    pub fn simulate(&self, devices: usize, extra: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(self.config())
+            .args([
+                "simulate",
+                "--server",
+                &self.url(),
+                "--devices",
+                &devices.to_string(),
+            ])
+            .args(["--time-scale", "0.01", "--timeout", "240"])
+            .args(extra);
+        c
+    }
+
+    /// Runs an arbitrary subcommand.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The server's view of one device (JSON), if it answers.
+    pub fn device(&self, serial: &str) -> Option<serde_json::Value> {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", &format!("{}/api/devices/{serial}", self.url())])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Output of a finished command as text, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -1,0 +1,183 @@
+//! End to end: the real server binary provisioning emulated routers (`pnp-appliance simulate`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Bench, IMAGE, text};
+
+fn status_rows(b: &Bench) -> Vec<Vec<String>> {
+    std::fs::read_to_string(b.path("DEVICE_STATUS.csv"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn twenty_routers_finish_concurrently() {
+    let mut b = Bench::new("");
+    b.start();
+    let out = b
+        .simulate(20, &["--serial-prefix", "TWENTY"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), b.server_log());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("20 FINISHED, 0 not finished"), "{stdout}");
+    assert!(!stdout.contains("anomaly"), "{stdout}");
+    // The status table is current and in the reference layout.
+    std::thread::sleep(Duration::from_millis(800));
+    let rows = status_rows(&b);
+    assert_eq!(rows.len(), 20);
+    for r in &rows {
+        assert_eq!(r.len(), 12);
+        assert_eq!(r[6], "17.12.3a", "{r:?}");
+        assert_eq!(r[7], IMAGE);
+        assert_eq!(&r[8..12], ["Done", "Done", "Done", "FINISHED"]);
+    }
+    // The Python script's output is in the record; the log has one line per exchange.
+    let d = b.device("TWENTY00007").unwrap();
+    assert!(
+        d["script_output"]
+            .as_str()
+            .unwrap()
+            .contains("ran on TWENTY00007"),
+        "{d}"
+    );
+    let log = std::fs::read_dir(b.path("logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("work-request serial=TWENTY00007") || log.contains("serial=TWENTY00007"),
+        "log lacks key=value lines"
+    );
+    assert!(log.lines().any(|l| l.contains("work-response")
+        && l.contains("job=image-install")
+        && l.contains("result=\"success\"")));
+}
+
+#[test]
+fn low_bootflash_parks_until_resumed() {
+    let mut b = Bench::new("");
+    b.start();
+    let mut sim = b
+        .simulate(2, &["--serial-prefix", "LOWFLASH", "--low-bootflash", "1"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = b
+            .device("LOWFLASH00001")
+            .and_then(|d| d["state"].as_str().map(str::to_string));
+        if state.as_deref() == Some("BOOTFLASH_NO_SPACE") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never parked: {state:?}\n{}",
+            b.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Parked for a while: still there, no steps after it.
+    std::thread::sleep(Duration::from_secs(2));
+    let d = b.device("LOWFLASH00001").unwrap();
+    assert_eq!(d["state"], "BOOTFLASH_NO_SPACE");
+    let out = b.run(&["device", "resume", "LOWFLASH00001"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("BOOTFLASH_NO_SPACE -> RUN_EVENT_MANAGER"),
+        "{}",
+        text(&out)
+    );
+    let status = sim.wait().unwrap();
+    assert!(
+        status.success(),
+        "simulate failed after resume\n{}",
+        b.server_log()
+    );
+    let d = b.device("LOWFLASH00001").unwrap();
+    assert_eq!(d["state"], "FINISHED");
+}
+
+#[test]
+fn corrupted_image_fails_md5_is_retried_then_failed() {
+    let mut b = Bench::new("");
+    b.start();
+    // Corrupt the image after start-up: the server still announces the good md5.
+    let path = b.path(&format!("images/{IMAGE}"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let out = b
+        .simulate(1, &["--serial-prefix", "CORRUPT"])
+        .output()
+        .unwrap();
+    // It ran to the end and reports the router as not finished.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 routers, 0 FINISHED, 1 not finished"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !out.status.success(),
+        "simulate should exit non-zero: {}",
+        text(&out)
+    );
+    let d = b.device("CORRUPT00001").unwrap();
+    assert_eq!(d["state"], "FAILED", "{d}");
+    let reason = d["fail_reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{d}\n{}", text(&out)));
+    assert!(
+        reason.contains("1816") && reason.contains("Error verifying checksum"),
+        "{reason}"
+    );
+    let installs = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["state"] == "UPGRADE_INPROGRESS" && e["text"].as_str().unwrap_or("").contains("1816")
+        })
+        .count();
+    assert_eq!(installs, 3, "1 try + 2 retries: {d}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("CORRUPT00001   FAILED"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn server_killed_mid_run_and_restarted_still_finishes_all() {
+    let mut b = Bench::new("");
+    b.start();
+    let mut sim = b
+        .simulate(20, &["--serial-prefix", "KILL"])
+        .spawn()
+        .unwrap();
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500 + 700 * round));
+        b.kill9();
+        std::thread::sleep(Duration::from_millis(300));
+        b.start();
+    }
+    let status = sim.wait().unwrap();
+    assert!(
+        status.success(),
+        "not all finished after kill -9 restarts\n{}",
+        b.server_log()
+    );
+    let log = b.server_log();
+    assert!(
+        !log.contains("unreadable device record"),
+        "a record was torn: {log}"
+    );
+}
