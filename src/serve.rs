@@ -54,14 +54,14 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         ("guestshell tarball", &plan.tarball),
         ("python script", &plan.script),
     ] {
-        if let Some(c) = copy {
-            if !c.present {
-                warnings.push(format!(
-                    "{what} {} missing in {}: routers will go FAILED at that step; copy it there",
-                    c.file,
-                    cfg.files_dir.display()
-                ));
-            }
+        if let Some(c) = copy
+            && !c.present
+        {
+            warnings.push(format!(
+                "{what} {} missing in {}: routers will go FAILED at that step; copy it there",
+                c.file,
+                cfg.files_dir.display()
+            ));
         }
     }
     if plan.day0_config && !cfg.configs_dir.join(&cfg.default_config).is_file() {

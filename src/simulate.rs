@@ -106,10 +106,10 @@ impl Shared {
     }
 
     fn anomaly(&self, text: String) {
-        if let Ok(mut a) = self.anomalies.lock() {
-            if a.len() < 100 {
-                a.push(text);
-            }
+        if let Ok(mut a) = self.anomalies.lock()
+            && a.len() < 100
+        {
+            a.push(text);
         }
     }
 }
@@ -240,10 +240,10 @@ impl Router {
     }
 
     fn gs_tick(&mut self) {
-        if let Gs::Starting(at) = self.guestshell {
-            if Instant::now() >= at {
-                self.guestshell = Gs::Running;
-            }
+        if let Gs::Starting(at) = self.guestshell
+            && Instant::now() >= at
+        {
+            self.guestshell = Gs::Running;
         }
     }
 
@@ -444,10 +444,10 @@ impl Router {
                     Ok(r) if r.status().is_success() => {
                         let text = r.text().await.unwrap_or_default();
                         for line in text.lines() {
-                            if let Some(name) = line.trim().strip_prefix("event manager applet ") {
-                                if let Some(n) = name.split_whitespace().next() {
-                                    self.applets.insert(n.to_string());
-                                }
+                            if let Some(name) = line.trim().strip_prefix("event manager applet ")
+                                && let Some(n) = name.split_whitespace().next()
+                            {
+                                self.applets.insert(n.to_string());
                             }
                         }
                         self.running_config.push_str(&text);

@@ -46,15 +46,13 @@ fn twenty_routers_finish_concurrently() {
             .contains("ran on TWENTY00007"),
         "{d}"
     );
-    let log = std::fs::read_dir(b.path("logs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let log = std::fs::read_to_string(log).unwrap();
+    let log = std::fs::read_to_string(b.path("logs/pnp_debug.log")).unwrap();
     assert!(
-        log.contains("work-request serial=TWENTY00007") || log.contains("serial=TWENTY00007"),
+        log.lines().any(|l| l.contains("work-request")
+            && l.contains("serial=TWENTY00007")
+            && l.contains("ip=127.0.0.1")
+            && l.contains("state=")
+            && l.contains("job=")),
         "log lacks key=value lines"
     );
     assert!(log.lines().any(|l| l.contains("work-response")

@@ -75,10 +75,11 @@ impl Md5Cache {
     pub fn md5_of(&mut self, dir: &Path, name: &str) -> std::io::Result<(String, bool)> {
         let path = dir.join(name);
         let (size, mtime_ns) = stamp(&path)?;
-        if let Some(e) = self.entries.get(name) {
-            if e.size == size && e.mtime_ns == mtime_ns {
-                return Ok((e.md5.clone(), true));
-            }
+        if let Some(e) = self.entries.get(name)
+            && e.size == size
+            && e.mtime_ns == mtime_ns
+        {
+            return Ok((e.md5.clone(), true));
         }
         let bar = indicatif::ProgressBar::new(size);
         bar.set_style(

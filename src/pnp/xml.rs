@@ -283,7 +283,8 @@ mod tests {
 
     #[test]
     fn refuses_hostile_and_broken_input() {
-        let cases: &[(&[u8], fn(&XmlError) -> bool)] = &[
+        type Check = fn(&XmlError) -> bool;
+        let cases: &[(&[u8], Check)] = &[
             (b"<!DOCTYPE x [<!ENTITY a \"b\">]><x>&a;</x>", |e| {
                 *e == XmlError::Dtd
             }),

@@ -148,12 +148,26 @@ impl Bench {
 
     /// The server's view of one device (JSON), if it answers.
     pub fn device(&self, serial: &str) -> Option<serde_json::Value> {
-        let out = std::process::Command::new("curl")
-            .args(["-sf", &format!("{}/api/devices/{serial}", self.url())])
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
+        let (status, body) = http_get(self.port, &format!("/api/devices/{serial}"))?;
+        if status != 200 {
+            return None;
+        }
+        serde_json::from_slice(&body).ok()
     }
+}
+
+/// A minimal HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, raw[split + 4..].to_vec()))
 }
 
 impl Drop for Bench {
