@@ -1,0 +1,340 @@
+//! Address pool and lease table, as plain data with pure operations.
+//!
+//! Owns which address a client gets (its previous one, its reservation, the one it asks for, or
+//! the lowest free one), binding, release and quarantine of declined addresses (RFC 2131 §3.1,
+//! §4.3). Time is passed in (Unix seconds), so every rule is unit-tested; the DHCP task persists
+//! the table after each change that must survive a restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// How long an offer holds an address.
+pub const OFFER_SECS: u64 = 60;
+/// How long a declined (conflicting) address is kept out of the pool.
+pub const QUARANTINE_SECS: u64 = 3600;
+
+/// Addresses we may hand out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Inclusive ranges.
+    pub ranges: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// Never handed out (our own address).
+    pub exclude: Vec<Ipv4Addr>,
+    /// MAC (`aa:bb:...`) → fixed address.
+    pub reservations: HashMap<String, Ipv4Addr>,
+}
+
+impl Pool {
+    /// Whether `ip` may be leased dynamically.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        !self.exclude.contains(&ip)
+            && !self.reservations.values().any(|r| *r == ip)
+            && self.ranges.iter().any(|(a, b)| *a <= ip && ip <= *b)
+    }
+
+    fn candidates(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.ranges
+            .iter()
+            .flat_map(|(a, b)| (u32::from(*a)..=u32::from(*b)).map(Ipv4Addr::from))
+            .filter(|ip| self.contains(*ip))
+    }
+
+    /// Number of dynamic addresses.
+    pub fn size(&self) -> u64 {
+        self.ranges
+            .iter()
+            .map(|(a, b)| u64::from(u32::from(*b)) - u64::from(u32::from(*a)) + 1)
+            .sum()
+    }
+}
+
+/// What a lease is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseState {
+    /// Offered, not yet requested.
+    Offered,
+    /// Acknowledged.
+    Bound,
+    /// Declined by a client: someone else uses it.
+    Declined,
+}
+
+/// One address's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The address.
+    pub ip: Ipv4Addr,
+    /// Client key (`id:<hex>` or `hw:<mac>`).
+    pub client: String,
+    /// Hardware address.
+    pub mac: String,
+    /// Expiry, Unix seconds.
+    pub expires: u64,
+    /// State.
+    pub state: LeaseState,
+}
+
+/// Why no address could be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// Every address is taken.
+    #[error("address pool exhausted ({0} addresses): widen [dhcp] pool or shorten lease-time")]
+    Exhausted(u64),
+    /// The requested address is not ours or belongs to someone else.
+    #[error("{0} cannot be leased to this client: {1}")]
+    NotYours(Ipv4Addr, &'static str),
+}
+
+/// The lease table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leases {
+    /// By address.
+    pub by_ip: BTreeMap<Ipv4Addr, Lease>,
+}
+
+impl Leases {
+    fn held_by(&self, client: &str, now: u64) -> Option<&Lease> {
+        self.by_ip
+            .values()
+            .find(|l| l.client == client && l.state != LeaseState::Declined && l.expires > now)
+    }
+
+    fn free(&self, ip: Ipv4Addr, client: &str, now: u64) -> bool {
+        match self.by_ip.get(&ip) {
+            None => true,
+            Some(l) if l.state == LeaseState::Declined => l.expires <= now,
+            // A returning client gets its address back even after expiry, unless it was
+            // handed to someone else meanwhile.
+            Some(l) => l.client == client || l.expires <= now,
+        }
+    }
+
+    fn allowed(&self, pool: &Pool, mac: &str, ip: Ipv4Addr) -> bool {
+        pool.reservations.get(mac) == Some(&ip) || pool.contains(ip)
+    }
+
+    /// Chooses an address for a DISCOVER and holds it for [`OFFER_SECS`].
+    pub fn offer(
+        &mut self,
+        pool: &Pool,
+        client: &str,
+        mac: &str,
+        requested: Option<Ipv4Addr>,
+        now: u64,
+    ) -> Result<Ipv4Addr, LeaseError> {
+        let previous = self
+            .held_by(client, now)
+            .map(|l| l.ip)
+            .or_else(|| {
+                self.by_ip
+                    .values()
+                    .find(|l| l.client == client && l.state != LeaseState::Declined)
+                    .map(|l| l.ip)
+            })
+            .filter(|ip| self.allowed(pool, mac, *ip) && self.free(*ip, client, now));
+        let ip = previous
+            .or_else(|| pool.reservations.get(mac).copied())
+            .or_else(|| requested.filter(|ip| pool.contains(*ip) && self.free(*ip, client, now)))
+            .or_else(|| pool.candidates().find(|ip| self.free(*ip, client, now)))
+            .ok_or(LeaseError::Exhausted(pool.size()))?;
+        let keep_bound = self
+            .by_ip
+            .get(&ip)
+            .is_some_and(|l| l.client == client && l.state == LeaseState::Bound && l.expires > now);
+        if !keep_bound {
+            self.by_ip.insert(
+                ip,
+                Lease {
+                    ip,
+                    client: client.to_string(),
+                    mac: mac.to_string(),
+                    expires: now + OFFER_SECS,
+                    state: LeaseState::Offered,
+                },
+            );
+        }
+        Ok(ip)
+    }
+
+    /// Binds `ip` to the client for `secs` (REQUEST); errors mean NAK.
+    pub fn bind(
+        &mut self,
+        pool: &Pool,
+        client: &str,
+        mac: &str,
+        ip: Ipv4Addr,
+        secs: u64,
+        now: u64,
+    ) -> Result<(), LeaseError> {
+        if !self.allowed(pool, mac, ip) {
+            return Err(LeaseError::NotYours(ip, "not in the pool"));
+        }
+        if !self.free(ip, client, now) {
+            return Err(LeaseError::NotYours(ip, "leased to another client"));
+        }
+        // One address per client: drop its other leases.
+        self.by_ip
+            .retain(|a, l| *a == ip || l.client != client || l.state == LeaseState::Declined);
+        self.by_ip.insert(
+            ip,
+            Lease {
+                ip,
+                client: client.to_string(),
+                mac: mac.to_string(),
+                expires: now + secs,
+                state: LeaseState::Bound,
+            },
+        );
+        Ok(())
+    }
+
+    /// Forgets the offer a client made to someone else's server (REQUEST with another server-id).
+    pub fn drop_offer(&mut self, client: &str) {
+        self.by_ip
+            .retain(|_, l| !(l.client == client && l.state == LeaseState::Offered));
+    }
+
+    /// RELEASE: frees the client's address.
+    pub fn release(&mut self, client: &str, ip: Ipv4Addr) -> bool {
+        match self.by_ip.get(&ip) {
+            Some(l) if l.client == client && l.state != LeaseState::Declined => {
+                self.by_ip.remove(&ip);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// DECLINE: the address is in use by someone else; keep it out for [`QUARANTINE_SECS`].
+    pub fn decline(&mut self, client: &str, mac: &str, ip: Ipv4Addr, now: u64) {
+        self.by_ip.insert(
+            ip,
+            Lease {
+                ip,
+                client: client.to_string(),
+                mac: mac.to_string(),
+                expires: now + QUARANTINE_SECS,
+                state: LeaseState::Declined,
+            },
+        );
+    }
+
+    /// The bound lease of `ip`, if current.
+    pub fn bound(&self, ip: Ipv4Addr, now: u64) -> Option<&Lease> {
+        self.by_ip
+            .get(&ip)
+            .filter(|l| l.state == LeaseState::Bound && l.expires > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> Pool {
+        Pool {
+            ranges: vec![(
+                Ipv4Addr::new(198, 51, 100, 1),
+                Ipv4Addr::new(198, 51, 100, 4),
+            )],
+            exclude: vec![Ipv4Addr::new(198, 51, 100, 1)],
+            reservations: HashMap::from([(
+                "aa:aa:aa:aa:aa:aa".to_string(),
+                Ipv4Addr::new(198, 51, 100, 50),
+            )]),
+        }
+    }
+    const A: &str = "hw:00:00:00:00:00:0a";
+    const B: &str = "hw:00:00:00:00:00:0b";
+
+    #[test]
+    fn offers_skip_our_address_and_return_the_same_one() {
+        let mut l = Leases::default();
+        let p = pool();
+        let ip = l.offer(&p, A, "a", None, 0).unwrap();
+        assert_eq!(ip, Ipv4Addr::new(198, 51, 100, 2));
+        assert_eq!(l.offer(&p, A, "a", None, 1).unwrap(), ip);
+        l.bind(&p, A, "a", ip, 100, 2).unwrap();
+        // After a restart (table reloaded) and even after expiry, the client gets it again.
+        let mut reloaded: Leases =
+            serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+        assert_eq!(reloaded.offer(&p, A, "a", None, 500).unwrap(), ip);
+        // Another client asking for it while it is bound gets a different address.
+        assert_eq!(
+            l.offer(&p, B, "b", Some(ip), 3).unwrap(),
+            Ipv4Addr::new(198, 51, 100, 3)
+        );
+    }
+
+    #[test]
+    fn requested_address_reservation_exhaustion() {
+        let mut l = Leases::default();
+        let p = pool();
+        assert_eq!(
+            l.offer(&p, A, "a", Some(Ipv4Addr::new(198, 51, 100, 4)), 0)
+                .unwrap(),
+            Ipv4Addr::new(198, 51, 100, 4)
+        );
+        assert_eq!(
+            l.offer(&p, B, "aa:aa:aa:aa:aa:aa", None, 0).unwrap(),
+            Ipv4Addr::new(198, 51, 100, 50)
+        );
+        // Our own address is never offered, even when asked for.
+        assert_ne!(
+            l.offer(&p, "c", "c", Some(Ipv4Addr::new(198, 51, 100, 1)), 0)
+                .unwrap(),
+            Ipv4Addr::new(198, 51, 100, 1)
+        );
+        l.offer(&p, "d", "d", None, 0).unwrap();
+        assert_eq!(
+            l.offer(&p, "e", "e", None, 0),
+            Err(LeaseError::Exhausted(4))
+        );
+        // Offers expire.
+        assert!(l.offer(&p, "e", "e", None, OFFER_SECS + 1).is_ok());
+    }
+
+    #[test]
+    fn bind_rules() {
+        let mut l = Leases::default();
+        let p = pool();
+        let ip2 = Ipv4Addr::new(198, 51, 100, 2);
+        l.bind(&p, A, "a", ip2, 100, 0).unwrap();
+        assert!(matches!(
+            l.bind(&p, B, "b", ip2, 100, 1),
+            Err(LeaseError::NotYours(_, "leased to another client"))
+        ));
+        assert!(matches!(
+            l.bind(&p, B, "b", Ipv4Addr::new(203, 0, 113, 5), 100, 1),
+            Err(LeaseError::NotYours(_, "not in the pool"))
+        ));
+        assert!(
+            l.bind(&p, B, "b", Ipv4Addr::new(198, 51, 100, 50), 100, 1)
+                .is_err(),
+            "reserved for another MAC"
+        );
+        // Renewal extends; moving to another address drops the old lease.
+        l.bind(&p, A, "a", ip2, 100, 50).unwrap();
+        assert_eq!(l.bound(ip2, 120).unwrap().expires, 150);
+        l.bind(&p, A, "a", Ipv4Addr::new(198, 51, 100, 3), 100, 60)
+            .unwrap();
+        assert!(l.bound(ip2, 61).is_none());
+        assert!(l.release(A, Ipv4Addr::new(198, 51, 100, 3)));
+        assert!(!l.release(B, Ipv4Addr::new(198, 51, 100, 3)));
+    }
+
+    #[test]
+    fn declined_addresses_are_quarantined() {
+        let mut l = Leases::default();
+        let p = pool();
+        let ip = l.offer(&p, A, "a", None, 0).unwrap();
+        l.decline(A, "a", ip, 0);
+        let next = l.offer(&p, A, "a", None, 1).unwrap();
+        assert_ne!(next, ip);
+        assert!(l.bind(&p, B, "b", ip, 10, 2).is_err());
+        assert!(l.bind(&p, B, "b", ip, 10, QUARANTINE_SECS + 1).is_ok());
+    }
+}

@@ -1,0 +1,279 @@
+//! A bounds-checked reader for received DHCPv4 packets.
+//!
+//! Owns turning untrusted datagrams into a [`Packet`] without ever panicking: every length is
+//! checked before it is used, and malformed option areas are errors. dhcproto's decoder is not
+//! run on what the network sends (its debug build asserts on some malformed options); it only
+//! encodes our replies. Layout: RFC 2131 §2 (fixed header, 236 bytes), RFC 2131 §3 / RFC 1497
+//! (magic cookie 99.130.83.99), RFC 2132 (options), RFC 3396 (a long option split into several
+//! instances is concatenated).
+
+use std::net::Ipv4Addr;
+
+/// DHCP message types (RFC 2132 §9.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgType {
+    /// 1
+    Discover,
+    /// 3
+    Request,
+    /// 4
+    Decline,
+    /// 7
+    Release,
+    /// 8
+    Inform,
+    /// Any other value (server-to-client types, unknown).
+    Other(u8),
+}
+
+/// Why a datagram is not a DHCP request we can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Shorter than header + cookie.
+    #[error("too short ({0} bytes)")]
+    Short(usize),
+    /// op is not BOOTREQUEST.
+    #[error("not a BOOTREQUEST (op {0})")]
+    NotRequest(u8),
+    /// Missing magic cookie.
+    #[error("no DHCP magic cookie")]
+    NoCookie,
+    /// An option runs past the end.
+    #[error("option {0} runs past the end of the packet")]
+    Truncated(u8),
+    /// No option 53.
+    #[error("no DHCP message type (option 53)")]
+    NoType,
+    /// hlen over 16.
+    #[error("hardware address length {0} over 16")]
+    BadHlen(u8),
+}
+
+/// A parsed client request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    /// Hardware type (1 = Ethernet).
+    pub htype: u8,
+    /// Hardware address length.
+    pub hlen: u8,
+    /// Relay hops.
+    pub hops: u8,
+    /// Transaction id.
+    pub xid: u32,
+    /// Seconds since the client started.
+    pub secs: u16,
+    /// Flags (bit 15 = broadcast).
+    pub flags: u16,
+    /// Client address (RENEWING, REBINDING, INFORM).
+    pub ciaddr: Ipv4Addr,
+    /// Relay agent address.
+    pub giaddr: Ipv4Addr,
+    /// Client hardware address (16 bytes, `hlen` used).
+    pub chaddr: [u8; 16],
+    /// DHCP message type.
+    pub msg_type: MsgType,
+    /// Options in order of first appearance, split instances concatenated (RFC 3396).
+    pub options: Vec<(u8, Vec<u8>)>,
+}
+
+const HEADER: usize = 236;
+const COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+fn ip(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+impl Packet {
+    /// Parses a received datagram.
+    pub fn parse(buf: &[u8]) -> Result<Packet, ParseError> {
+        if buf.len() < HEADER + 4 {
+            return Err(ParseError::Short(buf.len()));
+        }
+        if buf[0] != 1 {
+            return Err(ParseError::NotRequest(buf[0]));
+        }
+        if buf[HEADER..HEADER + 4] != COOKIE {
+            return Err(ParseError::NoCookie);
+        }
+        let hlen = buf[2];
+        if hlen > 16 {
+            return Err(ParseError::BadHlen(hlen));
+        }
+        let mut chaddr = [0u8; 16];
+        chaddr.copy_from_slice(&buf[28..44]);
+        let mut options: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut i = HEADER + 4;
+        while i < buf.len() {
+            let code = buf[i];
+            match code {
+                0 => {
+                    i += 1;
+                    continue;
+                }
+                255 => break,
+                _ => {}
+            }
+            let len = *buf.get(i + 1).ok_or(ParseError::Truncated(code))? as usize;
+            let data = buf
+                .get(i + 2..i + 2 + len)
+                .ok_or(ParseError::Truncated(code))?;
+            match options.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, v)) => v.extend_from_slice(data),
+                None => options.push((code, data.to_vec())),
+            }
+            i += 2 + len;
+        }
+        let msg_type = match options
+            .iter()
+            .find(|(c, _)| *c == 53)
+            .map(|(_, v)| v.as_slice())
+        {
+            Some([1]) => MsgType::Discover,
+            Some([3]) => MsgType::Request,
+            Some([4]) => MsgType::Decline,
+            Some([7]) => MsgType::Release,
+            Some([8]) => MsgType::Inform,
+            Some([t]) => MsgType::Other(*t),
+            _ => return Err(ParseError::NoType),
+        };
+        Ok(Packet {
+            htype: buf[1],
+            hlen,
+            hops: buf[3],
+            xid: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+            secs: u16::from_be_bytes([buf[8], buf[9]]),
+            flags: u16::from_be_bytes([buf[10], buf[11]]),
+            ciaddr: ip(&buf[12..16]),
+            giaddr: ip(&buf[24..28]),
+            chaddr,
+            msg_type,
+            options,
+        })
+    }
+
+    /// Raw value of option `code`.
+    pub fn option(&self, code: u8) -> Option<&[u8]> {
+        self.options
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn option_ip(&self, code: u8) -> Option<Ipv4Addr> {
+        match self.option(code) {
+            Some(b) if b.len() == 4 => Some(ip(b)),
+            _ => None,
+        }
+    }
+
+    /// Option 50, requested IP address.
+    pub fn requested_ip(&self) -> Option<Ipv4Addr> {
+        self.option_ip(50)
+    }
+
+    /// Option 54, server identifier.
+    pub fn server_id(&self) -> Option<Ipv4Addr> {
+        self.option_ip(54)
+    }
+
+    /// The hardware address as `aa:bb:..`.
+    pub fn mac(&self) -> String {
+        let n = usize::from(self.hlen.min(16));
+        self.chaddr[..n]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// The key a lease is bound to: option 61 client-id (hex), else the hardware address
+    /// (RFC 2131 §4.2).
+    pub fn client_key(&self) -> String {
+        match self.option(61) {
+            Some(id) if !id.is_empty() => format!("id:{}", hex::encode(id)),
+            _ => format!("hw:{}", self.mac()),
+        }
+    }
+
+    /// Broadcast flag (RFC 2131 §2, figure 2).
+    pub fn broadcast(&self) -> bool {
+        self.flags & 0x8000 != 0
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds a request: header with `chaddr`, then `options` (code, data), then end.
+    pub fn build(msg: u8, chaddr: [u8; 6], options: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut b = vec![0u8; HEADER];
+        b[0] = 1;
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        b[28..34].copy_from_slice(&chaddr);
+        b.extend_from_slice(&COOKIE);
+        b.extend_from_slice(&[53, 1, msg]);
+        for (code, data) in options {
+            b.push(*code);
+            b.push(data.len() as u8);
+            b.extend_from_slice(data);
+        }
+        b.push(255);
+        b
+    }
+
+    #[test]
+    fn reads_header_and_options() {
+        let b = build(
+            1,
+            [0, 0x11, 0x22, 0x33, 0x44, 0x55],
+            &[(60, b"ciscopnp"), (61, &[1, 2, 3])],
+        );
+        let p = Packet::parse(&b).unwrap();
+        assert_eq!(p.msg_type, MsgType::Discover);
+        assert_eq!(p.xid, 0x1234_5678);
+        assert_eq!(p.mac(), "00:11:22:33:44:55");
+        assert_eq!(p.option(60), Some(&b"ciscopnp"[..]));
+        assert_eq!(p.client_key(), "id:010203");
+    }
+
+    #[test]
+    fn split_options_are_concatenated() {
+        let b = build(1, [1; 6], &[(60, b"cisco"), (12, b"h"), (60, b"pnp")]);
+        assert_eq!(
+            Packet::parse(&b).unwrap().option(60),
+            Some(&b"ciscopnp"[..])
+        );
+    }
+
+    #[test]
+    fn malformed_packets_are_errors() {
+        let good = build(1, [1; 6], &[(60, b"ciscopnp")]);
+        let mut reply = good.clone();
+        reply[0] = 2;
+        let mut cookie = good.clone();
+        cookie[HEADER] = 0;
+        let mut truncated = good[..good.len() - 4].to_vec();
+        truncated.truncate(truncated.len());
+        let mut hlen = good.clone();
+        hlen[2] = 17;
+        let no_type = {
+            let mut b = good[..HEADER + 4].to_vec();
+            b.push(255);
+            b
+        };
+        let cases: [(&[u8], ParseError); 6] = [
+            (&good[..100], ParseError::Short(100)),
+            (&reply, ParseError::NotRequest(2)),
+            (&cookie, ParseError::NoCookie),
+            (&truncated, ParseError::Truncated(60)),
+            (&hlen, ParseError::BadHlen(17)),
+            (&no_type, ParseError::NoType),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(Packet::parse(bytes), Err(want));
+        }
+    }
+}

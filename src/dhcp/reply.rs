@@ -1,0 +1,300 @@
+//! RFC 2131 server behaviour for PnP clients, as pure functions.
+//!
+//! Owns what we answer to a received datagram ([`handle`]) and where the answer goes
+//! ([`reply_addr`]). Only classified PnP routers get OFFER/ACK/NAK/INFORM answers; RELEASE and
+//! DECLINE are honoured for addresses a client holds. Replies carry options 1, 51, 54, 58, 59 and
+//! 43 (plus 3 and 6 when configured); option 43 is always sent, whether or not the parameter
+//! request list asks for it (`docs/dhcp.md`: the usual servers omit it otherwise).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use dhcproto::v4::{self, DhcpOption, MessageType};
+use dhcproto::{Encodable, Encoder};
+
+use super::classify::{Class, classify};
+use super::leases::{Leases, Pool};
+use super::packet::{MsgType, Packet};
+
+/// Everything the responder needs to answer.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our address on the interface (option 54, siaddr).
+    pub server_ip: Ipv4Addr,
+    /// Subnet mask of the interface (option 1).
+    pub netmask: Ipv4Addr,
+    /// Lease time (option 51); T1 = 1/2, T2 = 7/8 (RFC 2131 §4.4.5).
+    pub lease_secs: u32,
+    /// Option 3.
+    pub routers: Vec<Ipv4Addr>,
+    /// Option 6.
+    pub dns: Vec<Ipv4Addr>,
+    /// The option 43 string.
+    pub option43: String,
+    /// PID prefixes answered.
+    pub prefixes: Vec<String>,
+    /// Addresses handed out.
+    pub pool: Pool,
+    /// Our UDP port (67 in production; tests use another and get answers at their source).
+    pub port: u16,
+}
+
+/// What to do with one datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send `bytes` to `to`.
+    Reply {
+        /// Encoded reply.
+        bytes: Vec<u8>,
+        /// Destination.
+        to: SocketAddr,
+        /// `OFFER`, `ACK`, `NAK`.
+        kind: &'static str,
+        /// Address given (0.0.0.0 for NAK / INFORM).
+        yiaddr: Ipv4Addr,
+        /// Client MAC.
+        mac: String,
+        /// Router PID.
+        pid: String,
+        /// The lease table changed in a way that must survive a restart.
+        persist: bool,
+    },
+    /// Nothing is sent.
+    Silent {
+        /// Client MAC when the packet was readable.
+        mac: String,
+        /// Why.
+        reason: String,
+        /// Worth a warning (conflicts, exhaustion) rather than a debug line.
+        warn: bool,
+        /// The lease table changed.
+        persist: bool,
+        /// The client is not a PnP router (logged once per MAC).
+        foreign: bool,
+    },
+}
+
+/// RFC 2131 §4.1, "the server sends the reply": relay → giaddr:67; NAK → broadcast; ciaddr set
+/// → unicast ciaddr:68; otherwise broadcast (we do not inject ARP entries to unicast to
+/// yiaddr). A server not on port 67 (tests) answers the packet's source.
+pub fn reply_addr(p: &Packet, is_nak: bool, server_port: u16, src: SocketAddr) -> SocketAddr {
+    const CLIENT: u16 = 68;
+    if server_port != 67 {
+        return src;
+    }
+    if !p.giaddr.is_unspecified() {
+        // "If the 'giaddr' field ... is not zero, the server sends any return messages to the
+        // 'DHCP server' port on the BOOTP relay agent whose address appears in 'giaddr'."
+        return SocketAddr::V4(SocketAddrV4::new(p.giaddr, 67));
+    }
+    if is_nak {
+        // "In all cases, when 'giaddr' is zero, the server broadcasts any DHCPNAK messages."
+        return SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT));
+    }
+    if !p.ciaddr.is_unspecified() {
+        // "If ... 'ciaddr' is nonzero, the server unicasts DHCPOFFER and DHCPACK messages to
+        // the address in 'ciaddr'."
+        return SocketAddr::V4(SocketAddrV4::new(p.ciaddr, CLIENT));
+    }
+    // Broadcast bit set, or no way to unicast to an address the client does not answer ARP for.
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT))
+}
+
+fn encode(
+    p: &Packet,
+    s: &Settings,
+    kind: MessageType,
+    yiaddr: Ipv4Addr,
+    with_lease: bool,
+) -> Vec<u8> {
+    let hlen = usize::from(p.hlen.min(16));
+    let ciaddr = if matches!(kind, MessageType::Ack) {
+        p.ciaddr
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let mut msg = v4::Message::new_with_id(
+        p.xid,
+        ciaddr,
+        yiaddr,
+        Ipv4Addr::UNSPECIFIED,
+        p.giaddr,
+        &p.chaddr[..hlen],
+    );
+    msg.set_opcode(v4::Opcode::BootReply)
+        .set_htype(v4::HType::from(p.htype))
+        .set_flags(v4::Flags::new(p.flags));
+    let nak = matches!(kind, MessageType::Nak);
+    let opts = msg.opts_mut();
+    opts.insert(DhcpOption::MessageType(kind));
+    opts.insert(DhcpOption::ServerIdentifier(s.server_ip));
+    if !nak {
+        opts.insert(DhcpOption::SubnetMask(s.netmask));
+        if with_lease {
+            opts.insert(DhcpOption::AddressLeaseTime(s.lease_secs));
+            opts.insert(DhcpOption::Renewal(s.lease_secs / 2));
+            opts.insert(DhcpOption::Rebinding(
+                (u64::from(s.lease_secs) * 7 / 8) as u32,
+            ));
+        }
+        if !s.routers.is_empty() {
+            opts.insert(DhcpOption::Router(s.routers.clone()));
+        }
+        if !s.dns.is_empty() {
+            opts.insert(DhcpOption::DomainNameServer(s.dns.clone()));
+        }
+        // The raw ASCII string as the option value: never an encapsulated sub-option.
+        opts.insert(DhcpOption::VendorExtensions(s.option43.as_bytes().to_vec()));
+    }
+    let mut out = Vec::with_capacity(400);
+    let mut enc = Encoder::new(&mut out);
+    // Encoding our own well-formed message cannot fail; an empty reply is dropped by the caller.
+    if msg.encode(&mut enc).is_err() {
+        return Vec::new();
+    }
+    // Pad to the 300-byte BOOTP minimum (RFC 1542 §2.1) for old relays and clients.
+    if out.len() < 300 {
+        out.resize(300, 0);
+    }
+    out
+}
+
+fn in_subnet(s: &Settings, ip: Ipv4Addr) -> bool {
+    let m = u32::from(s.netmask);
+    u32::from(ip) & m == u32::from(s.server_ip) & m
+}
+
+/// Decides the answer to datagram `buf` from `src` at Unix time `now`.
+pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, now: u64) -> Outcome {
+    let silent = |mac: String, reason: String, warn: bool, persist: bool| Outcome::Silent {
+        mac,
+        reason,
+        warn,
+        persist,
+        foreign: false,
+    };
+    let p = match Packet::parse(buf) {
+        Ok(p) => p,
+        Err(e) => {
+            return silent(
+                String::new(),
+                format!("unreadable DHCP packet from {src}: {e}"),
+                false,
+                false,
+            );
+        }
+    };
+    let mac = p.mac();
+    let client = p.client_key();
+    match p.msg_type {
+        MsgType::Release => {
+            let freed = leases.release(&client, p.ciaddr);
+            let why = if freed {
+                "released"
+            } else {
+                "release of an address it does not hold"
+            };
+            return silent(mac, format!("{} {why}", p.ciaddr), false, freed);
+        }
+        MsgType::Decline => {
+            if p.server_id() != Some(s.server_ip) {
+                return silent(mac, "DECLINE for another server".into(), false, false);
+            }
+            let Some(ip) = p.requested_ip() else {
+                return silent(
+                    mac,
+                    "DECLINE without requested address".into(),
+                    false,
+                    false,
+                );
+            };
+            if leases.by_ip.get(&ip).is_none_or(|l| l.client != client) {
+                return silent(
+                    mac,
+                    format!("DECLINE of {ip}, which it was not given"),
+                    false,
+                    false,
+                );
+            }
+            leases.decline(&client, &mac, ip, now);
+            return silent(
+                mac.clone(),
+                format!(
+                    "address conflict: {mac} declined {ip} (another host answers ARP for it); quarantined for an hour: find the host with `arping {ip}` or take it out of [dhcp] pool"
+                ),
+                true,
+                true,
+            );
+        }
+        _ => {}
+    }
+    let pid = match classify(&p, &s.prefixes) {
+        Class::Pnp { pid } => pid,
+        Class::Ignore(why) => {
+            return Outcome::Silent {
+                mac,
+                reason: why.to_string(),
+                warn: false,
+                persist: false,
+                foreign: true,
+            };
+        }
+    };
+    let reply = |kind: MessageType, yiaddr: Ipv4Addr, with_lease: bool, persist: bool| {
+        let nak = matches!(kind, MessageType::Nak);
+        Outcome::Reply {
+            bytes: encode(&p, s, kind, yiaddr, with_lease),
+            to: reply_addr(&p, nak, s.port, src),
+            kind: match kind {
+                MessageType::Offer => "OFFER",
+                MessageType::Nak => "NAK",
+                _ => "ACK",
+            },
+            yiaddr,
+            mac: mac.clone(),
+            pid: pid.clone(),
+            persist,
+        }
+    };
+    let secs = u64::from(s.lease_secs);
+    match p.msg_type {
+        MsgType::Discover => match leases.offer(&s.pool, &client, &mac, p.requested_ip(), now) {
+            Ok(ip) => reply(MessageType::Offer, ip, true, false),
+            Err(e) => silent(mac, format!("no OFFER for {pid}: {e}"), true, false),
+        },
+        MsgType::Request => {
+            // RFC 2131 §4.3.2: SELECTING (server-id), INIT-REBOOT (requested-ip, no ciaddr),
+            // RENEWING / REBINDING (ciaddr).
+            let (ip, state) = match (p.server_id(), p.requested_ip(), p.ciaddr) {
+                (Some(sid), _, _) if sid != s.server_ip => {
+                    leases.drop_offer(&client);
+                    return silent(mac, format!("client chose server {sid}"), false, false);
+                }
+                (Some(_), Some(ip), _) => (ip, "SELECTING"),
+                (Some(_), None, c) if !c.is_unspecified() => (c, "SELECTING"),
+                (None, Some(ip), c) if c.is_unspecified() => (ip, "INIT-REBOOT"),
+                (None, _, c) if !c.is_unspecified() => (c, "RENEWING"),
+                _ => return silent(mac, "REQUEST without address".into(), false, false),
+            };
+            if state != "SELECTING" && p.giaddr.is_unspecified() && !in_subnet(s, ip) {
+                // "the client is on the wrong network": NAK (§4.3.2 INIT-REBOOT).
+                return reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, false, false);
+            }
+            match leases.bind(&s.pool, &client, &mac, ip, secs, now) {
+                Ok(()) => reply(MessageType::Ack, ip, true, true),
+                Err(_) => reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, false, false),
+            }
+        }
+        // RFC 2131 §4.3.5: ACK with configuration, no lease, to ciaddr.
+        MsgType::Inform => reply(MessageType::Ack, Ipv4Addr::UNSPECIFIED, false, false),
+        MsgType::Other(t) => silent(
+            mac,
+            format!("message type {t} is not for a server"),
+            false,
+            false,
+        ),
+        MsgType::Release | MsgType::Decline => silent(mac, String::new(), false, false),
+    }
+}
+
+#[cfg(test)]
+mod tests;
