@@ -44,6 +44,18 @@ pub enum Command {
         /// Log level (info, debug, ...), overrides [log] level.
         #[arg(long, env = "APPLIANCE_LOG_LEVEL")]
         log_level: Option<String>,
+        /// Answer PnP routers' DHCP on this interface, overrides [dhcp] interface.
+        #[arg(long, env = "APPLIANCE_INTERFACE")]
+        interface: Option<String>,
+    },
+    /// Print a DHCP server configuration that gives PnP routers option 43.
+    DhcpConfig {
+        /// Which DHCP server.
+        #[arg(long, value_enum, env = "APPLIANCE_DHCP_FORMAT", default_value = "isc")]
+        format: crate::dhcp::snippet::Format,
+        /// Take the address and subnet from this interface, overrides [dhcp] interface.
+        #[arg(long, env = "APPLIANCE_INTERFACE")]
+        interface: Option<String>,
     },
     /// Emulate ISR1k routers against a running server and report how they ended.
     Simulate {
@@ -122,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             advertise,
             log_level,
+            interface,
         } => {
             let mut cfg = load(&cli.config)?;
             if let Some(l) = listen {
@@ -135,13 +148,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(l) = log_level {
                 cfg.log_level = l;
             }
+            if interface.is_some() {
+                cfg.dhcp.interface = interface;
+            }
             crate::logging::init_with_file(&cfg.log_level, &cfg.log_dir, cfg.log_keep)?;
             runtime()?.block_on(async move {
                 let (app, _) = crate::serve::prepare(cfg).await?;
                 let listener = crate::serve::bind(app.cfg.listen).await?;
+                let dhcp = crate::serve::prepare_dhcp(&app.cfg)?;
                 let cancel = CancellationToken::new();
                 tokio::spawn(crate::serve::on_signal(cancel.clone()));
-                crate::serve::run(app, listener, cancel).await
+                crate::serve::run(app, listener, dhcp, cancel).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -199,6 +216,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::DhcpConfig { format, interface } => {
+            let mut cfg = load(&cli.config)?;
+            if interface.is_some() {
+                cfg.dhcp.interface = interface;
+            }
+            let input = crate::dhcp::snippet_input(&cfg).map_err(anyhow::Error::msg)?;
+            print!("{}", crate::dhcp::snippet::render(format, &input));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Device { action } => {
             crate::logging::init_console("warn");

@@ -5,7 +5,7 @@
 //! tables into the [`Plan`] the workflow runs. Every key has a default, so an empty file is a
 //! valid configuration.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -252,6 +252,132 @@ impl Default for LogWire {
     }
 }
 
+/// `[dhcp.option43]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Option43Wire {
+    /// PnP server address (IPv4, IPv6 or host name); default: the interface address.
+    pub server: Option<String>,
+    /// PnP server port; default: the port of `[http] listen`.
+    pub port: Option<u16>,
+    /// `K5` (HTTPS) instead of `K4` (HTTP).
+    pub https: bool,
+    /// `D` (agent debug on) instead of `N`.
+    pub debug: bool,
+}
+
+impl Default for Option43Wire {
+    fn default() -> Self {
+        Option43Wire {
+            server: None,
+            port: None,
+            https: false,
+            debug: true,
+        }
+    }
+}
+
+/// One `[[dhcp.reservation]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReservationWire {
+    /// Hardware address `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Fixed address.
+    pub ip: String,
+}
+
+/// `[dhcp]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DhcpWire {
+    /// Interface to serve on; DHCP runs only when set (or `serve --interface`).
+    pub interface: Option<String>,
+    /// `first-last` or a CIDR; default: the interface's subnet.
+    pub pool: Option<String>,
+    /// Lease time, seconds.
+    pub lease_time: u32,
+    /// Option 3.
+    pub router: Option<String>,
+    /// Option 6.
+    pub dns: Vec<String>,
+    /// PID prefixes answered.
+    pub pid_prefixes: Vec<String>,
+    /// UDP port (67; another port only for tests).
+    pub port: u16,
+    /// Option 43 fields.
+    pub option43: Option43Wire,
+    /// Fixed addresses by MAC.
+    pub reservation: Vec<ReservationWire>,
+}
+
+impl Default for DhcpWire {
+    fn default() -> Self {
+        DhcpWire {
+            interface: None,
+            pool: None,
+            lease_time: 3600,
+            router: None,
+            dns: Vec::new(),
+            pid_prefixes: vec!["C11".into()],
+            port: 67,
+            option43: Option43Wire::default(),
+            reservation: Vec::new(),
+        }
+    }
+}
+
+/// Validated `[dhcp]`; what depends on the interface is resolved at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpConfig {
+    /// Interface, when DHCP is on.
+    pub interface: Option<String>,
+    /// Inclusive ranges; `None`: the interface's subnet.
+    pub pool: Option<Vec<(Ipv4Addr, Ipv4Addr)>>,
+    /// Lease time, seconds.
+    pub lease_secs: u32,
+    /// Option 3.
+    pub routers: Vec<Ipv4Addr>,
+    /// Option 6.
+    pub dns: Vec<Ipv4Addr>,
+    /// PID prefixes.
+    pub pid_prefixes: Vec<String>,
+    /// UDP port.
+    pub port: u16,
+    /// Option 43 server; `None`: the interface address.
+    pub o43_server: Option<String>,
+    /// Option 43 port; `None`: the HTTP port.
+    pub o43_port: Option<u16>,
+    /// HTTPS.
+    pub https: bool,
+    /// Agent debug.
+    pub debug: bool,
+    /// MAC (lower case) → address.
+    pub reservations: std::collections::HashMap<String, Ipv4Addr>,
+}
+
+/// Parses a pool: `198.51.100.100-198.51.100.199` or `198.51.100.0/24` (its hosts).
+pub fn parse_pool(s: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    if let Some((a, b)) = s.split_once('-') {
+        let (a, b): (Ipv4Addr, Ipv4Addr) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        return (a <= b).then_some((a, b));
+    }
+    let net: ipnet::Ipv4Net = s.trim().parse().ok()?;
+    let mut hosts = net.hosts();
+    let first = hosts.next()?;
+    let last = hosts.next_back().unwrap_or(first);
+    Some((first, last))
+}
+
+fn parse_mac(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    (parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok()))
+    .then(|| parts.join(":").to_ascii_lowercase())
+}
+
 /// The whole file as written.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -266,6 +392,8 @@ pub struct ConfigWire {
     pub backoff: BackoffWire,
     /// Logging.
     pub log: LogWire,
+    /// DHCP responder.
+    pub dhcp: DhcpWire,
 }
 
 /// Validated configuration with absolute paths.
@@ -299,6 +427,8 @@ pub struct Config {
     pub log_keep: usize,
     /// The workflow (image md5s still unset: filled in at start-up).
     pub plan: Plan,
+    /// The DHCP responder.
+    pub dhcp: DhcpConfig,
 }
 
 /// 1-based line of byte offset `at` in `src`.
@@ -572,6 +702,103 @@ impl Config {
                 failed: b.failed,
             },
         };
+        let d = &wire.dhcp;
+        let ip_list = |key: &str, values: &[String]| -> Result<Vec<Ipv4Addr>, ConfigError> {
+            values
+                .iter()
+                .map(|v| {
+                    v.parse::<Ipv4Addr>()
+                        .map_err(|_| err("dhcp", key, format!("{v:?} is not an IPv4 address")))
+                })
+                .collect()
+        };
+        let pool = match &d.pool {
+            None => None,
+            Some(p) => Some(vec![parse_pool(p).ok_or_else(|| {
+                err(
+                    "dhcp",
+                    "pool",
+                    format!("{p:?}: give \"198.51.100.100-198.51.100.199\" or \"198.51.100.0/24\""),
+                )
+            })?]),
+        };
+        if d.lease_time < 60 {
+            return Err(err("dhcp", "lease-time", "at least 60 seconds".into()));
+        }
+        if d.pid_prefixes.is_empty()
+            || d.pid_prefixes.iter().any(|p| {
+                p.is_empty()
+                    || p.len() > 32
+                    || !p
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\')
+            })
+        {
+            return Err(err(
+                "dhcp",
+                "pid-prefixes",
+                "give at least one non-empty PID prefix of printable characters, e.g. [\"C11\"]"
+                    .into(),
+            ));
+        }
+        if d.port == 0 {
+            return Err(err("dhcp", "port", "must not be 0".into()));
+        }
+        if let Some(i) = &d.interface
+            && (i.is_empty() || i.len() > 15 || i.contains('/') || i.contains(char::is_whitespace))
+        {
+            return Err(err(
+                "dhcp",
+                "interface",
+                format!("{i:?} is not an interface name (see `ip -br link`)"),
+            ));
+        }
+        if let Some(srv) = &d.option43.server {
+            let ok = !srv.is_empty()
+                && srv.len() <= 200
+                && srv
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+            if !ok {
+                return Err(err(
+                    "dhcp.option43",
+                    "server",
+                    format!("{srv:?} is not an address or host name"),
+                ));
+            }
+        }
+        let mut reservations = std::collections::HashMap::new();
+        for r in &d.reservation {
+            let mac = parse_mac(&r.mac).ok_or_else(|| {
+                err(
+                    "dhcp.reservation",
+                    "mac",
+                    format!("{:?} is not a MAC like 52:54:00:12:34:56", r.mac),
+                )
+            })?;
+            let ip = r.ip.parse::<Ipv4Addr>().map_err(|_| {
+                err(
+                    "dhcp.reservation",
+                    "ip",
+                    format!("{:?} is not an IPv4 address", r.ip),
+                )
+            })?;
+            reservations.insert(mac, ip);
+        }
+        let dhcp = DhcpConfig {
+            interface: d.interface.clone(),
+            pool,
+            lease_secs: d.lease_time,
+            routers: ip_list("router", d.router.as_slice())?,
+            dns: ip_list("dns", &d.dns)?,
+            pid_prefixes: d.pid_prefixes.clone(),
+            port: d.port,
+            o43_server: d.option43.server.clone(),
+            o43_port: d.option43.port,
+            https: d.option43.https,
+            debug: d.option43.debug,
+            reservations,
+        };
         let p = &wire.paths;
         Ok(Config {
             source: path.to_path_buf(),
@@ -588,6 +815,7 @@ impl Config {
             log_level: wire.log.level.clone(),
             log_keep: wire.log.keep_files.max(1),
             plan,
+            dhcp,
         })
     }
 
@@ -625,6 +853,25 @@ mod tests {
         assert_eq!(c.plan.eem_applet.as_deref(), Some("InstallGuestShell"));
         assert_eq!(c.state_dir, Path::new("/etc/pnp/state"));
         assert!(c.plan.images.is_empty());
+        assert_eq!(c.dhcp.interface, None);
+        assert_eq!(c.dhcp.pid_prefixes, ["C11"]);
+        assert_eq!(c.dhcp.port, 67);
+        assert!(c.dhcp.debug && !c.dhcp.https);
+    }
+
+    #[test]
+    fn pools() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            parse_pool("198.51.100.0/24"),
+            Some((ip("198.51.100.1"), ip("198.51.100.254")))
+        );
+        assert_eq!(
+            parse_pool("198.51.100.10 - 198.51.100.20"),
+            Some((ip("198.51.100.10"), ip("198.51.100.20")))
+        );
+        assert_eq!(parse_pool("198.51.100.20-198.51.100.10"), None);
+        assert_eq!(parse_pool("nope"), None);
     }
 
     #[test]

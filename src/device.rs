@@ -142,6 +142,17 @@ pub struct Pending {
     pub sent_at: DateTime<Local>,
 }
 
+/// The router's DHCP lease, as handed out by the built-in responder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceLease {
+    /// Leased address.
+    pub ip: String,
+    /// Hardware address.
+    pub mac: String,
+    /// Expiry.
+    pub expires: DateTime<Local>,
+}
+
 /// One line of a device's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -213,6 +224,8 @@ pub struct Device {
     pub script_output: Option<String>,
     /// When it reached FINISHED.
     pub finished_at: Option<DateTime<Local>>,
+    /// Its DHCP lease from our responder, when it has one.
+    pub lease: Option<DeviceLease>,
     /// What happened, oldest first.
     pub history: Vec<Event>,
 }
@@ -247,6 +260,7 @@ impl Default for Device {
             config_file: None,
             script_output: None,
             finished_at: None,
+            lease: None,
             history: Vec::new(),
         }
     }

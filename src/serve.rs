@@ -74,12 +74,44 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
     for w in &warnings {
         warn!("{w}");
     }
+    let leases = crate::dhcp::load_leases(&leases_path(&cfg))?;
     let app = App {
         cfg: Arc::new(cfg),
         plan: Arc::new(plan),
         registry,
+        leases: Arc::new(std::sync::Mutex::new(leases)),
     };
     Ok((app, warnings))
+}
+
+/// Where the lease table is kept.
+pub fn leases_path(cfg: &Config) -> std::path::PathBuf {
+    cfg.state_dir.join("leases.json")
+}
+
+/// A bound DHCP socket and its settings, ready to run.
+pub struct Dhcp {
+    socket: std::net::UdpSocket,
+    settings: Arc<crate::dhcp::reply::Settings>,
+}
+
+/// Resolves the DHCP settings from the interface and binds the socket; `None` (with a log
+/// line saying so) when no interface is configured.
+pub fn prepare_dhcp(cfg: &Config) -> anyhow::Result<Option<Dhcp>> {
+    let Some(iface) = &cfg.dhcp.interface else {
+        info!(
+            "DHCP responder off: no [dhcp] interface (use --interface IFACE to answer PnP routers); with another DHCP server, `pnp-appliance dhcp-config` prints its option 43 config"
+        );
+        return Ok(None);
+    };
+    let (ip, mask) = crate::dhcp::interface_v4(iface).map_err(anyhow::Error::msg)?;
+    let settings = crate::dhcp::settings(cfg, ip, mask).map_err(anyhow::Error::msg)?;
+    let socket = crate::dhcp::socket::bind(iface, cfg.dhcp.port).map_err(anyhow::Error::msg)?;
+    info!(interface = %iface, address = %ip, "DHCP socket bound");
+    Ok(Some(Dhcp {
+        socket,
+        settings: Arc::new(settings),
+    }))
 }
 
 /// Binds the HTTP port with an actionable error.
@@ -104,10 +136,24 @@ pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves `app` on `listener` until `cancel` fires.
-pub async fn run(app: App, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+/// Serves `app` on `listener` (and DHCP when prepared) until `cancel` fires.
+pub async fn run(
+    app: App,
+    listener: TcpListener,
+    dhcp: Option<Dhcp>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let registry = app.registry.clone();
     let writer = tokio::spawn(registry.clone().run_writer(cancel.clone()));
+    let dhcp_task = dhcp.map(|d| {
+        tokio::spawn(crate::dhcp::run(
+            d.socket,
+            d.settings,
+            app.leases.clone(),
+            leases_path(&app.cfg),
+            cancel.clone(),
+        ))
+    });
     let local = listener.local_addr()?;
     info!(listen = %local, advertise = app.cfg.advertise.as_deref().unwrap_or("(address each router connects to)"), "PnP server ready");
     let shutdown = cancel.clone();
@@ -120,6 +166,13 @@ pub async fn run(app: App, listener: TcpListener, cancel: CancellationToken) -> 
     .context("HTTP server failed")?;
     cancel.cancel();
     let _ = writer.await;
+    if let Some(t) = dhcp_task {
+        match t.await {
+            Ok(Err(e)) => warn!(error = %e, "DHCP responder stopped with an error"),
+            Err(e) => warn!(error = %e, "DHCP task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     Ok(())
 }
 

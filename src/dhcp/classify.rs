@@ -95,7 +95,8 @@ mod tests {
         let no_data_len: &[u8] = &[0, 0, 0, 9];
         let not_utf8: &[u8] = &[0, 0, 0, 9, 3, 2, 0xff, 0xfe];
         let prefixes = vec!["C11".to_string()];
-        let cases: Vec<(&str, Vec<(u8, &[u8])>, Option<&str>)> = vec![
+        type Case<'a> = (&'a str, Vec<(u8, &'a [u8])>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "ISR1k",
                 vec![(60, b"ciscopnp"), (124, ISR)],

@@ -2,11 +2,278 @@
 //!
 //! `packet` reads datagrams without trusting them, `classify` decides who is a PnP router,
 //! `leases` holds the pool and lease table, `reply` applies RFC 2131 (all pure); `option43` and
-//! `snippet` format option 43 and configs for other DHCP servers; this module is the thin async
-//! shell: socket, receive loop, persistence.
+//! `snippet` format option 43 and configs for other DHCP servers; `socket` binds. This module is
+//! the thin async shell: resolve settings from the interface, receive, answer, persist.
 
 pub mod classify;
 pub mod leases;
 pub mod option43;
 pub mod packet;
 pub mod reply;
+pub mod snippet;
+pub mod socket;
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use leases::{Leases, Pool};
+use reply::{Outcome, Settings};
+
+/// The lease table shared by the responder and the PnP server (which shows a router's lease).
+pub type SharedLeases = Arc<Mutex<Leases>>;
+
+/// Locks the lease table (a panic elsewhere cannot leave it half-written: updates are single
+/// map operations).
+pub fn lock(l: &SharedLeases) -> std::sync::MutexGuard<'_, Leases> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Loads `state/leases.json`; a missing file is an empty table, an unreadable one an error.
+pub fn load_leases(path: &Path) -> anyhow::Result<Leases> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            anyhow::anyhow!(
+                "lease file {} is unreadable ({e}): move it aside to start with no leases",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Leases::default()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The IPv4 address and netmask of `interface`.
+pub fn interface_v4(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let addrs = if_addrs::get_if_addrs().map_err(|e| format!("cannot list interfaces: {e}"))?;
+    let mut seen = false;
+    for a in addrs {
+        if a.name != interface {
+            continue;
+        }
+        seen = true;
+        if let if_addrs::IfAddr::V4(v4) = a.addr {
+            return Ok((v4.ip, v4.netmask));
+        }
+    }
+    Err(if seen {
+        format!(
+            "interface {interface} has no IPv4 address: `sudo ip addr add 198.51.100.1/24 dev {interface}`"
+        )
+    } else {
+        format!(
+            "interface {interface} does not exist: check [dhcp] interface or --interface (`ip -br link` lists them)"
+        )
+    })
+}
+
+/// The subnet's host range of `ip`/`mask`.
+pub fn subnet_hosts(ip: Ipv4Addr, mask: Ipv4Addr) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let net = ipnet::Ipv4Net::with_netmask(ip, mask).ok()?;
+    crate::config::parse_pool(&net.trunc().to_string())
+}
+
+/// Responder settings for `cfg` on the interface with address `ip`/`mask`.
+pub fn settings(cfg: &Config, ip: Ipv4Addr, mask: Ipv4Addr) -> Result<Settings, String> {
+    let d = &cfg.dhcp;
+    let ranges =
+        match &d.pool {
+            Some(p) => p.clone(),
+            None => vec![subnet_hosts(ip, mask).ok_or_else(|| {
+                format!("subnet {ip}/{mask} has no host addresses: set [dhcp] pool")
+            })?],
+        };
+    let server = d.o43_server.clone().unwrap_or_else(|| ip.to_string());
+    let port = d.o43_port.unwrap_or(cfg.listen.port());
+    Ok(Settings {
+        server_ip: ip,
+        netmask: mask,
+        lease_secs: d.lease_secs,
+        routers: d.routers.clone(),
+        dns: d.dns.clone(),
+        option43: option43::option43(&server, port, d.https, d.debug),
+        prefixes: d.pid_prefixes.clone(),
+        pool: Pool {
+            ranges,
+            exclude: vec![ip],
+            reservations: d.reservations.clone(),
+        },
+        port: d.port,
+    })
+}
+
+/// What `dhcp-config` prints, from the config and (when set) the interface.
+pub fn snippet_input(cfg: &Config) -> Result<snippet::Input, String> {
+    let d = &cfg.dhcp;
+    let iface = match &d.interface {
+        Some(i) => Some(interface_v4(i)?),
+        None => None,
+    };
+    let server = match (&d.o43_server, iface) {
+        (Some(s), _) => s.clone(),
+        (None, Some((ip, _))) => ip.to_string(),
+        (None, None) => {
+            return Err("no PnP server address: set [dhcp.option43] server = \"<address routers reach>\" or give --interface IFACE".into());
+        }
+    };
+    let subnet = match (iface, &d.pool) {
+        (Some((ip, mask)), _) => ipnet::Ipv4Net::with_netmask(ip, mask)
+            .ok()
+            .map(|n| (n.network(), n.netmask())),
+        (None, Some(ranges)) => ranges.first().and_then(|(a, b)| {
+            // Without an interface, the smallest subnet that holds the pool.
+            (8..=30).rev().find_map(|len| {
+                let net = ipnet::Ipv4Net::new(*a, len).ok()?.trunc();
+                (net.contains(b) && net.network() != *a && net.broadcast() != *b)
+                    .then(|| (net.network(), net.netmask()))
+            })
+        }),
+        (None, None) => None,
+    };
+    let range = match (&d.pool, iface) {
+        (Some(r), _) => r.first().copied(),
+        // The interface's subnet without our own address at either end.
+        (None, Some((ip, mask))) => subnet_hosts(ip, mask).map(|(a, b)| {
+            let a = if a == ip {
+                Ipv4Addr::from(u32::from(a) + 1)
+            } else {
+                a
+            };
+            let b = if b == ip {
+                Ipv4Addr::from(u32::from(b) - 1)
+            } else {
+                b
+            };
+            (a, b)
+        }),
+        (None, None) => None,
+    };
+    Ok(snippet::Input {
+        option43: option43::option43(
+            &server,
+            d.o43_port.unwrap_or(cfg.listen.port()),
+            d.https,
+            d.debug,
+        ),
+        prefixes: d.pid_prefixes.clone(),
+        subnet,
+        range,
+        interface: d.interface.clone(),
+        routers: d.routers.clone(),
+        dns: d.dns.clone(),
+        lease_secs: d.lease_secs,
+        exclude: iface.map(|(ip, _)| vec![ip]).unwrap_or_default(),
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn persist(leases: &SharedLeases, path: &Path) {
+    let json = serde_json::to_vec_pretty(&*lock(leases)).unwrap_or_default();
+    let path = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || crate::state::write_atomic(&path, &json)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot save leases: they are kept in memory only; free disk space or fix permissions of the state directory")
+        }
+        Err(e) => warn!(error = %e, "lease save task failed"),
+    }
+}
+
+/// Answers PnP routers on `socket` until `cancel`.
+pub async fn run(
+    socket: std::net::UdpSocket,
+    settings: Arc<Settings>,
+    leases: SharedLeases,
+    leases_path: PathBuf,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let socket = UdpSocket::from_std(socket)?;
+    info!(
+        server = %settings.server_ip,
+        option43 = %settings.option43,
+        pid_prefixes = ?settings.prefixes,
+        pool = ?settings.pool.ranges,
+        "DHCP responder ready (answers Cisco PnP routers only)"
+    );
+    let mut buf = vec![0u8; 4096];
+    let mut foreign: HashSet<String> = HashSet::new();
+    loop {
+        let (n, src) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "DHCP receive failed");
+                    continue;
+                }
+            },
+        };
+        let data = &buf[..n];
+        // The receive path is pure and fuzzed; a panic in it still must not stop the responder.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reply::handle(data, src, &settings, &mut lock(&leases), unix_now())
+        }));
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(_) => {
+                warn!(%src, bytes = n, "DHCP packet caused an internal error; dropped");
+                continue;
+            }
+        };
+        match outcome {
+            Outcome::Reply {
+                bytes,
+                to,
+                kind,
+                yiaddr,
+                mac,
+                pid,
+                persist: p,
+            } => {
+                if p {
+                    persist(&leases, &leases_path).await;
+                }
+                if bytes.is_empty() {
+                    continue;
+                }
+                match socket.send_to(&bytes, to).await {
+                    Ok(_) => info!(mac = %mac, pid = %pid, ip = %yiaddr, to = %to, "DHCP {kind}"),
+                    Err(e) => warn!(mac = %mac, to = %to, error = %e, "cannot send DHCP {kind}"),
+                }
+            }
+            Outcome::Silent {
+                mac,
+                reason,
+                warn: w,
+                persist: p,
+                foreign: f,
+            } => {
+                if p {
+                    persist(&leases, &leases_path).await;
+                }
+                if w {
+                    warn!(mac = %mac, "DHCP: {reason}");
+                } else if f {
+                    if foreign.len() < 10_000 && foreign.insert(mac.clone()) {
+                        debug!(mac = %mac, "DHCP: not answering a non-PnP client: {reason}");
+                    }
+                } else if !reason.is_empty() {
+                    debug!(mac = %mac, "DHCP: {reason}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -53,6 +53,8 @@ pub struct App {
     pub plan: Arc<Plan>,
     /// Device records.
     pub registry: Registry,
+    /// DHCP leases (empty when the responder is off).
+    pub leases: crate::dhcp::SharedLeases,
 }
 
 impl App {
@@ -118,6 +120,7 @@ async fn work_request(
     let cfg = app.cfg.clone();
     let plan = app.plan.clone();
     let udi = req.udi.clone();
+    let lease = lease_of(&app, &peer);
     let outcome = app
         .registry
         .update(
@@ -130,6 +133,9 @@ async fn work_request(
             |dev| {
                 dev.last_contact = now;
                 dev.ip.clone_from(&ip);
+                if lease.is_some() {
+                    dev.lease.clone_from(&lease);
+                }
                 if dev.udi != udi.raw {
                     dev.udi.clone_from(&udi.raw);
                     dev.pid.clone_from(&udi.pid);
@@ -163,6 +169,25 @@ async fn work_request(
     );
     debug!(serial = %udi.serial, xml = %body, "job sent");
     xml(body)
+}
+
+/// The responder's current lease for the address a router talks from.
+fn lease_of(app: &App, peer: &Peer) -> Option<crate::device::DeviceLease> {
+    let std::net::IpAddr::V4(ip) = peer.remote.ip() else {
+        return None;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let leases = crate::dhcp::lock(&app.leases);
+    let l = leases.bound(ip, now)?;
+    let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.expires);
+    Some(crate::device::DeviceLease {
+        ip: l.ip.to_string(),
+        mac: l.mac.clone(),
+        expires: expires.into(),
+    })
 }
 
 async fn work_response(

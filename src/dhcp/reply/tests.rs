@@ -203,7 +203,8 @@ fn request_states() {
     let server = SERVER.octets();
     let other = [198, 51, 100, 254];
     // (name, options, ciaddr, expected kind or None for silence)
-    let cases: Vec<(&str, Vec<(u8, &[u8])>, Ipv4Addr, Option<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<(u8, &'a [u8])>, Ipv4Addr, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "SELECTING ours",
             vec![(54, &server), (50, &offered)],

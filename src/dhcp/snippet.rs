@@ -1,0 +1,316 @@
+//! Ready-to-paste DHCP configuration for sites that keep their own DHCP server.
+//!
+//! Owns the text for ISC dhcpd, Kea, dnsmasq and Cisco IOS, each producing option 43 as the
+//! plain string on the wire (`docs/dhcp.md`, "Server configs that produce the right bytes"):
+//! ISC `vendor-encapsulated-options` (not `vendor-option-space`), Kea with a class-level
+//! `option-def` of code 43 as a string plus `always-send`, dnsmasq `dhcp-option-force`. Every
+//! format is checked by its real server in the tests.
+
+use std::net::Ipv4Addr;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// ISC dhcpd (`dhcpd.conf`).
+    Isc,
+    /// Kea DHCPv4 (JSON).
+    Kea,
+    /// dnsmasq.
+    Dnsmasq,
+    /// Cisco IOS DHCP server.
+    Ios,
+}
+
+/// What the snippet is made of.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The option 43 string.
+    pub option43: String,
+    /// PID prefixes.
+    pub prefixes: Vec<String>,
+    /// Subnet (network, mask), when known.
+    pub subnet: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Address range, when known.
+    pub range: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Interface for Kea / dnsmasq.
+    pub interface: Option<String>,
+    /// Option 3.
+    pub routers: Vec<Ipv4Addr>,
+    /// Option 6.
+    pub dns: Vec<Ipv4Addr>,
+    /// Lease time, seconds.
+    pub lease_secs: u32,
+    /// Addresses to keep out of the range (the PnP server's own).
+    pub exclude: Vec<Ipv4Addr>,
+}
+
+fn join(ips: &[Ipv4Addr], sep: &str) -> String {
+    ips.iter()
+        .map(Ipv4Addr::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn prefix_len(ip: Ipv4Addr) -> u32 {
+    u32::from(ip).count_ones()
+}
+
+/// Renders `input` in `format`.
+pub fn render(format: Format, i: &Input) -> String {
+    match format {
+        Format::Isc => isc(i),
+        Format::Kea => kea(i),
+        Format::Dnsmasq => dnsmasq(i),
+        Format::Ios => ios(i),
+    }
+}
+
+fn isc(i: &Input) -> String {
+    let matches: Vec<String> = i
+        .prefixes
+        .iter()
+        .map(|p| format!("substring(option cisco-pnp-pid, 6, {}) = \"{p}\"", p.len()))
+        .collect();
+    let mut s = format!(
+        "# Cisco PnP for routers whose PID starts with {prefixes} (pnp-appliance dhcp-config).\n\
+         # Paste into dhcpd.conf; `dhcpd -t -cf /etc/dhcp/dhcpd.conf` checks it.\n\
+         # Option 124 is read as raw bytes: the PID starts at byte 6 (RFC 3925 layout).\n\
+         option cisco-pnp-pid code 124 = string;\n\n\
+         class \"cisco-pnp\" {{\n  match if option vendor-class-identifier = \"ciscopnp\"\n       and ({m});\n  \
+         # Option 43 as the plain string; the vendor-option-space recipe would wrap it in a sub-option.\n  \
+         option vendor-encapsulated-options \"{o43}\";\n  \
+         # Send 43 even when the router's parameter request list does not ask for it.\n  \
+         if exists dhcp-parameter-request-list {{\n    \
+         option dhcp-parameter-request-list = concat(option dhcp-parameter-request-list, 2b);\n  }}\n}}\n",
+        prefixes = i.prefixes.join(", "),
+        m = matches.join("\n         or "),
+        o43 = i.option43
+    );
+    match (i.subnet, i.range) {
+        (Some((net, mask)), range) => {
+            s.push_str(&format!("\nsubnet {net} netmask {mask} {{\n"));
+            if !i.routers.is_empty() {
+                s.push_str(&format!("  option routers {};\n", join(&i.routers, ", ")));
+            }
+            if !i.dns.is_empty() {
+                s.push_str(&format!("  option domain-name-servers {};\n", join(&i.dns, ", ")));
+            }
+            s.push_str(&format!(
+                "  default-lease-time {0};\n  max-lease-time {0};\n",
+                i.lease_secs
+            ));
+            match range {
+                Some((a, b)) => s.push_str(&format!(
+                    "  pool {{\n    allow members of \"cisco-pnp\";\n    range {a} {b};\n  }}\n"
+                )),
+                None => s.push_str("  # pool { allow members of \"cisco-pnp\"; range FIRST LAST; }\n"),
+            }
+            s.push_str("}\n");
+        }
+        (None, _) => s.push_str(
+            "\n# In the routers' subnet declaration:\n#   pool { allow members of \"cisco-pnp\"; range FIRST LAST; }\n",
+        ),
+    }
+    s
+}
+
+fn kea(i: &Input) -> String {
+    let test = i
+        .prefixes
+        .iter()
+        .map(|p| format!("substring(option[124].hex, 6, {}) == '{p}'", p.len()))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let mut subnet = serde_json::Map::new();
+    if let Some((net, mask)) = i.subnet {
+        subnet.insert(
+            "subnet".into(),
+            format!("{net}/{}", prefix_len(mask)).into(),
+        );
+        subnet.insert("id".into(), 1.into());
+        if let Some((a, b)) = i.range {
+            subnet.insert(
+                "pools".into(),
+                serde_json::json!([{ "pool": format!("{a} - {b}"), "client-class": "cisco-pnp" }]),
+            );
+        }
+        let mut data = Vec::new();
+        if !i.routers.is_empty() {
+            data.push(serde_json::json!({ "name": "routers", "data": join(&i.routers, ", ") }));
+        }
+        if !i.dns.is_empty() {
+            data.push(
+                serde_json::json!({ "name": "domain-name-servers", "data": join(&i.dns, ", ") }),
+            );
+        }
+        if !data.is_empty() {
+            subnet.insert("option-data".into(), data.into());
+        }
+        if let Some(ifc) = &i.interface {
+            subnet.insert("interface".into(), ifc.clone().into());
+        }
+    }
+    let doc = serde_json::json!({
+        "Dhcp4": {
+            "interfaces-config": { "interfaces": [ i.interface.clone().unwrap_or_else(|| "eth1".into()) ] },
+            "lease-database": { "type": "memfile" },
+            "valid-lifetime": i.lease_secs,
+            "client-classes": [{
+                "name": "cisco-pnp",
+                "test": format!("option[60].text == 'ciscopnp' and ({test})"),
+                "option-def": [{ "name": "vendor-encapsulated-options", "code": 43, "type": "string" }],
+                "option-data": [{ "name": "vendor-encapsulated-options", "data": i.option43, "always-send": true }]
+            }],
+            "subnet4": if subnet.is_empty() { serde_json::json!([]) } else { serde_json::json!([subnet]) }
+        }
+    });
+    let body = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    format!(
+        "// Cisco PnP for routers whose PID starts with {} (pnp-appliance dhcp-config).\n// Kea DHCPv4 configuration; `kea-dhcp4 -t FILE` checks it. Option 43 is redefined as a\n// string in the class so it goes out as the plain text, always.\n{body}\n",
+        i.prefixes.join(", ")
+    )
+}
+
+fn hex_colon(s: &str) -> String {
+    s.bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn dnsmasq(i: &Input) -> String {
+    let mut s = format!(
+        "# Cisco PnP for routers whose PID starts with {} (pnp-appliance dhcp-config).\n# dnsmasq; `dnsmasq --test --conf-file=FILE` checks it. Everyone else is ignored.\n",
+        i.prefixes.join(", ")
+    );
+    if let Some(ifc) = &i.interface {
+        s.push_str(&format!("interface={ifc}\n"));
+    }
+    if let (Some((a, b)), Some((_, mask))) = (i.range, i.subnet) {
+        s.push_str(&format!("dhcp-range={a},{b},{mask},{}\n", i.lease_secs));
+    } else if let Some((a, b)) = i.range {
+        s.push_str(&format!("dhcp-range={a},{b},{}\n", i.lease_secs));
+    }
+    s.push_str("dhcp-vendorclass=set:pnp,ciscopnp\n");
+    for p in &i.prefixes {
+        // Option 124: enterprise 9, data-len and item-len (any), then the PID prefix.
+        s.push_str(&format!(
+            "dhcp-match=set:pidok,124,00:00:00:09:*:*:{}\n",
+            hex_colon(p)
+        ));
+    }
+    s.push_str("dhcp-ignore=tag:!pnp\ndhcp-ignore=tag:!pidok\n");
+    s.push_str(&format!(
+        "dhcp-option-force=tag:pnp,tag:pidok,43,\"{}\"\n",
+        i.option43
+    ));
+    if !i.routers.is_empty() {
+        s.push_str(&format!(
+            "dhcp-option=tag:pnp,tag:pidok,3,{}\n",
+            join(&i.routers, ",")
+        ));
+    }
+    if !i.dns.is_empty() {
+        s.push_str(&format!(
+            "dhcp-option=tag:pnp,tag:pidok,6,{}\n",
+            join(&i.dns, ",")
+        ));
+    }
+    s
+}
+
+fn ios(i: &Input) -> String {
+    let mut s = String::from(
+        "! Cisco PnP (pnp-appliance dhcp-config) for a Cisco IOS DHCP server.\n! IOS cannot match option 124: every client of this pool gets option 43.\n",
+    );
+    for e in &i.exclude {
+        s.push_str(&format!("ip dhcp excluded-address {e}\n"));
+    }
+    s.push_str("ip dhcp pool PNP-ISR1K\n");
+    match i.subnet {
+        Some((net, mask)) => s.push_str(&format!(" network {net} {mask}\n")),
+        None => s.push_str(" ! network <subnet> <mask>\n"),
+    }
+    if !i.routers.is_empty() {
+        s.push_str(&format!(" default-router {}\n", join(&i.routers, " ")));
+    }
+    if !i.dns.is_empty() {
+        s.push_str(&format!(" dns-server {}\n", join(&i.dns, " ")));
+    }
+    let l = i.lease_secs;
+    s.push_str(&format!(
+        " lease {} {} {}\n option 43 ascii \"{}\"\n",
+        l / 86400,
+        (l % 86400) / 3600,
+        (l % 3600) / 60,
+        i.option43
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> Input {
+        Input {
+            option43: "5A1D;B2;K4;I198.51.100.1;J8080".into(),
+            prefixes: vec!["C11".into(), "C1161".into()],
+            subnet: Some((
+                "198.51.100.0".parse().unwrap(),
+                "255.255.255.0".parse().unwrap(),
+            )),
+            range: Some((
+                "198.51.100.100".parse().unwrap(),
+                "198.51.100.199".parse().unwrap(),
+            )),
+            interface: Some("eth1".into()),
+            routers: vec!["198.51.100.1".parse().unwrap()],
+            dns: vec![],
+            lease_secs: 3600,
+            exclude: vec!["198.51.100.1".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn isc_uses_plain_option_43_and_every_prefix() {
+        let s = render(Format::Isc, &input());
+        assert!(
+            s.contains("option vendor-encapsulated-options \"5A1D;B2;K4;I198.51.100.1;J8080\";")
+        );
+        assert!(
+            !s.lines()
+                .any(|l| l.trim_start().starts_with("vendor-option-space"))
+        );
+        assert!(s.contains("substring(option cisco-pnp-pid, 6, 3) = \"C11\""));
+        assert!(s.contains("substring(option cisco-pnp-pid, 6, 5) = \"C1161\""));
+        assert!(s.contains("range 198.51.100.100 198.51.100.199;"));
+    }
+
+    #[test]
+    fn kea_is_json_with_always_send() {
+        let s = render(Format::Kea, &input());
+        let json: String = s
+            .lines()
+            .filter(|l| !l.starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let class = &v["Dhcp4"]["client-classes"][0];
+        assert_eq!(class["option-data"][0]["always-send"], true);
+        assert_eq!(class["option-def"][0]["type"], "string");
+        assert_eq!(v["Dhcp4"]["subnet4"][0]["subnet"], "198.51.100.0/24");
+    }
+
+    #[test]
+    fn dnsmasq_and_ios() {
+        let s = render(Format::Dnsmasq, &input());
+        assert!(s.contains("dhcp-match=set:pidok,124,00:00:00:09:*:*:43:31:31\n"));
+        assert!(
+            s.contains("dhcp-option-force=tag:pnp,tag:pidok,43,\"5A1D;B2;K4;I198.51.100.1;J8080\"")
+        );
+        let s = render(Format::Ios, &input());
+        assert!(s.contains(" option 43 ascii \"5A1D;B2;K4;I198.51.100.1;J8080\"\n"));
+        assert!(s.contains(" lease 0 1 0\n"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The binary's command line: errors name the problem and the fix; offline operator actions.
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, text};
+
+fn run_in(dir: &std::path::Path, config: &str, args: &[&str]) -> std::process::Output {
+    std::fs::write(dir.join("appliance.toml"), config).unwrap();
+    Command::new(BIN)
+        .arg("--config")
+        .arg(dir.join("appliance.toml"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let listen = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    // (config, args, texts the error must contain)
+    let cases: Vec<(String, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "[http]\nlisten = \"0.0.0.0:8080\"\nport = 1\n".into(),
+            vec!["serve"],
+            vec!["appliance.toml:3", "unknown field", "hint"],
+        ),
+        (
+            listen.clone(),
+            vec!["serve", "--interface", "nosuchif0"],
+            vec!["nosuchif0 does not exist", "ip -br link"],
+        ),
+        (
+            "".into(),
+            vec!["dhcp-config"],
+            vec!["[dhcp.option43] server", "--interface"],
+        ),
+        (
+            "".into(),
+            vec!["device", "resume", "NOPE1"],
+            vec!["no device with serial NOPE1"],
+        ),
+        (
+            "".into(),
+            vec!["simulate", "--time-scale", "0"],
+            vec!["--time-scale must be a positive number"],
+        ),
+    ];
+    for (config, args, needles) in cases {
+        let cfg = if config.contains("[http]") || args[0] != "device" {
+            config
+        } else {
+            // Offline resume: point the client at a port nobody listens on.
+            format!("{config}{listen}")
+        };
+        let out = run_in(dir.path(), &cfg, &args);
+        assert!(
+            !out.status.success(),
+            "{args:?} should fail: {}",
+            text(&out)
+        );
+        let t = text(&out);
+        for n in needles {
+            assert!(t.contains(n), "{args:?}: {n:?} missing in:\n{t}");
+        }
+    }
+}
+
+#[test]
+fn busy_http_port_is_reported_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let out = run_in(
+        dir.path(),
+        &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &["serve"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("already in use") && text(&out).contains("[http] listen"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn dhcp_config_prints_each_format_with_the_option_43_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "[http]\nlisten = \"0.0.0.0:8080\"\n[dhcp]\npool = \"198.51.100.100-198.51.100.199\"\n[dhcp.option43]\nserver = \"198.51.100.1\"\n";
+    for format in ["isc", "kea", "dnsmasq", "ios"] {
+        let out = run_in(dir.path(), cfg, &["dhcp-config", "--format", format]);
+        assert!(out.status.success(), "{format}: {}", text(&out));
+        assert!(
+            text(&out).contains("5A1D;B2;K4;I198.51.100.1;J8080"),
+            "{format}: {}",
+            text(&out)
+        );
+    }
+    let out = run_in(dir.path(), cfg, &["dhcp-config"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("subnet 198.51.100.0 netmask 255.255.255.0"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn offline_resume_changes_the_saved_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let cfg = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    std::fs::create_dir_all(dir.path().join("state/devices")).unwrap();
+    let mut d = pnp_appliance::device::Device::new(
+        "PARK1",
+        "PID:C1131-8PWB,VID:V01,SN:PARK1",
+        "C1131-8PWB",
+        "V01",
+        chrono::Local::now(),
+    );
+    d.state = pnp_appliance::device::State::BootflashNoSpace;
+    std::fs::write(
+        dir.path().join("state/devices/PARK1.json"),
+        serde_json::to_vec(&d).unwrap(),
+    )
+    .unwrap();
+    let out = run_in(dir.path(), &cfg, &["device", "resume", "PARK1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("server not running") && text(&out).contains("RUN_EVENT_MANAGER"),
+        "{}",
+        text(&out)
+    );
+    let saved: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("state/devices/PARK1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["state"], "RUN_EVENT_MANAGER");
+    let csv = std::fs::read_to_string(dir.path().join("DEVICE_STATUS.csv")).unwrap();
+    assert!(csv.contains("RUN_EVENT_MANAGER"), "{csv}");
+    // A second resume is refused: nothing to resume.
+    let out = run_in(dir.path(), &cfg, &["device", "resume", "PARK1"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("nothing to resume"), "{}", text(&out));
+}

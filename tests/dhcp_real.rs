@@ -1,0 +1,501 @@
+//! The DHCP responder and the generated snippets against real software: ISC dhclient, busybox
+//! udhcpc, ISC dhcpd, Kea and dnsmasq, in network namespaces joined by a veth pair
+//! (198.51.100.0/24) that each test creates and removes. Without root or the packages these
+//! tests skip with a loud message, unless PNP_REQUIRE_NETNS=1 (CI), where they fail instead.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::BIN;
+
+const OPT43: &str = "5A1D;B2;K4;I198.51.100.1;J8080";
+const ISR_PID_HEX: &str = "00:00:00:09:0b:0a:43:31:31:33:31:2d:38:50:57:42";
+const C9300_PID_HEX: &str = "00:00:00:09:09:08:43:39:33:30:30:2d:32:34";
+
+fn find(cmd: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| p.is_file())
+}
+
+/// Tools present and namespaces allowed, or skip loudly (fail under PNP_REQUIRE_NETNS=1).
+fn ready(test: &str, tools: &[&str], netns: bool) -> bool {
+    let mut missing: Vec<String> = tools
+        .iter()
+        .filter(|t| find(t).is_none())
+        .map(|t| t.to_string())
+        .collect();
+    if netns {
+        let probe = format!("pnp-probe-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &probe])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+        } else {
+            missing.push("permission to create network namespaces (root)".into());
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{test}: needs {}", missing.join(", "));
+    if std::env::var("PNP_REQUIRE_NETNS").as_deref() == Ok("1") {
+        panic!(
+            "{msg} (PNP_REQUIRE_NETNS=1: not skipping; run as root after ./scripts/test.sh installs packages)"
+        );
+    }
+    eprintln!("\n*** SKIPPED {msg}: run ./scripts/test.sh as root to include it ***\n");
+    false
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces joined by a veth pair: server `vs` 198.51.100.1/24, client `vc`.
+struct Lab {
+    srv: String,
+    cli: String,
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().unwrap();
+    assert!(st.success(), "ip {args:?} failed");
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}-{n}", std::process::id());
+        let (srv, cli) = (format!("pnps-{tag}"), format!("pnpc-{tag}"));
+        ip(&["netns", "add", &srv]);
+        ip(&["netns", "add", &cli]);
+        // Created directly inside the namespaces: no end ever sits in the host namespace.
+        ip(&[
+            "-n", &srv, "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", &cli,
+        ]);
+        ip(&["-n", &srv, "addr", "add", "198.51.100.1/24", "dev", "vs"]);
+        for (ns, dev) in [(&srv, "vs"), (&cli, "vc"), (&srv, "lo"), (&cli, "lo")] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        Lab {
+            srv,
+            cli,
+            dir: tempfile::tempdir().unwrap(),
+            children: Vec::new(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn exec(&self, ns: &str, prog: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, prog]);
+        c
+    }
+
+    /// Starts the appliance with DHCP on `vs`; waits for the responder.
+    fn start_appliance(&mut self) {
+        std::fs::write(
+            self.path("appliance.toml"),
+            "[dhcp]\npool = \"198.51.100.100-198.51.100.150\"\n",
+        )
+        .unwrap();
+        let log = std::fs::File::create(self.path("appliance.log")).unwrap();
+        let child = self
+            .exec(&self.srv, BIN)
+            .arg("--config")
+            .arg(self.path("appliance.toml"))
+            .args(["serve", "--interface", "vs", "--log-level", "debug"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.wait_log("appliance.log", "DHCP responder ready");
+    }
+
+    fn wait_log(&mut self, file: &str, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = std::fs::read_to_string(self.path(file)).unwrap_or_default();
+            if log.contains(text) {
+                return;
+            }
+            for c in &mut self.children {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("a server exited ({st}) before {text:?}:\n{log}");
+                }
+            }
+            assert!(Instant::now() < deadline, "no {text:?} in {file}:\n{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn hook(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let _ = Command::new("chmod").arg("+x").arg(&p).status();
+        p
+    }
+
+    /// Runs dhclient in the client namespace sending option 60 / 124 as given; returns what its
+    /// hook saw (empty when no lease) and whether it got one.
+    fn dhclient(
+        &self,
+        name: &str,
+        send60: bool,
+        pid_hex: Option<&str>,
+        timeout: u32,
+    ) -> (bool, String) {
+        let out = self.path(&format!("{name}.hook"));
+        let hook = self.hook(
+            &format!("{name}.sh"),
+            &format!(
+                "echo \"$reason ip=$new_ip_address opt43=$new_vendor_encapsulated_options\" >> {}",
+                out.display()
+            ),
+        );
+        let mut conf = String::from("option cisco-pnp-pid code 124 = string;\n");
+        if send60 {
+            conf.push_str("send vendor-class-identifier \"ciscopnp\";\n");
+        }
+        if let Some(h) = pid_hex {
+            conf.push_str(&format!("send cisco-pnp-pid {h};\n"));
+        }
+        conf.push_str(&format!("request subnet-mask, routers, vendor-encapsulated-options;\ntimeout {timeout};\nretry 60;\n"));
+        std::fs::write(self.path(&format!("{name}.conf")), conf).unwrap();
+        let pidfile = self.path(&format!("{name}.pid"));
+        let status = self
+            .exec(&self.cli, "dhclient")
+            .args(["-4", "-1", "-cf"])
+            .arg(self.path(&format!("{name}.conf")))
+            .arg("-lf")
+            .arg(self.path(&format!("{name}.leases")))
+            .arg("-pf")
+            .arg(&pidfile)
+            .arg("-sf")
+            .arg(&hook)
+            .arg("vc")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        // After BOUND dhclient goes to the background: stop it by the PID it wrote.
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        (
+            status.success(),
+            std::fs::read_to_string(out).unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.srv, &self.cli] {
+            // Anything still running in the namespace was started by this test.
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+#[test]
+fn real_clients_get_exact_option_43_and_others_get_nothing() {
+    if !ready("real DHCP clients", &["ip", "dhclient", "busybox"], true) {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start_appliance();
+
+    let (ok, seen) = lab.dhclient("isr", true, Some(ISR_PID_HEX), 15);
+    assert!(
+        ok,
+        "dhclient got no lease:\n{seen}\n{}",
+        std::fs::read_to_string(lab.path("appliance.log")).unwrap_or_default()
+    );
+    let bound = seen
+        .lines()
+        .find(|l| l.starts_with("BOUND"))
+        .unwrap_or_else(|| panic!("{seen}"));
+    assert!(bound.contains(&format!("opt43={OPT43}")), "{bound}");
+    assert!(
+        bound.contains("ip=198.51.100.1") && !bound.contains("ip=198.51.100.1 "),
+        "{bound}"
+    );
+
+    // The router, at its leased address, reaches the PnP server: its record shows the lease.
+    let leased = bound
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ip="))
+        .unwrap()
+        .to_string();
+    ip(&[
+        "-n",
+        &lab.cli,
+        "addr",
+        "add",
+        &format!("{leased}/24"),
+        "dev",
+        "vc",
+    ]);
+    let sim = lab
+        .exec(&lab.cli, BIN)
+        .args([
+            "simulate",
+            "--server",
+            "http://198.51.100.1:8080",
+            "--devices",
+            "1",
+            "--serial-prefix",
+            "LEASE",
+        ])
+        .args(["--time-scale", "0.01", "--timeout", "20"])
+        .output()
+        .unwrap();
+    let record = std::fs::read_to_string(lab.path("state/devices/LEASE00001.json"))
+        .unwrap_or_else(|e| panic!("no record ({e}): {}", String::from_utf8_lossy(&sim.stdout)));
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["ip"], leased.as_str());
+    assert_eq!(record["lease"]["ip"], leased.as_str(), "{record}");
+    assert_eq!(
+        record["lease"]["mac"].as_str().unwrap().len(),
+        17,
+        "{record}"
+    );
+    ip(&[
+        "-n",
+        &lab.cli,
+        "addr",
+        "del",
+        &format!("{leased}/24"),
+        "dev",
+        "vc",
+    ]);
+
+    // busybox udhcpc with the same options; its hook gets option 43 as hex.
+    let out = lab.path("udhcpc.hook");
+    let hook = lab.hook(
+        "udhcpc.sh",
+        &format!("echo \"$1 ip=$ip opt43=$opt43\" >> {}", out.display()),
+    );
+    let st = lab
+        .exec(&lab.cli, "busybox")
+        .args([
+            "udhcpc", "-i", "vc", "-f", "-q", "-n", "-t", "5", "-T", "1", "-V", "ciscopnp",
+        ])
+        .args([
+            "-x",
+            &format!("0x7c:{}", ISR_PID_HEX.replace(':', "")),
+            "-O",
+            "43",
+            "-s",
+        ])
+        .arg(&hook)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let seen = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(st.success(), "udhcpc got no lease: {seen}");
+    let hex: String = OPT43.bytes().map(|b| format!("{b:02x}")).collect();
+    let bound = seen
+        .lines()
+        .find(|l| l.starts_with("bound"))
+        .unwrap_or_else(|| panic!("{seen}"));
+    assert!(bound.contains(&format!("opt43={hex}")), "{bound}");
+
+    // No options at all, and a Catalyst PID: no reply of any kind.
+    let (ok, seen) = lab.dhclient("plain", false, None, 4);
+    // dhclient ran and gave up (FAIL from its hook), rather than failing to start.
+    assert!(
+        !ok && seen.contains("FAIL") && !seen.contains("BOUND"),
+        "{seen}"
+    );
+    let (ok, seen) = lab.dhclient("c9300", true, Some(C9300_PID_HEX), 4);
+    assert!(
+        !ok && seen.contains("FAIL") && !seen.contains("BOUND"),
+        "{seen}"
+    );
+    let log = std::fs::read_to_string(lab.path("appliance.log")).unwrap();
+    assert_eq!(
+        log.matches("DHCP OFFER").count(),
+        2,
+        "only the two PnP clients got offers:\n{log}"
+    );
+    assert!(log.contains("not answering a non-PnP client"), "{log}");
+
+    // The leases are saved: dhclient's keyed by MAC, udhcpc's by its client-id (option 61,
+    // RFC 2131 §4.2), both on the same interface MAC.
+    let leases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path("state/leases.json")).unwrap())
+            .unwrap();
+    let bound: Vec<&serde_json::Value> = leases["by_ip"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|l| l["state"] == "bound")
+        .collect();
+    assert_eq!(bound.len(), 2, "{leases}");
+    assert!(
+        bound
+            .iter()
+            .any(|l| l["client"].as_str().unwrap().starts_with("hw:")),
+        "{leases}"
+    );
+    assert!(
+        bound
+            .iter()
+            .any(|l| l["client"].as_str().unwrap().starts_with("id:01")),
+        "{leases}"
+    );
+    assert_eq!(bound[0]["mac"], bound[1]["mac"]);
+}
+
+fn snippet(format: &str, iface: &str, dir: &Path) -> String {
+    let cfg = dir.join("snip.toml");
+    std::fs::write(
+        &cfg,
+        "[dhcp]\npool = \"198.51.100.100-198.51.100.199\"\nrouter = \"198.51.100.1\"\n[dhcp.option43]\nserver = \"198.51.100.1\"\n[http]\nlisten = \"0.0.0.0:8080\"\n",
+    )
+    .unwrap();
+    let mut c = Command::new(BIN);
+    c.arg("--config")
+        .arg(&cfg)
+        .args(["dhcp-config", "--format", format]);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The interface name only matters to Kea and dnsmasq, which check that it exists.
+    text.replace("\"eth1\"", &format!("\"{iface}\""))
+}
+
+#[test]
+fn snippets_pass_their_servers_own_checks() {
+    if !ready(
+        "DHCP snippet validation",
+        &["dhcpd", "kea-dhcp4", "dnsmasq"],
+        false,
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let isc = dir.path().join("dhcpd.conf");
+    std::fs::write(&isc, snippet("isc", "lo", dir.path())).unwrap();
+    let out = Command::new(find("dhcpd").unwrap())
+        .args(["-4", "-t", "-cf"])
+        .arg(&isc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dhcpd -t: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let kea = dir.path().join("kea.json");
+    let text = snippet("kea", "lo", dir.path());
+    let json: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&kea, json).unwrap();
+    let out = Command::new(find("kea-dhcp4").unwrap())
+        .arg("-t")
+        .arg(&kea)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kea-dhcp4 -t: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dnsmasq = dir.path().join("dnsmasq.conf");
+    let mut text = snippet("dnsmasq", "lo", dir.path());
+    text.push_str("interface=lo\n");
+    std::fs::write(&dnsmasq, text).unwrap();
+    let out = Command::new(find("dnsmasq").unwrap())
+        .arg("--test")
+        .arg(format!("--conf-file={}", dnsmasq.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dnsmasq --test: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn isc_snippet_end_to_end_gives_dhclient_the_exact_option_43() {
+    if !ready(
+        "ISC dhcpd with our snippet",
+        &["ip", "dhcpd", "dhclient"],
+        true,
+    ) {
+        return;
+    }
+    let mut lab = Lab::new();
+    let conf = lab.path("dhcpd.conf");
+    std::fs::write(&conf, snippet("isc", "vs", lab.dir.path())).unwrap();
+    std::fs::write(lab.path("dhcpd.leases"), "").unwrap();
+    let log = std::fs::File::create(lab.path("dhcpd.log")).unwrap();
+    let child = lab
+        .exec(&lab.srv, find("dhcpd").unwrap().to_str().unwrap())
+        .args(["-4", "-f", "-d", "-cf"])
+        .arg(&conf)
+        .arg("-lf")
+        .arg(lab.path("dhcpd.leases"))
+        .arg("-pf")
+        .arg(lab.path("dhcpd.pid"))
+        .arg("vs")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    lab.children.push(child);
+    lab.wait_log("dhcpd.log", "Listening on");
+    let (ok, seen) = lab.dhclient("isr", true, Some(ISR_PID_HEX), 15);
+    let bound = seen
+        .lines()
+        .find(|l| l.starts_with("BOUND"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ok,
+        "no lease from dhcpd: {seen}\n{}",
+        std::fs::read_to_string(lab.path("dhcpd.log")).unwrap_or_default()
+    );
+    assert!(bound.contains(&format!("opt43={OPT43}")), "{bound}");
+    let (ok, _) = lab.dhclient("c9300", true, Some(C9300_PID_HEX), 4);
+    assert!(!ok, "dhcpd with our snippet must not serve a C9300");
+}
