@@ -143,22 +143,16 @@ async fn work_request_gets_a_job_echoing_udi_and_correlator_and_response_gets_by
 #[tokio::test]
 async fn urls_use_the_address_the_router_connected_to() {
     let f = fixture().await;
-    let mut corr = 0;
-    let mut next = |f: &Fixture| {
-        corr += 1;
-        let c = format!("C{corr}");
-        let fut_body = work_request(&c, false);
-        (c, fut_body, f.router())
-    };
     // Walk to the image install: config-register, write memory, device-info.
     let answers = [
         "<response xmlns=\"urn:cisco:pnp:cli-config\" correlator=\"{c}\" success=\"1\"/>",
         "<response xmlns=\"urn:cisco:pnp:cli-exec\" correlator=\"{c}\" success=\"1\"><execLog><dialogueLog><received><text>[OK]</text></received></dialogueLog></execLog></response>",
         "<response xmlns=\"urn:cisco:pnp:device-info\" correlator=\"{c}\" success=\"1\"><imageInfo><versionString>17.9.4a</versionString></imageInfo></response>",
     ];
-    for a in answers {
-        let (c, body, _) = next(&f);
-        f.post("/pnp/WORK-REQUEST", "text/xml", body).await;
+    for (n, a) in answers.iter().enumerate() {
+        let c = format!("C{n}");
+        f.post("/pnp/WORK-REQUEST", "text/xml", work_request(&c, false))
+            .await;
         let resp = format!(
             "<pnp xmlns=\"urn:cisco:pnp\" udi=\"{UDI}\">{}</pnp>",
             a.replace("{c}", &c)
@@ -168,8 +162,9 @@ async fn urls_use_the_address_the_router_connected_to() {
             StatusCode::OK
         );
     }
-    let (_, body, _) = next(&f);
-    let (_, job) = f.post("/pnp/WORK-REQUEST", "text/xml", body).await;
+    let (_, job) = f
+        .post("/pnp/WORK-REQUEST", "text/xml", work_request("C9", false))
+        .await;
     assert!(
         job.contains("<location>http://198.51.100.1:8080/images/c1100-universalk9.17.12.03a.SPA.bin</location>"),
         "{job}"

@@ -145,16 +145,7 @@ impl Leases {
             .get(&ip)
             .is_some_and(|l| l.client == client && l.state == LeaseState::Bound && l.expires > now);
         if !keep_bound {
-            self.by_ip.insert(
-                ip,
-                Lease {
-                    ip,
-                    client: client.to_string(),
-                    mac: mac.to_string(),
-                    expires: now + OFFER_SECS,
-                    state: LeaseState::Offered,
-                },
-            );
+            self.put(ip, client, mac, now + OFFER_SECS, LeaseState::Offered);
         }
         Ok(ip)
     }
@@ -178,16 +169,7 @@ impl Leases {
         // One address per client: drop its other leases.
         self.by_ip
             .retain(|a, l| *a == ip || l.client != client || l.state == LeaseState::Declined);
-        self.by_ip.insert(
-            ip,
-            Lease {
-                ip,
-                client: client.to_string(),
-                mac: mac.to_string(),
-                expires: now + secs,
-                state: LeaseState::Bound,
-            },
-        );
+        self.put(ip, client, mac, now + secs, LeaseState::Bound);
         Ok(())
     }
 
@@ -210,16 +192,18 @@ impl Leases {
 
     /// DECLINE: the address is in use by someone else; keep it out for [`QUARANTINE_SECS`].
     pub fn decline(&mut self, client: &str, mac: &str, ip: Ipv4Addr, now: u64) {
-        self.by_ip.insert(
+        self.put(ip, client, mac, now + QUARANTINE_SECS, LeaseState::Declined);
+    }
+
+    fn put(&mut self, ip: Ipv4Addr, client: &str, mac: &str, expires: u64, state: LeaseState) {
+        let lease = Lease {
             ip,
-            Lease {
-                ip,
-                client: client.to_string(),
-                mac: mac.to_string(),
-                expires: now + QUARANTINE_SECS,
-                state: LeaseState::Declined,
-            },
-        );
+            client: client.to_string(),
+            mac: mac.to_string(),
+            expires,
+            state,
+        };
+        self.by_ip.insert(ip, lease);
     }
 
     /// The bound lease of `ip`, if current.

@@ -99,6 +99,22 @@ fn bad_request(kind: &str, peer: &Peer, err: impl std::fmt::Display) -> Response
     (StatusCode::BAD_REQUEST, format!("rejected {kind}: {err}\n")).into_response()
 }
 
+/// Runs `f` with the workflow's view of the world: now, the download base URL, and the
+/// day-0 config lookup.
+fn with_ctx<R>(
+    cfg: &Config,
+    base: &str,
+    now: chrono::DateTime<Local>,
+    f: impl FnOnce(&Ctx<'_>) -> R,
+) -> R {
+    let config_for = |s: &str| cfg.config_for(s);
+    f(&Ctx {
+        now,
+        base_url: base,
+        config_for: &config_for,
+    })
+}
+
 async fn hello() -> StatusCode {
     StatusCode::OK
 }
@@ -142,13 +158,9 @@ async fn work_request(
                     dev.vid.clone_from(&udi.vid);
                 }
                 let before = dev.state;
-                let config_for = |s: &str| cfg.config_for(s);
-                let ctx = Ctx {
-                    now,
-                    base_url: &base,
-                    config_for: &config_for,
-                };
-                let reply = workflow::on_work_request(dev, &req, &plan, &ctx);
+                let reply = with_ctx(&cfg, &base, now, |ctx| {
+                    workflow::on_work_request(dev, &req, &plan, ctx)
+                });
                 (before, dev.state, reply, dev.fail_reason.clone())
             },
         )
@@ -243,13 +255,9 @@ async fn work_response(
                 dev.last_contact = now;
                 dev.ip.clone_from(&ip);
                 let before = dev.state;
-                let config_for = |s: &str| cfg.config_for(s);
-                let ctx = Ctx {
-                    now,
-                    base_url: &base,
-                    config_for: &config_for,
-                };
-                let outcome = workflow::on_work_response(dev, &resp, &plan, &ctx);
+                let outcome = with_ctx(&cfg, &base, now, |ctx| {
+                    workflow::on_work_response(dev, &resp, &plan, ctx)
+                });
                 (before, dev.state, outcome, dev.last_error.clone())
             },
         )
