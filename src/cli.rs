@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::pnp::workflow::Action;
 
 /// Cisco PnP provisioning appliance for ISR1100 routers.
 #[derive(Debug, Parser)]
@@ -25,6 +26,14 @@ pub struct Cli {
         global = true
     )]
     pub config: PathBuf,
+    /// Admin token for device actions, overrides [http] admin-token.
+    #[arg(
+        long,
+        env = "APPLIANCE_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -88,12 +97,44 @@ pub enum Command {
         #[arg(long, env = "APPLIANCE_SIM_START_VERSION", default_value = "17.9.4a")]
         start_version: String,
     },
-    /// Act on one router's record.
+    /// Act on one router's record, or show it.
     Device {
         /// The action.
         #[command(subcommand)]
         action: DeviceAction,
     },
+    /// The device table: state, current step, transfer progress, last error; newest first.
+    Status {
+        /// Print the rows as JSON (stable, see README).
+        #[arg(long, env = "APPLIANCE_STATUS_JSON")]
+        json: bool,
+        /// Refresh every 2 seconds until interrupted.
+        #[arg(long, env = "APPLIANCE_STATUS_WATCH")]
+        watch: bool,
+    },
+    /// One row per router: versions before/after, each step's result and time.
+    Report {
+        /// Output format.
+        #[arg(
+            long,
+            value_enum,
+            env = "APPLIANCE_REPORT_FORMAT",
+            default_value = "csv"
+        )]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, env = "APPLIANCE_REPORT_OUTPUT")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `report` formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// CSV with a header.
+    Csv,
+    /// JSON array.
+    Json,
 }
 
 /// Operator actions on a device.
@@ -103,6 +144,29 @@ pub enum DeviceAction {
     Resume {
         /// Serial number.
         serial: String,
+    },
+    /// Send the current step's job again (FAILED: retry the failed step).
+    Retry {
+        /// Serial number.
+        serial: String,
+    },
+    /// Provision the router again from the start.
+    Reset {
+        /// Serial number.
+        serial: String,
+    },
+    /// Delete the router's record.
+    Forget {
+        /// Serial number.
+        serial: String,
+    },
+    /// Everything about one router: record, transfers, full history, script output.
+    Show {
+        /// Serial number.
+        serial: String,
+        /// The record as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -129,6 +193,13 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let load = |path: &std::path::Path| -> anyhow::Result<Config> {
+        let mut cfg = load(path)?;
+        if cli.admin_token.is_some() {
+            cfg.admin_token.clone_from(&cli.admin_token);
+        }
+        Ok(cfg)
+    };
     match cli.command {
         Command::Serve {
             listen,
@@ -229,13 +300,122 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Device { action } => {
             crate::logging::init_console("warn");
             let cfg = load(&cli.config)?;
-            match action {
-                DeviceAction::Resume { serial } => {
-                    let msg = runtime()?.block_on(crate::ops::resume(&cfg, &serial))?;
-                    println!("{msg}");
+            let rt = runtime()?;
+            let (serial, act) = match action {
+                DeviceAction::Show { serial, json } => {
+                    print!("{}", rt.block_on(show(&cfg, &serial, json))?);
+                    return Ok(ExitCode::SUCCESS);
                 }
+                DeviceAction::Resume { serial } => (serial, Action::Resume),
+                DeviceAction::Retry { serial } => (serial, Action::Retry),
+                DeviceAction::Reset { serial } => (serial, Action::Reset),
+                DeviceAction::Forget { serial } => (serial, Action::Forget),
+            };
+            println!("{}", rt.block_on(crate::ops::act(&cfg, &serial, act))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json, watch } => {
+            crate::logging::init_console("warn");
+            let cfg = load(&cli.config)?;
+            let rt = runtime()?;
+            loop {
+                let (rows, live) = rt.block_on(status_rows(&cfg))?;
+                let text = if json {
+                    format!("{}\n", serde_json::to_string_pretty(&rows)?)
+                } else {
+                    let note = if live {
+                        ""
+                    } else {
+                        "(server not running: saved state, no transfers)\n"
+                    };
+                    format!("{note}{}", crate::status::table(&rows))
+                };
+                if watch {
+                    print!(
+                        "\x1b[2J\x1b[H{}  {}\n{text}",
+                        chrono::Local::now().format("%H:%M:%S"),
+                        cfg.source.display()
+                    );
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                    std::thread::sleep(Duration::from_secs(2));
+                } else {
+                    print!("{text}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+        Command::Report { format, output } => {
+            crate::logging::init_console("warn");
+            let cfg = load(&cli.config)?;
+            let devices = runtime()?.block_on(all_devices(&cfg))?;
+            let rows = crate::status::report(&devices);
+            let text = match format {
+                ReportFormat::Csv => crate::status::report_csv(&rows),
+                ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rows)?),
+            };
+            match output {
+                Some(path) => {
+                    crate::state::write_atomic(&path, text.as_bytes())
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                    eprintln!(
+                        "report: {} routers written to {}",
+                        rows.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Status rows from the running server (with transfers), else from the saved records.
+async fn status_rows(cfg: &Config) -> anyhow::Result<(Vec<crate::status::StatusRow>, bool)> {
+    if let Some((200, body)) = crate::ops::fetch(cfg, "/api/status").await? {
+        return Ok((serde_json::from_str(&body)?, true));
+    }
+    let devices = crate::ops::offline_devices(cfg).await?;
+    Ok((crate::status::rows(&devices, None), false))
+}
+
+/// Every record, from the running server or the saved state.
+async fn all_devices(cfg: &Config) -> anyhow::Result<Vec<crate::device::Device>> {
+    if let Some((200, body)) = crate::ops::fetch(cfg, "/api/devices").await? {
+        return Ok(serde_json::from_str(&body)?);
+    }
+    crate::ops::offline_devices(cfg).await
+}
+
+async fn show(cfg: &Config, serial: &str, json: bool) -> anyhow::Result<String> {
+    let device = match crate::ops::fetch(cfg, &format!("/api/devices/{serial}")).await? {
+        Some((200, body)) => serde_json::from_str::<crate::device::Device>(&body)?,
+        Some((404, _)) => {
+            anyhow::bail!("no device with serial {serial} (`pnp-appliance status` lists them)")
+        }
+        Some((code, body)) => anyhow::bail!("server answered {code}: {}", body.trim()),
+        None => crate::ops::offline_devices(cfg)
+            .await?
+            .into_iter()
+            .find(|d| d.serial == serial)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no device with serial {serial} (`pnp-appliance status` lists them)"
+                )
+            })?,
+    };
+    if json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&device)?));
+    }
+    let transfers = match crate::ops::fetch(cfg, "/api/status").await? {
+        Some((200, body)) => serde_json::from_str::<Vec<crate::status::StatusRow>>(&body)?
+            .into_iter()
+            .find(|r| r.serial == serial)
+            .and_then(|r| r.transfer)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(crate::status::show(&device, &transfers))
 }

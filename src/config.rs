@@ -33,6 +33,9 @@ pub struct HttpWire {
     /// Largest accepted PnP request body.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Token that device actions (resume, retry, reset, forget) require; unset: actions only
+    /// from this host.
+    pub admin_token: Option<String>,
 }
 
 fn default_max_body() -> usize {
@@ -45,6 +48,7 @@ impl Default for HttpWire {
             listen: default_listen(),
             advertise: None,
             max_body_bytes: default_max_body(),
+            admin_token: None,
         }
     }
 }
@@ -407,6 +411,8 @@ pub struct Config {
     pub advertise: Option<String>,
     /// Largest PnP body.
     pub max_body_bytes: usize,
+    /// Token for device actions.
+    pub admin_token: Option<String>,
     /// State directory.
     pub state_dir: PathBuf,
     /// Log directory.
@@ -523,6 +529,16 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some(t) = &wire.http.admin_token
+            && (t.len() < 12 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(err(
+                "http",
+                "admin-token",
+                "at least 12 characters, no spaces (e.g. the output of `openssl rand -hex 16`)"
+                    .into(),
+            ));
         }
         if wire.http.max_body_bytes < 4096 {
             return Err(err(
@@ -805,6 +821,7 @@ impl Config {
             listen,
             advertise: wire.http.advertise.clone(),
             max_body_bytes: wire.http.max_body_bytes,
+            admin_token: wire.http.admin_token.clone(),
             state_dir: base.join(&p.state),
             log_dir: base.join(&p.logs),
             status_csv: base.join(&p.status_csv),

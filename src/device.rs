@@ -164,6 +164,15 @@ pub struct Event {
     pub text: String,
 }
 
+/// How one workflow step ended (for `report`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// `done`, `skipped`, `failed: ...`, or a short outcome (`upgrade needed`, `no space`).
+    pub result: String,
+    /// When.
+    pub at: DateTime<Local>,
+}
+
 /// History kept per device (oldest dropped first).
 pub const HISTORY_LIMIT: usize = 300;
 
@@ -208,6 +217,8 @@ pub struct Device {
     pub startup_saved: bool,
     /// Running version from device-info.
     pub current_version: String,
+    /// Version it ran when we first asked.
+    pub initial_version: String,
     /// Boot image from device-info (`bootflash:packages.conf` in install mode).
     pub image_file: String,
     /// Target image file name, when one applies.
@@ -226,6 +237,8 @@ pub struct Device {
     pub finished_at: Option<DateTime<Local>>,
     /// Its DHCP lease from our responder, when it has one.
     pub lease: Option<DeviceLease>,
+    /// Outcome of each step, by state name.
+    pub steps: std::collections::BTreeMap<String, StepResult>,
     /// What happened, oldest first.
     pub history: Vec<Event>,
 }
@@ -252,6 +265,7 @@ impl Default for Device {
             config_reg_applied: false,
             startup_saved: false,
             current_version: String::new(),
+            initial_version: String::new(),
             image_file: String::new(),
             target_image: String::new(),
             bootflash_free: None,
@@ -261,6 +275,7 @@ impl Default for Device {
             script_output: None,
             finished_at: None,
             lease: None,
+            steps: std::collections::BTreeMap::new(),
             history: Vec::new(),
         }
     }
@@ -290,6 +305,17 @@ impl Device {
             state: self.state,
             text: text.into(),
         });
+    }
+
+    /// Records how step `step` ended.
+    pub fn step(&mut self, step: State, result: impl Into<String>, now: DateTime<Local>) {
+        self.steps.insert(
+            step.as_str().to_string(),
+            StepResult {
+                result: result.into(),
+                at: now,
+            },
+        );
     }
 
     /// True when `other` differs from `self` only in contact bookkeeping (last contact, ip),

@@ -18,3 +18,5 @@ pub mod pnp;
 pub mod serve;
 pub mod simulate;
 pub mod state;
+pub mod status;
+pub mod transfers;

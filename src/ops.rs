@@ -1,13 +1,16 @@
-//! Operator commands on device records: `pnp-appliance device resume SERIAL`.
+//! Operator commands on device records: `device resume|retry|reset|forget|show`, `status`,
+//! `report`.
 //!
-//! Owns the two paths of an operator action: ask the running server (HTTP on this host), or,
-//! when no server answers, change the persisted record directly through the registry (the same
-//! atomic write the server uses) and rewrite the status table.
+//! Owns the two paths of every operator command: ask the running server (HTTP on this host,
+//! with the admin token when configured), or, when no server answers, read or change the saved
+//! records directly through the registry (the same atomic writes the server uses) and rewrite
+//! the status table.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::config::Config;
-use crate::pnp::workflow;
+use crate::device::Device;
+use crate::pnp::workflow::{self, Action};
 use crate::state::Registry;
 
 /// Where a local client reaches the configured listener.
@@ -20,13 +23,49 @@ pub fn local_url(cfg: &Config) -> String {
     format!("http://{}", SocketAddr::new(ip, cfg.listen.port()))
 }
 
-/// Resumes `serial`; returns the message to print.
-pub async fn resume(cfg: &Config, serial: &str) -> anyhow::Result<String> {
-    let url = format!("{}/api/devices/{serial}/resume", local_url(cfg));
-    let client = reqwest::Client::builder()
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
-        .build()?;
-    match client.post(&url).send().await {
+        .build()?)
+}
+
+/// GET `path` from the running server: `Ok(None)` when no server answers.
+pub async fn fetch(cfg: &Config, path: &str) -> anyhow::Result<Option<(u16, String)>> {
+    match client()?
+        .get(format!("{}{path}", local_url(cfg)))
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            Ok(Some((status, r.text().await.unwrap_or_default())))
+        }
+        Err(e) if e.is_connect() => Ok(None),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot reach the server at {}: {e}",
+            local_url(cfg)
+        )),
+    }
+}
+
+fn offline(cfg: &Config) -> anyhow::Result<Registry> {
+    Ok(Registry::open(&cfg.state_dir, &cfg.status_csv)?.0)
+}
+
+/// The saved records, newest contact first (server not running).
+pub async fn offline_devices(cfg: &Config) -> anyhow::Result<Vec<Device>> {
+    Ok(offline(cfg)?.snapshot().await)
+}
+
+/// Applies `action` to `serial`; returns the message to print.
+pub async fn act(cfg: &Config, serial: &str, action: Action) -> anyhow::Result<String> {
+    let name = format!("{action:?}").to_ascii_lowercase();
+    let url = format!("{}/api/devices/{serial}/{name}", local_url(cfg));
+    let mut req = client()?.post(&url);
+    if let Some(t) = &cfg.admin_token {
+        req = req.header("X-Admin-Token", t);
+    }
+    match req.send().await {
         Ok(resp) => {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
@@ -37,23 +76,28 @@ pub async fn resume(cfg: &Config, serial: &str) -> anyhow::Result<String> {
             }
         }
         Err(e) if e.is_connect() => {
-            let (registry, _) = Registry::open(&cfg.state_dir, &cfg.status_csv)?;
-            let now = chrono::Local::now();
-            match registry
-                .update(serial, || None, |d| workflow::resume(d, now))
-                .await
-            {
-                None => anyhow::bail!(
-                    "no device with serial {serial} in {} (`ls {}/devices` lists known serials)",
-                    cfg.state_dir.display(),
+            let registry = offline(cfg)?;
+            let unknown = || {
+                anyhow::anyhow!(
+                    "no device with serial {serial} in {} (`pnp-appliance status` lists them)",
                     cfg.state_dir.display()
-                ),
-                Some(Err(msg)) => anyhow::bail!("{msg}"),
-                Some(Ok(msg)) => {
-                    registry.flush().await;
-                    Ok(format!("server not running; state changed on disk: {msg}"))
+                )
+            };
+            let msg = if action == Action::Forget {
+                if !registry.remove(serial).await {
+                    return Err(unknown());
                 }
-            }
+                format!("{serial}: record deleted")
+            } else {
+                let now = chrono::Local::now();
+                registry
+                    .update(serial, || None, |d| workflow::operator(d, action, now))
+                    .await
+                    .ok_or_else(unknown)?
+                    .map_err(anyhow::Error::msg)?
+            };
+            registry.flush().await;
+            Ok(format!("server not running; state changed on disk: {msg}"))
         }
         Err(e) => anyhow::bail!("cannot reach the server at {url}: {e}"),
     }

@@ -80,6 +80,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         plan: Arc::new(plan),
         registry,
         leases: Arc::new(std::sync::Mutex::new(leases)),
+        transfers: crate::transfers::Transfers::default(),
     };
     Ok((app, warnings))
 }

@@ -39,6 +39,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// (mtime, length) of our last status CSV write, and the state cell we wrote per serial.
+type CsvWritten = (
+    Option<(std::time::SystemTime, u64)>,
+    HashMap<String, String>,
+);
+
 struct Shared {
     dir: PathBuf,
     status_csv: PathBuf,
@@ -46,6 +52,9 @@ struct Shared {
     /// Records whose only changes (last contact) are not on disk yet.
     dirty: Mutex<HashSet<String>>,
     changed: Notify,
+    /// What we last wrote to the status CSV: its (mtime, length) and each serial's state cell,
+    /// to tell an operator's edit from our own writes.
+    csv_written: Mutex<CsvWritten>,
 }
 
 /// Cheap handle to the registry.
@@ -102,6 +111,7 @@ impl Registry {
                 devices: Mutex::new(devices),
                 dirty: Mutex::new(HashSet::new()),
                 changed: Notify::new(),
+                csv_written: Mutex::new((None, HashMap::new())),
             }),
         };
         Ok((registry, problems))
@@ -163,6 +173,87 @@ impl Registry {
         Some(result)
     }
 
+    /// Deletes the record of `serial` (memory and disk); false when unknown.
+    pub async fn remove(&self, serial: &str) -> bool {
+        let Some(entry) = lock(&self.shared.devices).remove(serial) else {
+            return false;
+        };
+        // Wait for any exchange in progress on it to finish first.
+        let _guard = entry.lock().await;
+        let path = self.path_of(serial);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(serial, error = %e, "cannot delete {}", path.display());
+        }
+        lock(&self.shared.dirty).remove(serial);
+        self.shared.changed.notify_one();
+        true
+    }
+
+    /// Applies operator edits of the "Device State" column of the status CSV made since our
+    /// last write (the reference server's documented way to unstick a router).
+    pub async fn apply_csv_edits(&self) {
+        let path = &self.shared.status_csv;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let stamp = meta.modified().ok().map(|m| (m, meta.len()));
+        let (last_stamp, written) = {
+            let g = lock(&self.shared.csv_written);
+            (g.0, g.1.clone())
+        };
+        if last_stamp.is_none() || stamp == last_stamp {
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let now = chrono::Local::now();
+        for line in text.lines().skip(1) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < STATUS_COLUMNS.len() {
+                continue;
+            }
+            let (serial, cell) = (cells[0], cells[STATUS_COLUMNS.len() - 1]);
+            if written.get(serial).map(String::as_str) == Some(cell) {
+                continue;
+            }
+            match crate::device::State::parse(cell) {
+                Some(state) => {
+                    let done = self
+                        .update(
+                            serial,
+                            || None,
+                            |d| {
+                                crate::pnp::workflow::set_state(
+                                    d,
+                                    state,
+                                    now,
+                                    "edited in DEVICE_STATUS.csv",
+                                )
+                            },
+                        )
+                        .await;
+                    match done {
+                        Some(()) => {
+                            tracing::info!(serial, state = %state, "operator edit in {} applied", path.display())
+                        }
+                        None => tracing::warn!(
+                            serial,
+                            "{}: no device with serial {serial}: row ignored",
+                            path.display()
+                        ),
+                    }
+                }
+                None => tracing::warn!(
+                    serial,
+                    "{}: {cell:?} is not a device state: edit ignored (use a name such as RUN_EVENT_MANAGER, or `pnp-appliance device resume {serial}`)",
+                    path.display()
+                ),
+            }
+        }
+    }
     /// A copy of one record.
     pub async fn get(&self, serial: &str) -> Option<Device> {
         let entry = self.entry(serial)?;
@@ -199,11 +290,23 @@ impl Registry {
     }
 
     async fn write_status(&self) {
+        // An operator's edit is read before it could be overwritten.
+        self.apply_csv_edits().await;
         let devices = self.snapshot().await;
         let path = self.shared.status_csv.clone();
         let text = status_table(&devices);
+        let states: HashMap<String, String> = devices
+            .iter()
+            .map(|d| (d.serial.clone(), d.state.as_str().to_string()))
+            .collect();
+        let written = path.clone();
         match tokio::task::spawn_blocking(move || write_atomic(&path, text.as_bytes())).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => {
+                let stamp = std::fs::metadata(&written)
+                    .ok()
+                    .and_then(|m| m.modified().ok().map(|t| (t, m.len())));
+                *lock(&self.shared.csv_written) = (stamp, states);
+            }
             Ok(Err(e)) => tracing::warn!(
                 error = %e,
                 "cannot write {}: check the directory is writable and has space",
@@ -222,7 +325,8 @@ impl Registry {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.shared.changed.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                // Wakes to notice operator edits of the CSV.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
             if last_flush.elapsed() > Duration::from_secs(5) {
@@ -348,5 +452,44 @@ mod tests {
         assert_eq!(reg2.get("S1").await.unwrap().state, State::ConfigStart);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(reg.update("S2", || None, |_| ()).await.is_none());
+        assert!(reg.remove("S1").await);
+        assert!(!dir.path().join("devices/S1.json").exists());
+        assert!(!reg.remove("S1").await);
+    }
+
+    #[tokio::test]
+    async fn operator_edit_of_the_csv_is_applied_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("DEVICE_STATUS.csv");
+        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
+        let now = chrono::Local::now();
+        for (serial, state) in [("S1", State::BootflashNoSpace), ("S2", State::ConfigStart)] {
+            reg.update(
+                serial,
+                || Some(Device::new(serial, "u", "p", "v", now)),
+                |d| {
+                    d.state = state;
+                    d.log(now, "x");
+                },
+            )
+            .await;
+        }
+        reg.flush().await;
+        let text = std::fs::read_to_string(&csv).unwrap();
+        // The operator changes S1's state cell, keeping the layout; S2 gets a typo.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let edited = text
+            .replace("  BOOTFLASH_NO_SPACE  ", "  RUN_EVENT_MANAGER   ")
+            .replace("    CONFIG_START    ", "    CONFIG_STRAT    ");
+        assert_ne!(edited, text);
+        std::fs::write(&csv, edited).unwrap();
+        reg.flush().await;
+        assert_eq!(reg.get("S1").await.unwrap().state, State::RunEventManager);
+        assert_eq!(reg.get("S2").await.unwrap().state, State::ConfigStart);
+        let rewritten = std::fs::read_to_string(&csv).unwrap();
+        assert!(rewritten.contains("RUN_EVENT_MANAGER") && !rewritten.contains("CONFIG_STRAT"));
+        // Our own rewrite is not mistaken for an edit.
+        reg.flush().await;
+        assert_eq!(reg.get("S1").await.unwrap().state, State::RunEventManager);
     }
 }

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use super::message::{self, DeviceMessage};
-use super::workflow::{self, Ctx, Plan, Reply, ResponseOutcome};
+use super::workflow::{self, Action, Ctx, Plan, Reply, ResponseOutcome};
 use crate::config::Config;
 use crate::device::Device;
 use crate::state::Registry;
@@ -55,6 +55,8 @@ pub struct App {
     pub registry: Registry,
     /// DHCP leases (empty when the responder is off).
     pub leases: crate::dhcp::SharedLeases,
+    /// Downloads in flight.
+    pub transfers: crate::transfers::Transfers,
 }
 
 impl App {
@@ -76,14 +78,18 @@ impl App {
 /// The whole HTTP application.
 pub fn router(app: App) -> Router {
     let max_body = app.cfg.max_body_bytes;
-    let files = crate::files::router(&app.cfg);
+    let files = crate::files::router(&app.cfg).layer(axum::middleware::from_fn_with_state(
+        app.transfers.clone(),
+        crate::transfers::track,
+    ));
     Router::new()
         .route("/pnp/HELLO", any(hello))
         .route("/pnp/WORK-REQUEST", post(work_request))
         .route("/pnp/WORK-RESPONSE", post(work_response))
         .route("/api/devices", get(api_devices))
         .route("/api/devices/{serial}", get(api_device))
-        .route("/api/devices/{serial}/resume", post(api_resume))
+        .route("/api/status", get(api_status))
+        .route("/api/devices/{serial}/{action}", post(api_action))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
         .merge(files)
@@ -302,32 +308,94 @@ async fn api_device(State(app): State<App>, Path(serial): Path<String>) -> Respo
     }
 }
 
-async fn api_resume(
+async fn api_status(State(app): State<App>) -> Response {
+    let devices = app.registry.snapshot().await;
+    axum::Json(crate::status::rows(&devices, Some(&app.transfers))).into_response()
+}
+
+/// Device actions need the admin token when one is configured, else a client on this host.
+fn authorize(app: &App, headers: &axum::http::HeaderMap, peer: &Peer) -> Result<(), Box<Response>> {
+    match &app.cfg.admin_token {
+        Some(token) => {
+            let given = headers
+                .get("x-admin-token")
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| {
+                    headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                });
+            if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                Ok(())
+            } else {
+                Err(Box::new(
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        "device actions need the admin token ([http] admin-token) in an X-Admin-Token header\n",
+                    )
+                        .into_response(),
+                ))
+            }
+        }
+        None if peer.remote.ip().is_loopback() || peer.remote.ip() == peer.local.ip() => Ok(()),
+        None => Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                "device actions are accepted from this host only: set [http] admin-token to allow them from elsewhere\n",
+            )
+                .into_response(),
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn api_action(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    Path(serial): Path<String>,
+    Path((serial, action)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    if !(peer.remote.ip().is_loopback() || peer.remote.ip() == peer.local.ip()) {
-        warn!(ip = %peer.remote.ip(), serial, "refused resume from a non-local address");
-        return (
-            StatusCode::FORBIDDEN,
-            "device actions are accepted from this host only: run `pnp-appliance device resume` on the appliance\n",
-        )
-            .into_response();
+    if let Err(refused) = authorize(&app, &headers, &peer) {
+        warn!(ip = %peer.remote.ip(), serial, action, "device action refused: not authorized");
+        return *refused;
     }
+    let action = match action.as_str() {
+        "resume" => Action::Resume,
+        "retry" => Action::Retry,
+        "reset" => Action::Reset,
+        "forget" => Action::Forget,
+        other => {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("unknown action {other:?}: resume, retry, reset or forget\n"),
+            )
+                .into_response();
+        }
+    };
     let now = Local::now();
-    match app
-        .registry
-        .update(&serial, || None, |d| workflow::resume(d, now))
-        .await
-    {
+    let result = if action == Action::Forget {
+        app.registry.remove(&serial).await.then(|| {
+            Ok(format!(
+                "{serial}: record deleted (a router that calls again starts as NEW_DEVICE)"
+            ))
+        })
+    } else {
+        app.registry
+            .update(&serial, || None, |d| workflow::operator(d, action, now))
+            .await
+    };
+    match result {
         None => (
             StatusCode::NOT_FOUND,
             format!("no device with serial {serial}\n"),
         )
             .into_response(),
         Some(Ok(msg)) => {
-            info!(serial, "operator: {msg}");
+            info!(serial, ip = %peer.remote.ip(), "operator: {msg}");
             (StatusCode::OK, format!("{msg}\n")).into_response()
         }
         Some(Err(msg)) => (StatusCode::CONFLICT, format!("{msg}\n")).into_response(),

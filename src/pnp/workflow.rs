@@ -196,6 +196,7 @@ pub fn cli_error(output: &str) -> Option<String> {
 }
 
 fn fail(dev: &mut Device, now: DateTime<Local>, reason: String) {
+    dev.step(dev.state, format!("failed: {reason}"), now);
     dev.failed_in = Some(dev.state);
     dev.fail_reason = Some(reason.clone());
     dev.state = State::Failed;
@@ -341,6 +342,12 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
 fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
     let now = ctx.now;
     let skip = |dev: &mut Device, next: State| {
+        if !matches!(
+            dev.state,
+            State::NewDevice | State::UpgradeDone | State::UpgradeInProgress
+        ) {
+            dev.step(dev.state, "skipped", now);
+        }
         goto(dev, now, next, "");
         None
     };
@@ -598,6 +605,7 @@ fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Loca
         State::ConfigReg if !dev.config_reg_applied => {
             let failures = message::config_failures(&resp.body);
             if failures.is_empty() {
+                dev.step(State::ConfigReg, "config-register set", now);
                 dev.config_reg_applied = true;
                 dev.attempts = 0;
                 dev.log(now, format!("{} done", p.summary));
@@ -616,6 +624,9 @@ fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Loca
             if let Some(free) = info.bootflash_free() {
                 dev.bootflash_free = Some(free);
             }
+            if dev.initial_version.is_empty() {
+                dev.initial_version.clone_from(&dev.current_version);
+            }
             if dev.state == State::CheckBootflashSize {
                 check_space(dev, plan, now, &info);
             } else {
@@ -623,6 +634,7 @@ fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Loca
             }
         }
         State::UpgradeInProgress => {
+            dev.step(State::UpgradeInProgress, "done", now);
             goto(
                 dev,
                 now,
@@ -631,6 +643,7 @@ fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Loca
             );
         }
         State::GsTarballTransfer => {
+            dev.step(State::GsTarballTransfer, "done", now);
             dev.tarball_done = true;
             goto(
                 dev,
@@ -640,11 +653,17 @@ fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Loca
             );
         }
         State::PyScriptTransfer => {
+            dev.step(State::PyScriptTransfer, "done", now);
             dev.script_done = true;
             goto(dev, now, State::ConfigStart, format!("{} done", p.summary));
         }
         State::ConfigStart => {
             dev.config_file = p.summary.rsplit('/').next().map(str::to_string);
+            dev.step(
+                State::ConfigStart,
+                format!("done ({})", dev.config_file.clone().unwrap_or_default()),
+                now,
+            );
             goto(
                 dev,
                 now,
@@ -677,6 +696,12 @@ fn on_exec_success(
     if p.summary == "cli-exec \"write memory\"" {
         dev.startup_saved = true;
     }
+    if matches!(
+        dev.state,
+        State::ConfigReg | State::ConfigSaveStartup | State::RunEventManager | State::RunPyScript
+    ) {
+        dev.step(dev.state, "done", now);
+    }
     match dev.state {
         State::ConfigReg => goto(dev, now, State::CheckImageVer, done),
         State::ConfigSaveStartup => goto(dev, now, State::CheckBootflashSize, done),
@@ -688,6 +713,9 @@ fn on_exec_success(
             let gs = guestshell_state(&output);
             dev.last_error = Some(format!("show app-hosting list: {}", first_lines(&output)));
             dev.log(now, format!("guestshell: {gs:?}"));
+            if gs == Guestshell::Running {
+                dev.step(State::CheckGuestshell, "running", now);
+            }
             match gs {
                 Guestshell::Running if plan.script.is_some() => {
                     goto(dev, now, State::RunPyScript, "guestshell is RUNNING")
@@ -755,6 +783,14 @@ fn check_version(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &mes
         );
         return;
     };
+    if dev.state == State::CheckImageVer {
+        let outcome = if running == target.version {
+            "on target"
+        } else {
+            "upgrade needed"
+        };
+        dev.step(State::CheckImageVer, outcome, now);
+    }
     if running == target.version {
         dev.upgrade_attempts = 0;
         goto(
@@ -791,6 +827,16 @@ fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &messa
         );
         return;
     };
+    let outcome = if free >= plan.min_bootflash_free {
+        "enough space"
+    } else {
+        "no space"
+    };
+    dev.step(
+        State::CheckBootflashSize,
+        format!("{outcome} ({free} bytes free)"),
+        now,
+    );
     if free >= plan.min_bootflash_free {
         goto(
             dev,
@@ -843,6 +889,96 @@ pub fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> 
             dev.serial
         )),
     }
+}
+
+/// Operator actions on a device record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Continue from BOOTFLASH_NO_SPACE, or retry the step a FAILED router stopped at.
+    Resume,
+    /// Send the current step's job again (a FAILED router retries its failed step; a parked
+    /// one re-checks its free space).
+    Retry,
+    /// Provision the router again from the start.
+    Reset,
+    /// Delete the record (done by the registry, not here).
+    Forget,
+}
+
+/// Applies `action` (not `Forget`) to `dev`; returns what was done.
+pub fn operator(dev: &mut Device, action: Action, now: DateTime<Local>) -> Result<String, String> {
+    match action {
+        Action::Resume => resume(dev, now),
+        Action::Forget => Err("forget is done by the registry".into()),
+        Action::Retry => match dev.state {
+            State::Failed => resume(dev, now),
+            State::Finished => Err(format!(
+                "{} is FINISHED: use `reset` to provision it again",
+                dev.serial
+            )),
+            State::BootflashNoSpace => {
+                goto(
+                    dev,
+                    now,
+                    State::CheckBootflashSize,
+                    "retry by operator: checking free space again",
+                );
+                Ok(format!(
+                    "{}: BOOTFLASH_NO_SPACE -> CHECK_BOOTFLASH_SIZE",
+                    dev.serial
+                ))
+            }
+            st => {
+                dev.pending = None;
+                dev.attempts = 0;
+                dev.log(now, "retry by operator: the current job is sent again");
+                Ok(format!(
+                    "{}: {st} job sent again at its next poll",
+                    dev.serial
+                ))
+            }
+        },
+        Action::Reset => {
+            let was = dev.state;
+            let keep = Device::new(&dev.serial, &dev.udi, &dev.pid, &dev.vid, dev.first_seen);
+            *dev = Device {
+                history: std::mem::take(&mut dev.history),
+                ip: std::mem::take(&mut dev.ip),
+                lease: dev.lease.take(),
+                last_contact: dev.last_contact,
+                ..keep
+            };
+            dev.log(now, format!("reset by operator in {was}: starting over"));
+            Ok(format!(
+                "{}: {was} -> NEW_DEVICE (starts over at its next poll)",
+                dev.serial
+            ))
+        }
+    }
+}
+
+/// An operator's direct choice of state (the reference's way out of BOOTFLASH_NO_SPACE: editing
+/// "Device State" in DEVICE_STATUS.csv). The router continues from `state` at its next poll.
+pub fn set_state(dev: &mut Device, state: State, now: DateTime<Local>, how: &str) {
+    let was = dev.state;
+    dev.pending = None;
+    dev.attempts = 0;
+    if state != State::Failed {
+        dev.fail_reason = None;
+        dev.failed_in = None;
+    }
+    if matches!(state, State::UpgradeNeeded | State::CheckImageVer) {
+        dev.upgrade_attempts = 0;
+    }
+    if matches!(
+        state,
+        State::CheckGuestshell | State::RunEventManager | State::WaitForGuestshell
+    ) {
+        dev.guestshell_checks = 0;
+    }
+    dev.log(now, format!("operator set state {was} -> {state} ({how})"));
+    dev.state = state;
 }
 
 #[cfg(test)]

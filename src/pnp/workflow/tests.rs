@@ -685,3 +685,98 @@ fn image_is_chosen_by_longest_pid_prefix() {
     assert_eq!(p.image_for("C1131-8PWB").unwrap().version, "17.12.3a");
     assert!(p.image_for("C9300-24").is_none());
 }
+
+#[test]
+fn operator_actions_table() {
+    let now = Local::now();
+    // (state before, action, ok?, state after)
+    let cases = [
+        (
+            State::BootflashNoSpace,
+            Action::Resume,
+            true,
+            State::RunEventManager,
+        ),
+        (
+            State::BootflashNoSpace,
+            Action::Retry,
+            true,
+            State::CheckBootflashSize,
+        ),
+        (State::Finished, Action::Retry, false, State::Finished),
+        (State::Finished, Action::Resume, false, State::Finished),
+        (State::Finished, Action::Reset, true, State::NewDevice),
+        (State::ConfigStart, Action::Retry, true, State::ConfigStart),
+        (State::RunPyScript, Action::Reset, true, State::NewDevice),
+    ];
+    for (before, action, ok, after) in cases {
+        let mut c = Conv::new(plan());
+        c.dev.state = before;
+        c.dev.tarball_done = true;
+        c.dev.attempts = 2;
+        let r = operator(&mut c.dev, action, now);
+        assert_eq!(r.is_ok(), ok, "{before} {action:?}: {r:?}");
+        assert_eq!(c.dev.state, after, "{before} {action:?}");
+        if ok {
+            assert_eq!(c.dev.attempts, 0);
+        }
+        if action == Action::Reset && ok {
+            assert!(!c.dev.tarball_done);
+            assert!(
+                c.dev
+                    .history
+                    .iter()
+                    .any(|e| e.text.contains("reset by operator"))
+            );
+        }
+    }
+    // A FAILED router retries its failed step with a fresh budget.
+    let mut c = Conv::new(plan());
+    c.dev.state = State::RunEventManager;
+    for _ in 0..3 {
+        c.request();
+        c.exec("%Error: applet not found");
+    }
+    assert_eq!(c.dev.state, State::Failed);
+    operator(&mut c.dev, Action::Retry, now).unwrap();
+    assert_eq!(c.dev.state, State::RunEventManager);
+    assert!(
+        c.dev.steps["RUN_EVENT_MANAGER"]
+            .result
+            .starts_with("failed")
+    );
+}
+
+#[test]
+fn set_state_from_csv_edit_clears_the_pending_job() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::BootflashNoSpace;
+    c.request();
+    set_state(
+        &mut c.dev,
+        State::RunEventManager,
+        Local::now(),
+        "DEVICE_STATUS.csv edit",
+    );
+    assert!(c.dev.pending.is_none());
+    assert_eq!(
+        c.request(),
+        Request::CliExec("event manager run InstallGuestShell".into())
+    );
+}
+
+#[test]
+fn report_steps_are_recorded() {
+    let mut c = Conv::new(plan());
+    to_image_check(&mut c);
+    c.info("17.12.3a", GB2);
+    assert_eq!(c.dev.initial_version, "17.12.3a");
+    assert_eq!(c.dev.steps["CONFIG_REG"].result, "done");
+    assert_eq!(c.dev.steps["CHECK_IMAGE_VER"].result, "on target");
+    let mut p = plan();
+    p.tarball = None;
+    let mut c = Conv::new(p);
+    c.dev.state = State::UpgradeDone;
+    c.request();
+    assert_eq!(c.dev.steps["GS_TARBALL_TRANSFER"].result, "skipped");
+}

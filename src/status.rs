@@ -1,0 +1,393 @@
+//! What operators read: the status rows (`status`, `/api/status`), one router's full record
+//! (`device show`) and the provisioning report (`report`).
+//!
+//! Owns the stable JSON shapes ([`StatusRow`], [`ReportRow`]; documented in README.md) and
+//! their text renderings. Everything here is derived from device records and the transfer
+//! table; nothing is stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::{Device, DeviceLease, State};
+use crate::state::TIME_FORMAT;
+use crate::transfers::{TransferView, Transfers};
+
+/// One router in `status --json` and `GET /api/status` (stable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusRow {
+    /// Serial number.
+    pub serial: String,
+    /// PID.
+    pub platform: String,
+    /// VID.
+    pub hw_rev: String,
+    /// Address it talks from.
+    pub ip: String,
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    pub first_seen: String,
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    pub last_contact: String,
+    /// Running version.
+    pub current_version: String,
+    /// Target image file.
+    pub target_image: String,
+    /// Guestshell tarball copied.
+    pub guestshell_tarball: bool,
+    /// Python script copied.
+    pub python_script: bool,
+    /// Day-0 config applied.
+    pub config_update: bool,
+    /// Workflow state name.
+    pub state: String,
+    /// The job in flight, e.g. `image-install http://...`.
+    pub step: Option<String>,
+    /// The newest download to this router (running, stalled, done or aborted).
+    pub transfer: Option<TransferView>,
+    /// Last error the router reported.
+    pub last_error: Option<String>,
+    /// Why it is FAILED.
+    pub fail_reason: Option<String>,
+    /// Its DHCP lease from our responder.
+    pub lease: Option<DeviceLease>,
+}
+
+/// Rows for `devices` (already newest first), with transfers when the server runs.
+pub fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<StatusRow> {
+    devices
+        .iter()
+        .map(|d| StatusRow {
+            serial: d.serial.clone(),
+            platform: d.pid.clone(),
+            hw_rev: d.vid.clone(),
+            ip: d.ip.clone(),
+            first_seen: d.first_seen.format(TIME_FORMAT).to_string(),
+            last_contact: d.last_contact.format(TIME_FORMAT).to_string(),
+            current_version: d.current_version.clone(),
+            target_image: d.target_image.clone(),
+            guestshell_tarball: d.tarball_done,
+            python_script: d.script_done,
+            config_update: d.config_file.is_some(),
+            state: d.state.as_str().to_string(),
+            step: d.pending.as_ref().map(|p| p.summary.clone()),
+            transfer: transfers.and_then(|t| t.for_ip(&d.ip).into_iter().next()),
+            last_error: d.last_error.clone(),
+            fail_reason: d.fail_reason.clone(),
+            lease: d.lease.clone(),
+        })
+        .collect()
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.1}MB", b as f64 / 1e6)
+}
+
+/// Short text for a transfer: `42% 301.2MB/716.7MB 11.3MB/s eta 36s`.
+pub fn progress(t: &TransferView) -> String {
+    let name = t.path.rsplit('/').next().unwrap_or_default();
+    let pct = t
+        .total
+        .filter(|x| *x > 0)
+        .map(|x| format!("{}% ", t.bytes * 100 / x))
+        .unwrap_or_default();
+    let total = t.total.map(|x| format!("/{}", mb(x))).unwrap_or_default();
+    let eta = t.eta_secs.map(|e| format!(" eta {e}s")).unwrap_or_default();
+    format!(
+        "{name} {pct}{}{total} {}/s{eta} {}",
+        mb(t.bytes),
+        mb(t.rate_bps),
+        t.state
+    )
+}
+
+fn cut(s: &str, n: usize) -> String {
+    let s = s.replace('\n', " ");
+    if s.chars().count() <= n {
+        s
+    } else {
+        let t: String = s.chars().take(n.saturating_sub(1)).collect();
+        format!("{t}…")
+    }
+}
+
+/// The terminal table of `status`.
+pub fn table(rows: &[StatusRow]) -> String {
+    let yn = |b: bool| if b { "Done" } else { "-" };
+    let mut out = format!(
+        "{:<14} {:<12} {:<5} {:<15} {:<19} {:<19} {:<9} {:<22} {:<4} {:<4} {:<4} {:<21} {}\n",
+        "SERIAL",
+        "PLATFORM",
+        "HW",
+        "IP",
+        "FIRST SEEN",
+        "LAST CONTACT",
+        "VERSION",
+        "TARGET",
+        "GS",
+        "PY",
+        "CFG",
+        "STATE",
+        "STEP / PROGRESS / LAST ERROR"
+    );
+    for r in rows {
+        let mut detail = Vec::new();
+        if let Some(s) = &r.step {
+            detail.push(cut(s, 50));
+        }
+        if let Some(t) = &r.transfer
+            && t.state != "done"
+        {
+            detail.push(progress(t));
+        }
+        if let Some(e) = r.fail_reason.as_ref().or(r.last_error.as_ref()) {
+            detail.push(format!("error: {}", cut(e, 90)));
+        }
+        out.push_str(&format!(
+            "{:<14} {:<12} {:<5} {:<15} {:<19} {:<19} {:<9} {:<22} {:<4} {:<4} {:<4} {:<21} {}\n",
+            cut(&r.serial, 14),
+            cut(&r.platform, 12),
+            cut(&r.hw_rev, 5),
+            r.ip,
+            r.first_seen,
+            r.last_contact,
+            cut(&r.current_version, 9),
+            cut(&r.target_image, 22),
+            yn(r.guestshell_tarball),
+            yn(r.python_script),
+            yn(r.config_update),
+            r.state,
+            detail.join(" | ")
+        ));
+    }
+    let finished = rows.iter().filter(|r| r.state == "FINISHED").count();
+    let failed = rows.iter().filter(|r| r.state == "FAILED").count();
+    out.push_str(&format!(
+        "{} routers: {finished} FINISHED, {failed} FAILED, {} in progress\n",
+        rows.len(),
+        rows.len() - finished - failed
+    ));
+    out
+}
+
+/// `device show`: the record and its whole history.
+pub fn show(d: &Device, transfers: &[TransferView]) -> String {
+    let mut s = format!(
+        "serial        {}\nudi           {}\nip            {}\nstate         {}\nfirst seen    {}\nlast contact  {}\nversion       {} (was {})\ntarget image  {}\nbootflash     {}\nconfig        {}\n",
+        d.serial,
+        d.udi,
+        d.ip,
+        d.state,
+        d.first_seen.format(TIME_FORMAT),
+        d.last_contact.format(TIME_FORMAT),
+        d.current_version,
+        d.initial_version,
+        d.target_image,
+        d.bootflash_free
+            .map(|b| format!("{b} bytes free"))
+            .unwrap_or_default(),
+        d.config_file.clone().unwrap_or_default(),
+    );
+    if let Some(l) = &d.lease {
+        s.push_str(&format!(
+            "dhcp lease    {} {} until {}\n",
+            l.ip,
+            l.mac,
+            l.expires.format(TIME_FORMAT)
+        ));
+    }
+    if let Some(r) = &d.fail_reason {
+        s.push_str(&format!("FAILED        {r}\n"));
+    }
+    if let Some(p) = &d.pending {
+        s.push_str(&format!(
+            "in flight     {} (since {})\n",
+            p.summary,
+            p.sent_at.format(TIME_FORMAT)
+        ));
+    }
+    for t in transfers {
+        s.push_str(&format!("transfer      {}\n", progress(t)));
+    }
+    s.push_str("\nhistory:\n");
+    for e in &d.history {
+        let mut lines = e.text.lines();
+        s.push_str(&format!(
+            "  {}  {:<21} {}\n",
+            e.at.format(TIME_FORMAT),
+            e.state.as_str(),
+            lines.next().unwrap_or_default()
+        ));
+        for more in lines {
+            s.push_str(&format!("  {:<19}  {:<21} {more}\n", "", ""));
+        }
+    }
+    if let Some(out) = &d.script_output {
+        s.push_str("\npython script output:\n");
+        for l in out.lines() {
+            s.push_str(&format!("  {l}\n"));
+        }
+    }
+    s
+}
+
+/// Steps reported, in workflow order.
+pub const REPORT_STEPS: [State; 11] = [
+    State::ConfigReg,
+    State::CheckImageVer,
+    State::UpgradeInProgress,
+    State::GsTarballTransfer,
+    State::PyScriptTransfer,
+    State::ConfigStart,
+    State::ConfigSaveStartup,
+    State::CheckBootflashSize,
+    State::RunEventManager,
+    State::CheckGuestshell,
+    State::RunPyScript,
+];
+
+/// One router in `report` (stable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRow {
+    /// Serial.
+    pub serial: String,
+    /// PID.
+    pub pid: String,
+    /// First contact.
+    pub first_seen: String,
+    /// When it reached FINISHED, or empty.
+    pub finished: String,
+    /// State now.
+    pub state: String,
+    /// Version before provisioning.
+    pub version_before: String,
+    /// Version now.
+    pub version_after: String,
+    /// Per step: (state name, result, time); result empty when not reached.
+    pub steps: Vec<(String, String, String)>,
+}
+
+/// Report rows, sorted by serial.
+pub fn report(devices: &[Device]) -> Vec<ReportRow> {
+    let mut rows: Vec<ReportRow> = devices
+        .iter()
+        .map(|d| ReportRow {
+            serial: d.serial.clone(),
+            pid: d.pid.clone(),
+            first_seen: d.first_seen.format(TIME_FORMAT).to_string(),
+            finished: d
+                .finished_at
+                .map(|t| t.format(TIME_FORMAT).to_string())
+                .unwrap_or_default(),
+            state: d.state.as_str().to_string(),
+            version_before: d.initial_version.clone(),
+            version_after: d.current_version.clone(),
+            steps: REPORT_STEPS
+                .iter()
+                .map(|s| {
+                    let r = d.steps.get(s.as_str());
+                    (
+                        s.as_str().to_string(),
+                        r.map(|r| r.result.clone()).unwrap_or_default(),
+                        r.map(|r| r.at.format(TIME_FORMAT).to_string())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    rows.sort_by(|a, b| a.serial.cmp(&b.serial));
+    rows
+}
+
+/// The report as CSV: one row per router, a result and a time column per step.
+pub fn report_csv(rows: &[ReportRow]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "serial",
+        "pid",
+        "first_seen",
+        "finished",
+        "state",
+        "version_before",
+        "version_after",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in REPORT_STEPS {
+        let n = s.as_str().to_ascii_lowercase();
+        header.push(format!("{n}_result"));
+        header.push(format!("{n}_time"));
+    }
+    let _ = w.write_record(&header);
+    for r in rows {
+        let mut rec = vec![
+            r.serial.clone(),
+            r.pid.clone(),
+            r.first_seen.clone(),
+            r.finished.clone(),
+            r.state.clone(),
+            r.version_before.clone(),
+            r.version_after.clone(),
+        ];
+        for (_, result, at) in &r.steps {
+            rec.push(result.clone());
+            rec.push(at.clone());
+        }
+        let _ = w.write_record(&rec);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_has_a_result_and_time_per_step() {
+        let now = chrono::Local::now();
+        let mut d = Device::new("S1", "u", "C1131-8PWB", "V01", now);
+        d.initial_version = "17.9.4a".into();
+        d.current_version = "17.12.3a".into();
+        d.step(State::ConfigReg, "done", now);
+        d.step(State::GsTarballTransfer, "skipped", now);
+        let csv = report_csv(&report(&[d]));
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(header.len(), 7 + 2 * REPORT_STEPS.len());
+        assert_eq!(header.len(), row.len());
+        let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(col("version_before"), "17.9.4a");
+        assert_eq!(col("config_reg_result"), "done");
+        assert_eq!(col("gs_tarball_transfer_result"), "skipped");
+        assert_eq!(col("run_py_script_result"), "");
+        assert_eq!(col("config_reg_time"), now.format(TIME_FORMAT).to_string());
+    }
+
+    #[test]
+    fn table_shows_progress_and_errors() {
+        let now = chrono::Local::now();
+        let mut d = Device::new("S1", "u", "C1131-8PWB", "V01", now);
+        d.state = State::Failed;
+        d.fail_reason = Some("image install failed: PnP Service Error 1816".into());
+        let mut r = rows(&[d], None);
+        r[0].transfer = Some(TransferView {
+            path: "/images/x.bin".into(),
+            bytes: 50_000_000,
+            total: Some(100_000_000),
+            rate_bps: 10_000_000,
+            eta_secs: Some(5),
+            elapsed_secs: 5,
+            state: "stalled".into(),
+        });
+        let t = table(&r);
+        assert!(
+            t.contains("x.bin 50% 50.0MB/100.0MB 10.0MB/s eta 5s stalled"),
+            "{t}"
+        );
+        assert!(t.contains("error: image install failed"), "{t}");
+        assert!(
+            t.contains("1 routers: 0 FINISHED, 1 FAILED, 0 in progress"),
+            "{t}"
+        );
+    }
+}

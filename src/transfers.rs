@@ -1,0 +1,272 @@
+//! Live download progress: bytes served, total, rate, ETA and stalls, per router address.
+//!
+//! Owns the table of downloads in flight (and recently ended) and the response-body wrapper that
+//! feeds it. The file routes are wrapped by [`track`]; `status`, the dashboard and the JSON API
+//! read [`Transfers::for_ip`]. A router that disconnects mid-transfer ends its entry as aborted
+//! (logged); the next job simply downloads again.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::pnp::server::Peer;
+
+/// No byte for this long while incomplete: the transfer is flagged as stalled.
+pub const STALL_AFTER: Duration = Duration::from_secs(30);
+/// Ended transfers stay visible this long.
+pub const KEEP_ENDED: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone)]
+struct Entry {
+    ip: IpAddr,
+    path: String,
+    bytes: u64,
+    total: Option<u64>,
+    started: Instant,
+    last_progress: Instant,
+    ended: Option<(Instant, bool)>,
+}
+
+/// One transfer as shown to operators (part of the stable `status --json` schema).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TransferView {
+    /// Path served, e.g. `/images/c1100-....bin`.
+    pub path: String,
+    /// Bytes sent so far.
+    pub bytes: u64,
+    /// Content length, when known.
+    pub total: Option<u64>,
+    /// Average rate, bytes per second.
+    pub rate_bps: u64,
+    /// Seconds left at that rate.
+    pub eta_secs: Option<u64>,
+    /// Seconds since it started.
+    pub elapsed_secs: u64,
+    /// `running`, `stalled`, `done` or `aborted`.
+    pub state: String,
+}
+
+/// The shared table.
+#[derive(Clone, Default)]
+pub struct Transfers {
+    inner: Arc<Mutex<(u64, HashMap<u64, Entry>)>>,
+}
+
+impl Transfers {
+    fn with<R>(&self, f: impl FnOnce(&mut (u64, HashMap<u64, Entry>)) -> R) -> R {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+
+    fn start(&self, ip: IpAddr, path: String, total: Option<u64>) -> u64 {
+        let now = Instant::now();
+        self.with(|(next, map)| {
+            map.retain(|_, e| e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED));
+            *next += 1;
+            map.insert(
+                *next,
+                Entry {
+                    ip,
+                    path,
+                    bytes: 0,
+                    total,
+                    started: now,
+                    last_progress: now,
+                    ended: None,
+                },
+            );
+            *next
+        })
+    }
+
+    fn add(&self, id: u64, n: usize) {
+        self.with(|(_, map)| {
+            if let Some(e) = map.get_mut(&id) {
+                e.bytes += n as u64;
+                e.last_progress = Instant::now();
+            }
+        });
+    }
+
+    fn end(&self, id: u64, complete: bool) {
+        let entry = self.with(|(_, map)| {
+            map.get_mut(&id).map(|e| {
+                e.ended = Some((Instant::now(), complete));
+                e.clone()
+            })
+        });
+        if let Some(e) = entry {
+            let secs = e.started.elapsed().as_secs_f64();
+            if complete {
+                tracing::info!(ip = %e.ip, path = %e.path, bytes = e.bytes, secs = format!("{secs:.1}"), "download finished");
+            } else {
+                tracing::warn!(ip = %e.ip, path = %e.path, bytes = e.bytes, total = e.total.unwrap_or(0), secs = format!("{secs:.1}"), "download aborted: the router closed the connection; it will retry with the job");
+            }
+        }
+    }
+
+    /// Transfers to `ip`, newest first.
+    pub fn for_ip(&self, ip: &str) -> Vec<TransferView> {
+        let Ok(ip) = ip.parse::<IpAddr>() else {
+            return Vec::new();
+        };
+        let mut list: Vec<(Instant, TransferView)> = self.with(|(_, map)| {
+            map.values()
+                .filter(|e| e.ip == ip && e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED))
+                .map(|e| (e.started, view(e)))
+                .collect()
+        });
+        list.sort_by_key(|e| std::cmp::Reverse(e.0));
+        list.into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+fn view(e: &Entry) -> TransferView {
+    let elapsed = e.started.elapsed();
+    let rate = (e.bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64;
+    let state = match e.ended {
+        Some((_, true)) => "done",
+        Some((_, false)) => "aborted",
+        None if e.last_progress.elapsed() > STALL_AFTER => "stalled",
+        None => "running",
+    };
+    TransferView {
+        path: e.path.clone(),
+        bytes: e.bytes,
+        total: e.total,
+        rate_bps: rate,
+        eta_secs: match (e.total, e.ended) {
+            (Some(t), None) if rate > 0 => Some(t.saturating_sub(e.bytes) / rate),
+            _ => None,
+        },
+        elapsed_secs: elapsed.as_secs(),
+        state: state.to_string(),
+    }
+}
+
+/// Body wrapper that counts what is sent and ends the entry when the body ends or is dropped.
+struct Counting {
+    inner: Body,
+    table: Transfers,
+    id: u64,
+    ended: bool,
+}
+
+impl http_body::Body for Counting {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.table.add(this.id, d.len());
+                }
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                this.table.end(this.id, true);
+            }
+            Poll::Ready(Some(Err(_))) => {
+                this.ended = true;
+                this.table.end(this.id, false);
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counting {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.table.end(self.id, false);
+        }
+    }
+}
+
+/// Middleware for the file routes: counts every successful GET body.
+pub async fn track(
+    State(table): State<Transfers>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let is_get = req.method() == Method::GET;
+    let resp = next.run(req).await;
+    if !is_get || !resp.status().is_success() {
+        return resp;
+    }
+    let total = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let id = table.start(peer.remote.ip(), path, total);
+    resp.map(|inner| {
+        Body::new(Counting {
+            inner,
+            table,
+            id,
+            ended: false,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_rate_eta_and_end_states() {
+        let t = Transfers::default();
+        let id = t.start(
+            "198.51.100.20".parse().unwrap(),
+            "/images/x.bin".into(),
+            Some(1000),
+        );
+        t.add(id, 250);
+        let v = &t.for_ip("198.51.100.20")[0];
+        assert_eq!(
+            (v.bytes, v.total, v.state.as_str()),
+            (250, Some(1000), "running")
+        );
+        assert!(v.rate_bps > 0 && v.eta_secs.is_some());
+        assert!(t.for_ip("198.51.100.21").is_empty());
+        t.end(id, false);
+        assert_eq!(t.for_ip("198.51.100.20")[0].state, "aborted");
+        let id2 = t.start(
+            "198.51.100.20".parse().unwrap(),
+            "/files/g.tar".into(),
+            None,
+        );
+        t.end(id2, true);
+        let list = t.for_ip("198.51.100.20");
+        assert_eq!(list[0].path, "/files/g.tar");
+        assert_eq!(list[0].state, "done");
+    }
+}
