@@ -65,6 +65,13 @@ impl Bench {
         }
     }
 
+    /// Replaces `from` by `to` in the bench's config (e.g. to add a key to a table).
+    pub fn patch_config(&self, from: &str, to: &str) {
+        let cfg = std::fs::read_to_string(self.config()).unwrap();
+        assert!(cfg.contains(from), "{from:?} not in config");
+        std::fs::write(self.config(), cfg.replacen(from, to, 1)).unwrap();
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

@@ -1,0 +1,203 @@
+//! Operator tools against a running server: status with live transfer progress, device show,
+//! report, actions with and without the admin token, and hand edits of DEVICE_STATUS.csv.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::{Bench, text};
+
+const TOKEN: &str = "0123456789abcdef-test";
+
+fn bench() -> Bench {
+    let mut b = Bench::new("");
+    b.patch_config("[http]\n", &format!("[http]\nadmin-token = \"{TOKEN}\"\n"));
+    b.start();
+    b
+}
+
+fn post(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token
+        .map(|t| format!("X-Admin-Token: {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        raw.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+    )
+}
+
+fn status_json(b: &Bench) -> serde_json::Value {
+    let out = b.run(&["status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn status_show_report_and_actions() {
+    let b = bench();
+    let out = b.simulate(2, &["--serial-prefix", "OPS"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A slow download shows as a running transfer with progress, then as aborted when the
+    // client vanishes mid-transfer.
+    // 64 MB (sparse) is more than loopback socket buffers hold, and a small receive buffer
+    // keeps the server from pushing it all at once.
+    let big = std::fs::File::create(b.path("images/big.bin")).unwrap();
+    big.set_len(64 << 20).unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", b.port).parse().unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /images/big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).unwrap();
+    assert!(n > 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let transfer = loop {
+        let rows = status_json(&b);
+        let t = rows.as_array().unwrap().iter().find_map(|r| {
+            let t = &r["transfer"];
+            (t["path"] == "/images/big.bin" && t["state"] == "running").then(|| t.clone())
+        });
+        if let Some(t) = t {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no running transfer in {rows:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(transfer["total"], 64 << 20);
+    assert!(transfer["bytes"].as_u64().unwrap() > 0);
+    assert!(transfer["bytes"].as_u64().unwrap() < 64 << 20, "{transfer}");
+    assert!(transfer["eta_secs"].is_u64(), "{transfer}");
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = status_json(&b);
+        if rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["transfer"]["state"] == "aborted")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "abort not seen: {rows:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        b.server_log().contains("download aborted"),
+        "{}",
+        b.server_log()
+    );
+
+    // The table, newest first, with the DEVICE_STATUS columns.
+    let out = b.run(&["status"]);
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        t.contains("SERIAL") && t.contains("OPS00001") && t.contains("FINISHED"),
+        "{t}"
+    );
+    assert!(
+        t.contains("2 routers: 2 FINISHED, 0 FAILED, 0 in progress"),
+        "{t}"
+    );
+
+    // One router's whole history, with the script's output.
+    let out = b.run(&["device", "show", "OPS00002"]);
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    for needle in [
+        "history:",
+        "image-install",
+        "python script output:",
+        "ran on OPS00002",
+        "17.12.3a (was 17.9.4a)",
+    ] {
+        assert!(t.contains(needle), "{needle:?} missing:\n{t}");
+    }
+
+    // The report: one row per router with versions and per-step results.
+    let out = b.run(&["report", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    let col =
+        |r: &Vec<&str>, name: &str| r[header.iter().position(|h| *h == name).unwrap()].to_string();
+    assert_eq!(col(&rows[0], "version_before"), "17.9.4a");
+    assert_eq!(col(&rows[0], "version_after"), "17.12.3a");
+    assert_eq!(col(&rows[0], "upgrade_inprogress_result"), "done");
+    assert_eq!(col(&rows[0], "run_py_script_result"), "done");
+    assert!(!col(&rows[0], "finished").is_empty());
+
+    // Actions: refused without the token, done with it; the CLI sends the configured token.
+    let (code, body) = post(b.port, "/api/devices/OPS00001/reset", None);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = post(
+        b.port,
+        "/api/devices/OPS00001/reset",
+        Some("wrong-token-123"),
+    );
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = post(b.port, "/api/devices/OPS00001/retry", Some(TOKEN));
+    assert_eq!(code, 409, "retry of a FINISHED router is refused: {body}");
+    let out = b.run(&["device", "reset", "OPS00001"]);
+    assert!(
+        out.status.success() && text(&out).contains("-> NEW_DEVICE"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(b.device("OPS00001").unwrap()["state"], "NEW_DEVICE");
+    let out = b.run(&["device", "forget", "OPS00001"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(b.device("OPS00001").is_none());
+    assert!(!b.path("state/devices/OPS00001.json").exists());
+}
+
+#[test]
+fn editing_device_state_in_the_csv_unsticks_a_router() {
+    let b = bench();
+    let mut sim = b
+        .simulate(1, &["--serial-prefix", "EDIT", "--low-bootflash", "1"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while b.device("EDIT00001").map(|d| d["state"].clone()) != Some("BOOTFLASH_NO_SPACE".into()) {
+        assert!(Instant::now() < deadline, "never parked");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let csv = std::fs::read_to_string(b.path("DEVICE_STATUS.csv")).unwrap();
+    assert!(csv.contains("BOOTFLASH_NO_SPACE"), "{csv}");
+    std::fs::write(
+        b.path("DEVICE_STATUS.csv"),
+        csv.replace("BOOTFLASH_NO_SPACE", "RUN_EVENT_MANAGER"),
+    )
+    .unwrap();
+    let st = sim.wait().unwrap();
+    assert!(
+        st.success(),
+        "router did not finish after the CSV edit\n{}",
+        b.server_log()
+    );
+    let d = b.device("EDIT00001").unwrap();
+    assert!(
+        d["history"]
+            .to_string()
+            .contains("edited in DEVICE_STATUS.csv"),
+        "{d}"
+    );
+}
