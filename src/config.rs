@@ -176,6 +176,8 @@ pub struct WorkflowWire {
     pub day0_config: bool,
     /// Fallback config file name.
     pub default_config: String,
+    /// Inventory CSV (in the configs directory) with per-router template variables.
+    pub inventory: String,
     /// Where images go on the router.
     pub image_destination: String,
     /// Minimum bootflash free bytes before the EEM applet; 0 skips the check.
@@ -198,6 +200,7 @@ impl Default for WorkflowWire {
             config_register: "0x2102".into(),
             day0_config: true,
             default_config: "default.cfg".into(),
+            inventory: "inventory.csv".into(),
             image_destination: default_bootflash(),
             min_bootflash_free: 1 << 30,
             max_retries: 2,
@@ -427,6 +430,8 @@ pub struct Config {
     pub files_dir: PathBuf,
     /// Default day-0 config file name.
     pub default_config: String,
+    /// Inventory CSV file name in the configs directory.
+    pub inventory: String,
     /// Log level directive.
     pub log_level: String,
     /// Log files kept.
@@ -664,6 +669,13 @@ impl Config {
                 "must be a plain file name inside the configs directory".into(),
             ));
         }
+        if !valid_file_name(&w.inventory) {
+            return Err(err(
+                "workflow",
+                "inventory",
+                "must be a plain file name inside the configs directory".into(),
+            ));
+        }
         if w.min_bootflash_free < 0 {
             return Err(err(
                 "workflow",
@@ -829,27 +841,12 @@ impl Config {
             configs_dir: base.join(&p.configs),
             files_dir,
             default_config: w.default_config.clone(),
+            inventory: w.inventory.clone(),
             log_level: wire.log.level.clone(),
             log_keep: wire.log.keep_files.max(1),
             plan,
             dhcp,
         })
-    }
-
-    /// The day-0 config for `serial`: `<SERIAL>.cfg`, else the default, else why neither exists.
-    pub fn config_for(&self, serial: &str) -> Result<String, String> {
-        let own = format!("{serial}.cfg");
-        if self.configs_dir.join(&own).is_file() {
-            return Ok(own);
-        }
-        if self.configs_dir.join(&self.default_config).is_file() {
-            return Ok(self.default_config.clone());
-        }
-        Err(format!(
-            "no day-0 config: neither {0}/{own} nor {0}/{1} exists; add one, then `pnp-appliance device resume {serial}`",
-            self.configs_dir.display(),
-            self.default_config
-        ))
     }
 }
 

@@ -179,3 +179,44 @@ fn server_killed_mid_run_and_restarted_still_finishes_all() {
         "a record was torn: {log}"
     );
 }
+
+#[test]
+fn templated_day0_config_renders_per_router_or_fails_with_the_reason() {
+    let mut b = Bench::new("");
+    let default = std::fs::read_to_string(b.path("configs/default.cfg")).unwrap();
+    std::fs::write(
+        b.path("configs/default.cfg"),
+        default.replace(
+            "hostname ISR1K-STAGED",
+            "hostname {{ hostname }}\n! {{ pid }} {{ serial }}",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        b.path("configs/inventory.csv"),
+        "serial,hostname\nTPL00001,branch-001\n",
+    )
+    .unwrap();
+    b.start();
+    let out = b.simulate(2, &["--serial-prefix", "TPL"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TPL00001       FINISHED"), "{}", text(&out));
+    assert!(stdout.contains("TPL00002       FAILED"), "{}", text(&out));
+    let d = b.device("TPL00002").unwrap();
+    let reason = d["fail_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("hostname") && reason.contains("TPL00002 has no row in the inventory"),
+        "{reason}"
+    );
+    // The rendered config of router 1, served to its address only.
+    let (status, body) = common::http_get(b.port, "/day0/TPL00001/default.cfg").unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("hostname branch-001\n! C1131-8PWB TPL00001"),
+        "{body}"
+    );
+    assert!(!body.contains("{{"));
+    let (status, _) = common::http_get(b.port, "/day0/TPL00002/default.cfg").unwrap();
+    assert_eq!(status, 404, "never a half-rendered config");
+}

@@ -6,6 +6,7 @@
 //! `text/plain` like the reference server does.
 
 pub mod checksum;
+pub mod day0;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};

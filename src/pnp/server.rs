@@ -88,6 +88,7 @@ pub fn router(app: App) -> Router {
         .route("/pnp/WORK-RESPONSE", post(work_response))
         .route("/api/devices", get(api_devices))
         .route("/api/devices/{serial}", get(api_device))
+        .route("/day0/{serial}/{file}", get(day0))
         .route("/api/status", get(api_status))
         .route("/api/devices/{serial}/{action}", post(api_action))
         .layer(DefaultBodyLimit::max(max_body))
@@ -113,12 +114,64 @@ fn with_ctx<R>(
     now: chrono::DateTime<Local>,
     f: impl FnOnce(&Ctx<'_>) -> R,
 ) -> R {
-    let config_for = |s: &str| cfg.config_for(s);
+    let config_for =
+        |d: &Device| crate::files::day0::render(cfg, &builtins(d)).map(|(file, _)| file);
     f(&Ctx {
         now,
         base_url: base,
         config_for: &config_for,
     })
+}
+
+fn builtins(d: &Device) -> crate::files::day0::Builtins {
+    crate::files::day0::Builtins {
+        serial: d.serial.clone(),
+        pid: d.pid.clone(),
+        vid: d.vid.clone(),
+        ip: d.ip.clone(),
+    }
+}
+
+/// A router's day-0 config, rendered for it; served only to the address that router talks
+/// PnP from (configs often hold credentials).
+async fn day0(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path((serial, file)): Path<(String, String)>,
+) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "not found\n").into_response();
+    let Some(dev) = app.registry.get(&serial).await else {
+        warn!(ip = %peer.remote.ip(), serial, "day-0 config requested for an unknown router: refused");
+        return not_found();
+    };
+    if dev.ip != peer.remote.ip().to_string() {
+        warn!(ip = %peer.remote.ip(), serial, router_ip = %dev.ip, "day-0 config of {serial} requested from another address: refused");
+        return not_found();
+    }
+    let cfg = app.cfg.clone();
+    let rendered =
+        tokio::task::spawn_blocking(move || crate::files::day0::render(&cfg, &builtins(&dev)))
+            .await;
+    match rendered {
+        Ok(Ok((chosen, text))) if chosen == file => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
+        Ok(Ok((chosen, _))) => {
+            warn!(
+                serial,
+                file, chosen, "day-0 config request for a file this router does not get"
+            );
+            not_found()
+        }
+        Ok(Err(e)) => {
+            warn!(serial, error = %e, "day-0 config cannot be served");
+            not_found()
+        }
+        Err(e) => {
+            warn!(serial, error = %e, "day-0 render task failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
+    }
 }
 
 async fn hello() -> StatusCode {

@@ -108,8 +108,9 @@ pub struct Ctx<'a> {
     pub now: DateTime<Local>,
     /// Base URL devices download from, e.g. `http://198.51.100.1:8080`.
     pub base_url: &'a str,
-    /// The day-0 config file name for a serial (`<SERIAL>.cfg` else `default.cfg`), or why none.
-    pub config_for: &'a dyn Fn(&str) -> Result<String, String>,
+    /// The day-0 config file name for a router (`<SERIAL>.cfg` else `default.cfg`), checked to
+    /// render; or why there is none.
+    pub config_for: &'a dyn Fn(&Device) -> Result<String, String>,
 }
 
 /// Our answer to a work request.
@@ -441,9 +442,10 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
             if !plan.day0_config {
                 return skip(dev, State::CheckBootflashSize);
             }
-            match (ctx.config_for)(&dev.serial) {
+            match (ctx.config_for)(dev) {
+                // Per-router URL: templates are rendered for it, and only it may fetch it.
                 Ok(file) => Some(Request::ConfigUpgrade {
-                    url: url(ctx, "configs", &file),
+                    url: url(ctx, &format!("day0/{}", dev.serial), &file),
                 }),
                 Err(why) => {
                     fail(dev, now, why);

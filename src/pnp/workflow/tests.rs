@@ -71,7 +71,7 @@ impl Conv {
             hostname: None,
         };
         let cfg = self.config.clone();
-        let lookup = move |_: &str| cfg.clone();
+        let lookup = move |_: &Device| cfg.clone();
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
@@ -100,7 +100,7 @@ impl Conv {
         else {
             panic!("not a response")
         };
-        let lookup = |_: &str| Ok::<String, String>("default.cfg".into());
+        let lookup = |_: &Device| Ok::<String, String>("default.cfg".into());
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
@@ -220,7 +220,7 @@ fn full_workflow_in_reference_order() {
     assert_eq!(
         c.request(),
         Request::ConfigUpgrade {
-            url: "http://198.51.100.1:8080/configs/default.cfg".into()
+            url: "http://198.51.100.1:8080/day0/FGL1/default.cfg".into()
         }
     );
     c.ok("config-upgrade");
