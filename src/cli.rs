@@ -57,6 +57,8 @@ pub enum Command {
         #[arg(long, env = "APPLIANCE_INTERFACE")]
         interface: Option<String>,
     },
+    /// Pre-flight: files, md5s, day-0 configs, addresses and ports; exit status 1 on a problem.
+    Check,
     /// Print a DHCP server configuration that gives PnP routers option 43.
     DhcpConfig {
         /// Which DHCP server.
@@ -283,6 +285,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 summary.elapsed.as_secs_f64()
             );
             Ok(if summary.all_finished(devices) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Check => {
+            crate::logging::init_console("warn");
+            let cfg = load(&cli.config)?;
+            let (findings, text) = crate::check::run(&cfg);
+            print!("pnp-appliance check: {}\n{text}", cfg.source.display());
+            Ok(if findings.iter().all(|f| f.ok) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

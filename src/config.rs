@@ -505,6 +505,8 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        // Absolute where possible, so messages name real paths.
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
         let err = |table: &str, key: &str, msg: String| {
             let line = find_key_line(src, table, key).unwrap_or(0);
             ConfigError(format!("{}:{line}: [{table}] {key}: {msg}", path.display()))

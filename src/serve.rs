@@ -115,25 +115,32 @@ pub fn prepare_dhcp(cfg: &Config) -> anyhow::Result<Option<Dhcp>> {
     }))
 }
 
+/// What to do when the HTTP port cannot be bound.
+pub fn bind_hint(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "port {} needs root or CAP_NET_BIND_SERVICE: run with sudo, `setcap cap_net_bind_service+ep $(which pnp-appliance)`, or use a port above 1023 ([http] listen)",
+            addr.port()
+        ),
+        std::io::ErrorKind::AddrInUse => format!(
+            "{addr} is already in use: stop the other server (`ss -ltnp 'sport = :{}'` shows it) or change [http] listen",
+            addr.port()
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine: use 0.0.0.0 or one from `ip -br addr`",
+            addr.ip()
+        ),
+        _ => "check [http] listen".to_string(),
+    }
+}
+
 /// Binds the HTTP port with an actionable error.
 pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::PermissionDenied => format!(
-                "port {} needs root or CAP_NET_BIND_SERVICE: run with sudo, `setcap cap_net_bind_service+ep $(which pnp-appliance)`, or use a port above 1023 ([http] listen)",
-                addr.port()
-            ),
-            std::io::ErrorKind::AddrInUse => format!(
-                "{addr} is already in use: stop the other server (`ss -ltnp 'sport = :{}'` shows it) or change [http] listen",
-                addr.port()
-            ),
-            std::io::ErrorKind::AddrNotAvailable => format!(
-                "{} is not an address of this machine: use 0.0.0.0 or one from `ip -br addr`",
-                addr.ip()
-            ),
-            _ => "check [http] listen".to_string(),
-        };
-        anyhow::anyhow!("cannot listen on {addr}: {e}\n  hint: {hint}")
+        anyhow::anyhow!(
+            "cannot listen on {addr}: {e}\n  hint: {}",
+            bind_hint(addr, &e)
+        )
     })
 }
 

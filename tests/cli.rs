@@ -147,3 +147,46 @@ fn offline_resume_changes_the_saved_record() {
     assert!(!out.status.success());
     assert!(text(&out).contains("nothing to resume"), "{}", text(&out));
 }
+
+#[test]
+fn check_passes_on_a_ready_bench_and_lists_every_problem_with_its_fix() {
+    let b = common::Bench::new("");
+    b.patch_config("[http]\n", "[http]\nadvertise = \"127.0.0.1\"\n");
+    let out = b.run(&["check"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    for needle in [
+        "computed now, cached",
+        "ready: no problems found",
+        "option 43: 5A1D;B2;K4;I127.0.0.1;J",
+        "C11*: config-register 0x2102 + write memory -> device-info -> install c1100-universalk9.17.12.03a.SPA.bin",
+        "event manager run InstallGuestShell",
+    ] {
+        assert!(t.contains(needle), "{needle:?} missing:\n{t}");
+    }
+    // Second run: the md5 comes from the cache.
+    assert!(text(&b.run(&["check"])).contains("(cached)"));
+
+    // Break things: image gone, applet missing from a serial's config, a template variable
+    // without an inventory column, a foreign advertised address, the HTTP port taken.
+    std::fs::remove_file(b.path(&format!("images/{}", common::IMAGE))).unwrap();
+    std::fs::write(b.path("configs/FGL1.cfg"), "hostname {{ hostname }}\n").unwrap();
+    std::fs::write(b.path("configs/inventory.csv"), "serial,site\nFGL1,x\n").unwrap();
+    b.patch_config("advertise = \"127.0.0.1\"", "advertise = \"203.0.113.77\"");
+    let holder = std::net::TcpListener::bind(("127.0.0.1", b.port)).unwrap();
+    let out = b.run(&["check"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    for needle in [
+        "FAIL  image",
+        "fix: copy the image into",
+        "FGL1.cfg has no `event manager applet InstallGuestShell`",
+        "missing variable(s) hostname",
+        "203.0.113.77 is not on any local interface",
+        "already in use",
+        "5 problem(s)",
+    ] {
+        assert!(t.contains(needle), "{needle:?} missing:\n{t}");
+    }
+    drop(holder);
+}

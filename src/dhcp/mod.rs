@@ -115,10 +115,22 @@ pub fn snippet_input(cfg: &Config) -> Result<snippet::Input, String> {
         Some(i) => Some(interface_v4(i)?),
         None => None,
     };
-    let server = match (&d.o43_server, iface) {
-        (Some(s), _) => s.clone(),
-        (None, Some((ip, _))) => ip.to_string(),
-        (None, None) => {
+    let advertised = cfg
+        .advertise
+        .as_deref()
+        .map(|a| match a.parse::<std::net::SocketAddr>() {
+            Ok(s) => s.ip().to_string(),
+            Err(_) => a
+                .rsplit_once(':')
+                .filter(|(h, _)| !h.contains(':'))
+                .map_or(a, |(h, _)| h)
+                .to_string(),
+        });
+    let server = match (&d.o43_server, iface, advertised) {
+        (Some(s), _, _) => s.clone(),
+        (None, Some((ip, _)), _) => ip.to_string(),
+        (None, None, Some(a)) => a,
+        (None, None, None) => {
             return Err("no PnP server address: set [dhcp.option43] server = \"<address routers reach>\" or give --interface IFACE".into());
         }
     };

@@ -1,0 +1,373 @@
+//! `pnp-appliance check`: the pre-flight before routers arrive.
+//!
+//! Owns the list of things that must hold for a bench to work (files present and readable,
+//! image md5 known, day-0 configs with the EEM applet and renderable templates, the advertised
+//! address local, ports free and permitted) and the summary an engineer reads: the option 43
+//! string and what a new router of each PID prefix will go through. Every problem comes with
+//! its fix; any problem makes the exit status non-zero.
+
+use std::net::IpAddr;
+
+use crate::config::Config;
+use crate::files::checksum::Md5Cache;
+use crate::files::day0::{self, Builtins};
+
+/// One line of the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Passed.
+    pub ok: bool,
+    /// What was checked, and what was found.
+    pub what: String,
+    /// What to do, for a problem.
+    pub fix: String,
+}
+
+fn ok(what: impl Into<String>) -> Finding {
+    Finding {
+        ok: true,
+        what: what.into(),
+        fix: String::new(),
+    }
+}
+
+fn bad(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        ok: false,
+        what: what.into(),
+        fix: fix.into(),
+    }
+}
+
+fn readable(path: &std::path::Path) -> Result<u64, String> {
+    std::fs::File::open(path)
+        .and_then(|f| f.metadata())
+        .map(|m| m.len())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `text` defines EEM applet `name`.
+pub fn has_applet(text: &str, name: &str) -> bool {
+    text.lines().any(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some("event")
+            && w.next() == Some("manager")
+            && w.next() == Some("applet")
+            && w.next() == Some(name)
+    })
+}
+
+fn files_checks(cfg: &Config, out: &mut Vec<Finding>) {
+    let cache_path = cfg.state_dir.join("md5-cache.json");
+    let mut cache = Md5Cache::load(&cache_path);
+    for img in &cfg.plan.images {
+        let path = cfg.images_dir.join(&img.file);
+        match cache.md5_of(&cfg.images_dir, &img.file) {
+            Ok((md5, hit)) => out.push(ok(format!(
+                "image {} for PID {}*: version {}, md5 {md5} ({})",
+                path.display(),
+                img.pid_prefix,
+                img.version,
+                if hit {
+                    "cached"
+                } else {
+                    "computed now, cached"
+                }
+            ))),
+            Err(e) => out.push(bad(
+                format!("image {}: {e}", path.display()),
+                format!(
+                    "copy the image into {} (or fix [[workflow.image]] file)",
+                    cfg.images_dir.display()
+                ),
+            )),
+        }
+    }
+    if !cfg.plan.images.is_empty() {
+        let _ = std::fs::create_dir_all(&cfg.state_dir);
+        if let Err(e) = cache.save(&cache_path) {
+            out.push(bad(
+                format!("md5 cache {}: {e}", cache_path.display()),
+                "make the state directory writable ([paths] state)",
+            ));
+        }
+    }
+    for (what, copy) in [
+        ("guestshell tarball", &cfg.plan.tarball),
+        ("python script", &cfg.plan.script),
+    ] {
+        if let Some(c) = copy {
+            let path = cfg.files_dir.join(&c.file);
+            match readable(&path) {
+                Ok(n) => out.push(ok(format!(
+                    "{what} {} ({n} bytes) -> {}",
+                    path.display(),
+                    c.target()
+                ))),
+                Err(e) => out.push(bad(
+                    format!("{what} {}: {e}", path.display()),
+                    format!("copy it into {}", cfg.files_dir.display()),
+                )),
+            }
+        }
+    }
+}
+
+fn config_checks(cfg: &Config, out: &mut Vec<Finding>) {
+    if !cfg.plan.day0_config {
+        out.push(ok(
+            "day-0 configs: not pushed ([workflow] day0-config = false)",
+        ));
+        return;
+    }
+    let inventory = match day0::inventory(&cfg.configs_dir.join(&cfg.inventory)) {
+        Ok(i) => i,
+        Err(e) => {
+            out.push(bad(
+                e,
+                "fix the inventory CSV: header `serial,hostname,...`, one row per router",
+            ));
+            Default::default()
+        }
+    };
+    let mut configs: Vec<String> = std::fs::read_dir(&cfg.configs_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.ends_with(".cfg"))
+                .collect()
+        })
+        .unwrap_or_default();
+    configs.sort();
+    if !configs.contains(&cfg.default_config) {
+        out.push(bad(
+            format!("no default day-0 config {}/{}", cfg.configs_dir.display(), cfg.default_config),
+            "add it, or a <SERIAL>.cfg for every router (routers without one go FAILED at CONFIG_START)",
+        ));
+    }
+    for name in &configs {
+        let path = cfg.configs_dir.join(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(bad(
+                    format!("{}: {e}", path.display()),
+                    "make it a readable text file",
+                ));
+                continue;
+            }
+        };
+        let mut problems = Vec::new();
+        if let Some(applet) = &cfg.plan.eem_applet
+            && !has_applet(&text, applet)
+        {
+            problems.push(bad(
+                    format!("{} has no `event manager applet {applet}`", path.display()),
+                    "add the applet that installs Guestshell, or set [workflow.guestshell] eem-applet to the applet it defines (\"\" skips the step)".to_string(),
+                ));
+        }
+        if day0::is_template(&text) {
+            // Which routers use this file: its own serial, or every inventory row without one.
+            let serials: Vec<String> = if *name == cfg.default_config {
+                inventory
+                    .keys()
+                    .filter(|s| !configs.contains(&format!("{s}.cfg")))
+                    .cloned()
+                    .collect()
+            } else {
+                vec![name.trim_end_matches(".cfg").to_string()]
+            };
+            let serials = if serials.is_empty() {
+                vec!["(a router not in the inventory)".to_string()]
+            } else {
+                serials
+            };
+            for serial in serials {
+                let b = Builtins {
+                    serial: serial.clone(),
+                    pid: "C1131-8PWB".into(),
+                    vid: "V01".into(),
+                    ip: "198.51.100.100".into(),
+                };
+                if let Err(e) = day0::render_text(name, &text, inventory.get(&serial), &b) {
+                    problems.push(bad(
+                        e,
+                        format!(
+                            "add the variables to {}",
+                            cfg.configs_dir.join(&cfg.inventory).display()
+                        ),
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            let kind = if day0::is_template(&text) {
+                "template renders"
+            } else {
+                "config"
+            };
+            out.push(ok(format!("day-0 {kind} {}", path.display())));
+        }
+        out.extend(problems);
+    }
+}
+
+fn local_ips() -> Vec<IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|v| v.into_iter().map(|a| a.ip()).collect())
+        .unwrap_or_default()
+}
+
+fn network_checks(cfg: &Config, out: &mut Vec<Finding>) {
+    match &cfg.advertise {
+        None => out.push(ok(
+            "advertised address: the address each router connects to",
+        )),
+        Some(a) => {
+            let host = a
+                .parse::<std::net::SocketAddr>()
+                .map(|s| s.ip().to_string())
+                .unwrap_or_else(|_| {
+                    a.rsplit_once(':')
+                        .filter(|(h, _)| !h.contains(':'))
+                        .map_or(a.clone(), |(h, _)| h.to_string())
+                });
+            match host.parse::<IpAddr>() {
+                Ok(ip) if local_ips().contains(&ip) => out.push(ok(format!("advertised address {ip} is on this machine"))),
+                Ok(ip) => out.push(bad(
+                    format!("advertised address {ip} is not on any local interface"),
+                    "set [http] advertise to an address from `ip -br addr`, or give the interface that address",
+                )),
+                Err(_) => out.push(ok(format!("advertised host name {host} (resolution not checked)"))),
+            }
+        }
+    }
+    match std::net::TcpListener::bind(cfg.listen) {
+        Ok(_) => out.push(ok(format!("HTTP {} free", cfg.listen))),
+        Err(e) => out.push(bad(
+            format!("HTTP {}: {e}", cfg.listen),
+            crate::serve::bind_hint(cfg.listen, &e),
+        )),
+    }
+    match &cfg.dhcp.interface {
+        None => out.push(ok("DHCP responder off (no [dhcp] interface): routers need option 43 from another DHCP server, see `pnp-appliance dhcp-config`")),
+        Some(iface) => match crate::dhcp::interface_v4(iface) {
+            Err(e) => out.push(bad(format!("DHCP interface {iface}"), e)),
+            Ok((ip, mask)) => {
+                out.push(ok(format!("DHCP interface {iface}: {ip}/{mask}")));
+                match crate::dhcp::socket::bind(iface, cfg.dhcp.port) {
+                    Ok(_) => out.push(ok(format!("DHCP UDP {} on {iface} free and permitted", cfg.dhcp.port))),
+                    Err(e) => {
+                        let (what, fix) = e.split_once("\n  hint: ").unwrap_or((&e, "see the message"));
+                        out.push(bad(format!("DHCP: {what}"), fix.to_string()));
+                    }
+                }
+            }
+        },
+    }
+}
+
+/// What a new router of PID prefix `prefix` goes through.
+pub fn describe(cfg: &Config, prefix: &str) -> String {
+    let p = &cfg.plan;
+    let mut steps = Vec::new();
+    if let Some(r) = &p.config_register {
+        steps.push(format!("config-register {r} + write memory"));
+    }
+    steps.push("device-info".to_string());
+    match p.image_for(prefix) {
+        Some(i) => steps.push(format!(
+            "install {} unless it runs {} (md5-checked, reload)",
+            i.file, i.version
+        )),
+        None => steps.push("no upgrade (no image for this PID)".into()),
+    }
+    if let Some(t) = &p.tarball {
+        steps.push(format!("copy {} to {}", t.file, t.target()));
+    }
+    if let Some(s) = &p.script {
+        steps.push(format!("copy {} to {}", s.file, s.target()));
+    }
+    if p.day0_config {
+        steps.push(format!(
+            "day-0 config (<SERIAL>.cfg, else {}) + write memory",
+            cfg.default_config
+        ));
+    }
+    if p.min_bootflash_free > 0 && (p.eem_applet.is_some() || p.script.is_some()) {
+        steps.push(format!(
+            "bootflash >= {} bytes free (else BOOTFLASH_NO_SPACE)",
+            p.min_bootflash_free
+        ));
+    }
+    if let Some(a) = &p.eem_applet {
+        steps.push(format!("event manager run {a}"));
+    }
+    if p.eem_applet.is_some() || p.script.is_some() {
+        steps.push("wait for Guestshell RUNNING (install/enable as needed)".into());
+    }
+    if let Some(s) = &p.script {
+        steps.push(p.script_command.replace("{file}", &s.file));
+    }
+    steps.push("FINISHED".into());
+    format!("{prefix}*: {}", steps.join(" -> "))
+}
+
+/// Runs every check (computing image md5s when not cached); returns the findings and the text
+/// to print.
+pub fn run(cfg: &Config) -> (Vec<Finding>, String) {
+    let mut f = vec![ok(format!("config {} valid", cfg.source.display()))];
+    files_checks(cfg, &mut f);
+    config_checks(cfg, &mut f);
+    network_checks(cfg, &mut f);
+    let mut text = String::new();
+    for x in &f {
+        if x.ok {
+            text.push_str(&format!("  ok    {}\n", x.what));
+        } else {
+            text.push_str(&format!("  FAIL  {}\n        fix: {}\n", x.what, x.fix));
+        }
+    }
+    match crate::dhcp::snippet_input(cfg) {
+        Ok(i) => text.push_str(&format!("\noption 43: {}\n", i.option43)),
+        Err(e) => text.push_str(&format!("\noption 43: unknown ({e})\n")),
+    }
+    text.push_str("\nA new router goes through:\n");
+    let mut prefixes: Vec<String> = cfg.dhcp.pid_prefixes.clone();
+    for i in &cfg.plan.images {
+        if !prefixes.contains(&i.pid_prefix) && !i.pid_prefix.is_empty() {
+            prefixes.push(i.pid_prefix.clone());
+        }
+    }
+    for p in prefixes {
+        text.push_str(&format!("  {}\n", describe(cfg, &p)));
+    }
+    let problems = f.iter().filter(|x| !x.ok).count();
+    text.push_str(&match problems {
+        0 => "\nready: no problems found\n".to_string(),
+        n => format!("\n{n} problem(s): fix them before routers arrive\n"),
+    });
+    (f, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applet_detection() {
+        assert!(has_applet(
+            "!\nevent manager applet InstallGuestShell\n action 1",
+            "InstallGuestShell"
+        ));
+        assert!(has_applet(
+            "event  manager applet X authorization bypass",
+            "X"
+        ));
+        assert!(!has_applet(
+            "event manager applet InstallGuestShellX",
+            "InstallGuestShell"
+        ));
+        assert!(!has_applet("! event manager applet X", "X"));
+    }
+}
