@@ -101,11 +101,15 @@ impl Transfers {
     fn end(&self, id: u64, complete: bool) {
         let entry = self.with(|(_, map)| {
             map.get_mut(&id).map(|e| {
-                e.ended = Some((Instant::now(), complete));
+                // A client may stop polling once it has Content-Length bytes, so a body dropped
+                // after its last byte was delivered is complete, not aborted.
+                let all_sent = e.total.is_some_and(|t| e.bytes >= t);
+                e.ended = Some((Instant::now(), complete || all_sent));
                 e.clone()
             })
         });
         if let Some(e) = entry {
+            let complete = e.ended.is_some_and(|(_, c)| c);
             let secs = e.started.elapsed().as_secs_f64();
             if complete {
                 tracing::info!(ip = %e.ip, path = %e.path, bytes = e.bytes, secs = format!("{secs:.1}"), "download finished");

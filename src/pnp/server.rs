@@ -83,6 +83,8 @@ pub fn router(app: App) -> Router {
         crate::transfers::track,
     ));
     Router::new()
+        .route("/", get(crate::dashboard::index))
+        .route("/device/{serial}", get(crate::dashboard::device))
         .route("/pnp/HELLO", any(hello))
         .route("/pnp/WORK-REQUEST", post(work_request))
         .route("/pnp/WORK-RESPONSE", post(work_response))
