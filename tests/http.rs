@@ -274,6 +274,17 @@ async fn file_routes_stream_with_length_range_and_no_traversal() {
         )
         .await;
     assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    // A config only goes to the router it is issued to: none from this address yet.
+    let (s, _, _) = f
+        .call(
+            Request::get("/configs/default.cfg")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    f.post("/pnp/WORK-REQUEST", "text/xml", work_request("C1", false))
+        .await;
     let (s, h, body) = f
         .call(
             Request::get("/configs/default.cfg")
@@ -289,11 +300,45 @@ async fn file_routes_stream_with_length_range_and_no_traversal() {
             .starts_with("text/plain")
     );
     assert_eq!(body, b"hostname X\n");
+    let (s, _, body) = f
+        .call(
+            Request::get("/day0/FGL2548L0AW/default.cfg")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"hostname X\n"[..]));
+    // The same router's config asked for from another address: refused.
+    let other = Peer {
+        remote: "198.51.100.99:40000".parse().unwrap(),
+        local: "198.51.100.1:8080".parse().unwrap(),
+    };
+    for path in [
+        "/configs/default.cfg",
+        "/day0/FGL2548L0AW/default.cfg",
+        "/day0/NOPE/default.cfg",
+    ] {
+        let resp = server::router(f.app.clone())
+            .layer(MockConnectInfo(other))
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // Traversal and absolute paths on every file route.
     for bad in [
         "/images/../configs/default.cfg",
         "/images/%2e%2e/configs/default.cfg",
+        "/images/..%2f..%2fappliance.toml",
+        "/images//etc/passwd",
         "/files/..%2fappliance.toml",
+        "/files/%2fetc%2fpasswd",
+        "/files/../appliance.toml",
         "/configs//etc/passwd",
+        "/configs/..%2fappliance.toml",
+        "/configs/%2e%2e%2fappliance.toml",
+        "/day0/FGL2548L0AW/..%2f..%2fappliance.toml",
+        "/day0/..%2f/default.cfg",
         "/images/nope.bin",
     ] {
         let (s, _, _) = f.call(Request::get(bad).body(Body::empty()).unwrap()).await;

@@ -530,6 +530,43 @@ pub fn render_bye(udi: &str, correlator: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"PID:C1131-8PWB,VID:V01,SN:FGL1\"><response xmlns=\"urn:cisco:pnp:device-info\" correlator=\"C1\" success=\"1\"><imageInfo><versionString>17.3.4a</versionString></imageInfo><fileSystemList><fileSystem name=\"bootflash\" size=\"6286540800\" freespace=\"5438058496\"/></fileSystemList></response></pnp>";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes: a clean error or a message, never a panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse_device_message(&bytes);
+        }
+
+        /// A valid device answer with bytes overwritten, inserted or cut never panics, and
+        /// whatever still parses extracts without panicking either.
+        #[test]
+        fn mutated_messages_never_panic(
+            edits in proptest::collection::vec((0usize..400, any::<u8>()), 0..10),
+            insert in proptest::option::of((0usize..400, "[<>&;\"'/=a-z:#x0-9 ]{0,12}")),
+            cut in 0usize..500,
+        ) {
+            let mut b = SAMPLE.as_bytes().to_vec();
+            for (i, v) in edits {
+                if let Some(x) = b.get_mut(i) { *x = v; }
+            }
+            if let Some((at, text)) = insert {
+                let at = at.min(b.len());
+                b.splice(at..at, text.bytes());
+            }
+            b.truncate(cut.max(1));
+            if let Ok(DeviceMessage::Response(r)) = parse_device_message(&b) {
+                let _ = device_info(&r.body);
+                let _ = exec_output(&r.body);
+                let _ = config_failures(&r.body);
+            }
+        }
+    }
 
     #[test]
     fn udi_table() {

@@ -91,6 +91,7 @@ pub fn router(app: App) -> Router {
         .route("/api/devices", get(api_devices))
         .route("/api/devices/{serial}", get(api_device))
         .route("/day0/{serial}/{file}", get(day0))
+        .route("/configs/{file}", get(configs))
         .route("/api/status", get(api_status))
         .route("/api/devices/{serial}/{action}", post(api_action))
         .layer(DefaultBodyLimit::max(max_body))
@@ -134,23 +135,54 @@ fn builtins(d: &Device) -> crate::files::day0::Builtins {
     }
 }
 
-/// A router's day-0 config, rendered for it; served only to the address that router talks
-/// PnP from (configs often hold credentials).
+/// A router's day-0 config at `/day0/{serial}/{file}`, rendered for it; served only to the
+/// address that router talks PnP from (configs often hold credentials).
 async fn day0(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     Path((serial, file)): Path<(String, String)>,
 ) -> Response {
+    let dev = app.registry.get(&serial).await;
+    serve_config(&app, &peer, dev, &file, &serial).await
+}
+
+/// `/configs/{file}` (the reference server's URL): the config is served only to a router that
+/// talks from the requesting address and is issued that file.
+async fn configs(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(file): Path<String>,
+) -> Response {
+    let ip = peer.remote.ip().to_string();
+    let cfg = app.cfg.clone();
+    let dev = app
+        .registry
+        .snapshot()
+        .await
+        .into_iter()
+        .filter(|d| d.ip == ip)
+        .find(|d| crate::files::day0::choose(&cfg, &d.serial).is_ok_and(|c| c == file));
+    serve_config(&app, &peer, dev, &file, "").await
+}
+
+async fn serve_config(
+    app: &App,
+    peer: &Peer,
+    dev: Option<Device>,
+    file: &str,
+    asked: &str,
+) -> Response {
     let not_found = || (StatusCode::NOT_FOUND, "not found\n").into_response();
-    let Some(dev) = app.registry.get(&serial).await else {
-        warn!(ip = %peer.remote.ip(), serial, "day-0 config requested for an unknown router: refused");
+    let Some(dev) = dev else {
+        warn!(ip = %peer.remote.ip(), file, serial = asked, "day-0 config requested by an address with no router it belongs to: refused");
         return not_found();
     };
     if dev.ip != peer.remote.ip().to_string() {
-        warn!(ip = %peer.remote.ip(), serial, router_ip = %dev.ip, "day-0 config of {serial} requested from another address: refused");
+        warn!(ip = %peer.remote.ip(), serial = %dev.serial, router_ip = %dev.ip, "day-0 config of {} requested from another address: refused", dev.serial);
         return not_found();
     }
     let cfg = app.cfg.clone();
+    let serial = dev.serial.clone();
     let rendered =
         tokio::task::spawn_blocking(move || crate::files::day0::render(&cfg, &builtins(&dev)))
             .await;
