@@ -140,6 +140,10 @@ pub struct Pending {
     pub summary: String,
     /// When it was sent.
     pub sent_at: DateTime<Local>,
+    /// The server restarted while it was in flight: if it fails or goes unanswered, that is
+    /// the server's doing and does not count against the router's retries.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// The router's DHCP lease, as handed out by the built-in responder.

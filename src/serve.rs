@@ -19,6 +19,22 @@ use crate::state::Registry;
 /// Opens state and checksums images; returns the ready application and the warnings printed.
 pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
     let (registry, mut warnings) = Registry::open(&cfg.state_dir, &cfg.status_csv)?;
+    let mut interrupted = 0;
+    for d in registry.snapshot().await {
+        if registry
+            .update(&d.serial, || None, crate::pnp::workflow::mark_interrupted)
+            .await
+            .unwrap_or(false)
+        {
+            interrupted += 1;
+        }
+    }
+    if interrupted > 0 {
+        info!(
+            routers = interrupted,
+            "jobs in flight at the last stop are accepted when answered, or sent again"
+        );
+    }
     let mut plan = cfg.plan.clone();
     let cache_path = cfg.state_dir.join("md5-cache.json");
     let images_dir = cfg.images_dir.clone();

@@ -304,15 +304,28 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
             dev.log(now, format!("no answer to {} before the reboot", p.summary));
             goto(dev, now, State::UpgradeReloading, "");
         } else {
-            failed_attempt(
-                dev,
-                plan,
-                now,
-                format!(
-                    "device asked for work again without answering {}",
-                    p.summary
-                ),
-            );
+            if p.interrupted {
+                dev.log(
+                    now,
+                    format!(
+                        "{} was cut short by a server restart: sending it again",
+                        p.summary
+                    ),
+                );
+                if dev.state == State::UpgradeInProgress {
+                    dev.upgrade_attempts = dev.upgrade_attempts.saturating_sub(1);
+                }
+            } else {
+                failed_attempt(
+                    dev,
+                    plan,
+                    now,
+                    format!(
+                        "device asked for work again without answering {}",
+                        p.summary
+                    ),
+                );
+            }
             if dev.state == State::UpgradeInProgress {
                 dev.state = State::UpgradeNeeded;
             }
@@ -327,6 +340,7 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
                     correlator: req.correlator.clone(),
                     summary: request.summary(),
                     sent_at: now,
+                    interrupted: false,
                 });
             }
             return Reply::Job(request);
@@ -581,6 +595,18 @@ pub fn on_work_response(
 
 fn on_failure(dev: &mut Device, plan: &Plan, now: DateTime<Local>, p: &Pending, err: &ErrorInfo) {
     let text = format!("{} failed: {err}", p.summary);
+    if p.interrupted {
+        // E.g. a download cut by the restart: the router is not to blame.
+        dev.log(
+            now,
+            format!("{text} (during a server restart: not counted, sending again)"),
+        );
+        if dev.state == State::UpgradeInProgress {
+            dev.upgrade_attempts = dev.upgrade_attempts.saturating_sub(1);
+            dev.state = State::CheckImageVer;
+        }
+        return;
+    }
     if dev.state == State::UpgradeInProgress {
         // §6.5: 1817 = the running image already has this checksum. Any image failure is
         // followed by a device-info re-check (ianz94); the attempt bound lives in UPGRADE_NEEDED.
@@ -890,6 +916,18 @@ pub fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> 
             "{} is in {other}, not BOOTFLASH_NO_SPACE or FAILED: nothing to resume",
             dev.serial
         )),
+    }
+}
+
+/// At start-up: a job in flight when the server stopped is marked interrupted (its answer is
+/// still accepted; a failure or no answer does not count against the router).
+pub fn mark_interrupted(dev: &mut Device) -> bool {
+    match dev.pending.as_mut() {
+        Some(p) if !p.interrupted => {
+            p.interrupted = true;
+            true
+        }
+        _ => false,
     }
 }
 

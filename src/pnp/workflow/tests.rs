@@ -780,3 +780,35 @@ fn report_steps_are_recorded() {
     c.request();
     assert_eq!(c.dev.steps["GS_TARBALL_TRANSFER"].result, "skipped");
 }
+
+#[test]
+fn jobs_cut_by_a_restart_do_not_count_against_the_router() {
+    // Unanswered after the restart: sent again, no attempt counted.
+    let mut c = Conv::new(plan());
+    c.dev.state = State::GsTarballTransfer;
+    c.request();
+    assert!(mark_interrupted(&mut c.dev));
+    assert!(matches!(c.request(), Request::FileTransfer { .. }));
+    assert_eq!(c.dev.attempts, 0);
+    // Failed because the download was cut: not counted either.
+    assert!(mark_interrupted(&mut c.dev));
+    c.fail("file-transfer", 1702, "copy failed: connection reset");
+    assert_eq!(c.dev.attempts, 0);
+    assert_eq!(c.dev.state, State::GsTarballTransfer);
+    // An answer that arrives after the restart is still applied.
+    c.request();
+    assert!(mark_interrupted(&mut c.dev));
+    c.ok("file-transfer");
+    assert_eq!(c.dev.state, State::PyScriptTransfer);
+    // Image install cut short: the install budget is given back.
+    let mut c = Conv::new(plan());
+    c.dev.state = State::UpgradeNeeded;
+    c.request();
+    assert_eq!(c.dev.upgrade_attempts, 1);
+    mark_interrupted(&mut c.dev);
+    c.fail("image-install", 1829, "copy failed");
+    assert_eq!(
+        (c.dev.upgrade_attempts, c.dev.state),
+        (0, State::CheckImageVer)
+    );
+}
