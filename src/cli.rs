@@ -89,6 +89,9 @@ pub enum Command {
         /// How many routers (the first) report too little bootflash.
         #[arg(long, env = "APPLIANCE_SIM_LOW_BOOTFLASH", default_value_t = 0)]
         low_bootflash: usize,
+        /// How many routers (the last) lose power halfway through their first image download.
+        #[arg(long, env = "APPLIANCE_SIM_VANISH", default_value_t = 0)]
+        vanish: usize,
         /// Serial prefix (serials are PREFIX00001, ...).
         #[arg(long, env = "APPLIANCE_SIM_SERIAL_PREFIX", default_value = "SIM")]
         serial_prefix: String,
@@ -241,6 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             time_scale,
             timeout,
             low_bootflash,
+            vanish,
             serial_prefix,
             pid,
             start_version,
@@ -258,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 time_scale,
                 timeout: Duration::from_secs(timeout),
                 low_bootflash,
+                vanish,
                 serial_prefix,
                 pid,
                 start_version,

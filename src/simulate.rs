@@ -32,6 +32,9 @@ pub struct SimOptions {
     pub timeout: Duration,
     /// This many routers (the first ones) have too little bootflash.
     pub low_bootflash: usize,
+    /// This many routers (the last ones) lose power halfway through their first image download
+    /// and boot again.
+    pub vanish: usize,
     /// Serial prefix; serials are `<prefix><index:05>`.
     pub serial_prefix: String,
     /// Product id.
@@ -90,6 +93,8 @@ struct Router {
     reload_into: Option<(String, String)>,
     seq: u64,
     terminated: bool,
+    /// Loses power halfway through the next image download (once).
+    vanish: bool,
 }
 
 struct Shared {
@@ -155,6 +160,7 @@ impl Router {
             reload_into: None,
             seq: 0,
             terminated: false,
+            vanish: index >= opts.devices.saturating_sub(opts.vanish),
         }
     }
 
@@ -323,8 +329,10 @@ impl Router {
         }
     }
 
-    /// Downloads `url`; returns (bytes, md5) or the HTTP status / error text.
-    async fn download(&self, sh: &Shared, url: &str) -> Result<(i64, String), (u16, String)> {
+    /// Downloads `url`; returns (bytes, md5) or the HTTP status / error text (status 1 = the
+    /// router lost power mid-transfer).
+    async fn download(&mut self, sh: &Shared, url: &str) -> Result<(i64, String), (u16, String)> {
+        let cut_at = if self.vanish { Some(()) } else { None };
         let resp = sh
             .client
             .get(url)
@@ -340,10 +348,15 @@ impl Router {
         }
         let mut hasher = Md5::new();
         let mut total = 0i64;
+        let resp_len = resp.content_length();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| (0, format!("download interrupted: {e}")))?;
             total += chunk.len() as i64;
+            if cut_at.is_some() && resp_len.is_some_and(|l| total as u64 * 2 >= l) {
+                self.vanish = false;
+                return Err((1, "power lost mid-download".into()));
+            }
             if total > self.free() {
                 return Err((507, "%Error copying: No space left on device".into()));
             }
@@ -410,6 +423,12 @@ impl Router {
                     return self.error("image-install", &correlator, 1806, "Invalid image format");
                 }
                 match self.download(sh, &url).await {
+                    Err((1, _)) => {
+                        // Power cut: no answer; the router boots again.
+                        tokio::time::sleep(sh.scaled(20.0)).await;
+                        self.boot_reason = Some(("power-on".into(), self.startup_saved));
+                        return String::new();
+                    }
                     Err((404, m)) => self.error("image-install", &correlator, 1803, &m),
                     Err((507, m)) => self.error("image-install", &correlator, 1825, &m),
                     Err((_, m)) => self.error("image-install", &correlator, 1829, &m),
@@ -594,6 +613,10 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
         } else {
             r.handle(&sh, &req).await
         };
+        if reply.is_empty() {
+            // The router lost power: it answers nothing and starts over with HELLO.
+            continue;
+        }
         match post(&sh, "/pnp/WORK-RESPONSE", reply).await {
             Ok((200, bye)) => {
                 let echoed = xml::parse(bye.as_bytes()).ok().and_then(|b| {

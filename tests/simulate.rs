@@ -271,3 +271,24 @@ fn templated_day0_config_renders_per_router_or_fails_with_the_reason() {
     let (status, _) = common::http_get(b.port, "/day0/TPL00002/default.cfg").unwrap();
     assert_eq!(status, 404, "never a half-rendered config");
 }
+
+#[test]
+fn router_that_vanishes_mid_download_comes_back_and_finishes() {
+    let mut b = Bench::new("");
+    b.start();
+    let out = b
+        .simulate(2, &["--serial-prefix", "GONE", "--vanish", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), b.server_log());
+    let d = b.device("GONE00002").unwrap();
+    let history = d["history"].to_string();
+    assert!(history.contains("power-on"), "it rebooted: {history}");
+    assert!(history.contains("no answer to image-install"), "{history}");
+    assert!(
+        history.contains("image-install") && history.contains("succeeded"),
+        "the download restarted: {history}"
+    );
+    assert_eq!(d["state"], "FINISHED");
+    assert_eq!(d["current_version"], "17.12.3a");
+}
