@@ -427,7 +427,7 @@ impl Router {
                         // Power cut: no answer; the router boots again.
                         tokio::time::sleep(sh.scaled(20.0)).await;
                         self.boot_reason = Some(("power-on".into(), self.startup_saved));
-                        return String::new();
+                        String::new()
                     }
                     Err((404, m)) => self.error("image-install", &correlator, 1803, &m),
                     Err((507, m)) => self.error("image-install", &correlator, 1825, &m),
