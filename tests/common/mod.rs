@@ -86,12 +86,25 @@ impl Bench {
 
     /// Starts `serve` and waits until it answers HELLO.
     pub fn start(&mut self) {
+        self.start_wrapped(&[]);
+    }
+
+    /// Starts `serve` behind a wrapper command (`wrapper... BIN --config CFG serve`).
+    pub fn start_wrapped(&mut self, wrapper: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path("serve.out"))
             .unwrap();
-        let child = Command::new(BIN)
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = cmd
             .arg("--config")
             .arg(self.config())
             .arg("serve")
