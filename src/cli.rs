@@ -284,10 +284,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let finished = summary.states.values().filter(|s| *s == "FINISHED").count();
             println!(
-                "simulate: {devices} routers, {finished} FINISHED, {} not finished, {} exchanges, {:.1} s",
+                "simulate: {devices} routers, {finished} FINISHED, {} not finished, {} exchanges, {:.1} s, exchange latency p50 {:.2} ms p99 {:.2} ms",
                 devices - finished,
                 summary.exchanges,
-                summary.elapsed.as_secs_f64()
+                summary.elapsed.as_secs_f64(),
+                summary.latency(0.5).as_secs_f64() * 1e3,
+                summary.latency(0.99).as_secs_f64() * 1e3,
             );
             Ok(if summary.all_finished(devices) {
                 ExitCode::SUCCESS

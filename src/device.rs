@@ -325,16 +325,89 @@ impl Device {
     /// True when `other` differs from `self` only in contact bookkeeping (last contact, ip),
     /// i.e. nothing that must be persisted before replying.
     pub fn same_durable(&self, other: &Device) -> bool {
-        let mut a = self.clone();
-        a.last_contact = other.last_contact;
-        a.ip.clone_from(&other.ip);
-        a == *other
+        // Every field but `last_contact` and `ip` (destructured so a new field cannot be
+        // forgotten here).
+        let Device {
+            serial,
+            udi,
+            pid,
+            vid,
+            ip: _,
+            first_seen,
+            last_contact: _,
+            state,
+            fail_reason,
+            failed_in,
+            last_error,
+            pending,
+            attempts,
+            upgrade_attempts,
+            guestshell_checks,
+            config_reg_applied,
+            startup_saved,
+            current_version,
+            initial_version,
+            image_file,
+            target_image,
+            bootflash_free,
+            tarball_done,
+            script_done,
+            config_file,
+            script_output,
+            finished_at,
+            lease,
+            steps,
+            history,
+        } = self;
+        *serial == other.serial
+            && *udi == other.udi
+            && *pid == other.pid
+            && *vid == other.vid
+            && *first_seen == other.first_seen
+            && *state == other.state
+            && *fail_reason == other.fail_reason
+            && *failed_in == other.failed_in
+            && *last_error == other.last_error
+            && *pending == other.pending
+            && *attempts == other.attempts
+            && *upgrade_attempts == other.upgrade_attempts
+            && *guestshell_checks == other.guestshell_checks
+            && *config_reg_applied == other.config_reg_applied
+            && *startup_saved == other.startup_saved
+            && *current_version == other.current_version
+            && *initial_version == other.initial_version
+            && *image_file == other.image_file
+            && *target_image == other.target_image
+            && *bootflash_free == other.bootflash_free
+            && *tarball_done == other.tarball_done
+            && *script_done == other.script_done
+            && *config_file == other.config_file
+            && *script_output == other.script_output
+            && *finished_at == other.finished_at
+            && *lease == other.lease
+            && *steps == other.steps
+            && *history == other.history
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_contact_bookkeeping_is_not_durable() {
+        let now = chrono::Local::now();
+        let a = Device::new("S", "u", "p", "v", now);
+        let mut b = a.clone();
+        b.last_contact = now + chrono::Duration::seconds(5);
+        b.ip = "198.51.100.9".into();
+        assert!(a.same_durable(&b));
+        b.attempts = 1;
+        assert!(!a.same_durable(&b));
+        let mut c = a.clone();
+        c.log(now, "x");
+        assert!(!a.same_durable(&c));
+    }
 
     #[test]
     fn names_round_trip_through_serde_and_parse() {

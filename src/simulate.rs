@@ -56,9 +56,20 @@ pub struct SimSummary {
     pub exchanges: u64,
     /// Problems the emulator noticed in server replies.
     pub anomalies: Vec<String>,
+    /// Round-trip time of every PnP POST (work request or response), sorted.
+    pub latencies: Vec<Duration>,
 }
 
 impl SimSummary {
+    /// The `q` quantile (0..=1) of exchange latency.
+    pub fn latency(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)]
+    }
+
     /// True when every router is FINISHED.
     pub fn all_finished(&self, n: usize) -> bool {
         self.states.len() == n && self.states.values().all(|s| s == "FINISHED")
@@ -103,6 +114,7 @@ struct Shared {
     stop: AtomicBool,
     exchanges: AtomicU64,
     anomalies: std::sync::Mutex<Vec<String>>,
+    latencies: std::sync::Mutex<Vec<Duration>>,
 }
 
 impl Shared {
@@ -534,6 +546,7 @@ fn app_list(state: &str) -> String {
 }
 
 async fn post(sh: &Shared, path: &str, body: String) -> Result<(u16, String), String> {
+    let started = Instant::now();
     let resp = sh
         .client
         .post(format!("{}{path}", sh.opts.server))
@@ -544,6 +557,9 @@ async fn post(sh: &Shared, path: &str, body: String) -> Result<(u16, String), St
         .map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let text = resp.text().await.map_err(|e| e.to_string())?;
+    if let Ok(mut l) = sh.latencies.lock() {
+        l.push(started.elapsed());
+    }
     Ok((status, text))
 }
 
@@ -707,6 +723,7 @@ pub async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
         stop: AtomicBool::new(false),
         exchanges: AtomicU64::new(0),
         anomalies: std::sync::Mutex::new(Vec::new()),
+        latencies: std::sync::Mutex::new(Vec::new()),
     });
     let start = Instant::now();
     let routers: Vec<Router> = (0..opts.devices).map(|i| Router::new(&opts, i)).collect();
@@ -743,12 +760,15 @@ pub async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     let anomalies = sh.anomalies.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut latencies = sh.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    latencies.sort();
     Ok(SimSummary {
         states: last.0,
         reasons: last.1,
         elapsed: start.elapsed(),
         exchanges: sh.exchanges.load(Ordering::Relaxed),
         anomalies,
+        latencies,
     })
 }
 

@@ -145,12 +145,12 @@ impl Registry {
         };
         let mut guard = entry.lock().await;
         let before = guard.clone();
-        let mut after = before.clone();
-        let result = f(&mut after);
+        let result = f(&mut guard);
+        let after = &*guard;
         let is_new = before.history.is_empty() && !after.history.is_empty();
-        if is_new || !before.same_durable(&after) {
+        if is_new || !before.same_durable(after) {
             let path = self.path_of(serial);
-            let json = serde_json::to_vec_pretty(&after).unwrap_or_default();
+            let json = serde_json::to_vec_pretty(after).unwrap_or_default();
             let write = tokio::task::spawn_blocking(move || write_atomic(&path, &json)).await;
             match write {
                 Ok(Ok(())) => {
@@ -164,10 +164,9 @@ impl Registry {
                 ),
                 Err(e) => tracing::error!(serial, error = %e, "persist task failed"),
             }
-        } else if before != after {
+        } else if before != *after {
             lock(&self.shared.dirty).insert(serial.to_string());
         }
-        *guard = after;
         drop(guard);
         self.shared.changed.notify_one();
         Some(result)

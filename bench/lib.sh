@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Shared helpers for the benchmarks: install tools, build, start/stop servers by PID, RSS.
+# Every benchmark sends traffic only to loopback or to namespaces it creates itself.
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+BIN="$REPO/target/release/pnp-appliance"
+PIDS=()
+
+need() { # need CMD PACKAGE...
+  local cmd=$1; shift
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    echo "bench: installing $*" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+      || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+  fi
+}
+
+build() { (cd "$REPO" && cargo build --release --locked -q); }
+
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() { # wait_port PORT
+  for _ in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench: nothing listens on $1" >&2; return 1
+}
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+# bench_dir IMAGE_MB: a temporary bench with an image of that size, a tarball, a script and the
+# shipped day-0 config; prints its path. The image is random data (not sparse).
+bench_dir() {
+  local d; d=$(mktemp -d /tmp/pnp-bench.XXXXXX)
+  mkdir -p "$d/images" "$d/files" "$d/configs"
+  head -c "$(( $1 * 1024 * 1024 ))" /dev/urandom > "$d/images/c1100-universalk9.17.12.03a.SPA.bin"
+  head -c 300000 /dev/urandom > "$d/files/guestshell.17.12.03a.tar"
+  echo "print('hello')" > "$d/files/pnp_script.py"
+  cp "$REPO/configs/default.cfg" "$d/configs/"
+  echo "$d"
+}
+
+# config DIR PORT [EXTRA]: the shipped appliance.toml on PORT, log level warn.
+config() {
+  sed -e "s/listen = \"0.0.0.0:8080\"/listen = \"127.0.0.1:$2\"/" -e 's/^level = "info"/level = "warn"/' \
+    "$REPO/appliance.toml" > "$1/appliance.toml"
+  [ -n "${3:-}" ] && printf '%s\n' "$3" >> "$1/appliance.toml"
+  return 0
+}
+
+start_server() { # start_server DIR PORT -> sets SERVER_PID
+  "$BIN" --config "$1/appliance.toml" serve > "$1/serve.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_port "$2"
+}
+
+machine() { echo "$(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -r), $(date -u +%Y-%m-%d)"; }
