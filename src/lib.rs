@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod device;
 pub mod dhcp;
 pub mod files;
+pub mod journal;
 pub mod logging;
 pub mod ops;
 pub mod pnp;

@@ -52,9 +52,9 @@ fn offline(cfg: &Config) -> anyhow::Result<Registry> {
     Ok(Registry::open(&cfg.state_dir, &cfg.status_csv)?.0)
 }
 
-/// The saved records, newest contact first (server not running).
+/// The saved records, newest contact first (server not running); writes nothing.
 pub async fn offline_devices(cfg: &Config) -> anyhow::Result<Vec<Device>> {
-    Ok(offline(cfg)?.snapshot().await)
+    crate::state::read_saved(&cfg.state_dir)
 }
 
 /// Applies `action` to `serial`; returns the message to print.
@@ -96,7 +96,7 @@ pub async fn act(cfg: &Config, serial: &str, action: Action) -> anyhow::Result<S
                     .ok_or_else(unknown)?
                     .map_err(anyhow::Error::msg)?
             };
-            registry.flush().await;
+            registry.close().await;
             Ok(format!("server not running; state changed on disk: {msg}"))
         }
         Err(e) => anyhow::bail!("cannot reach the server at {url}: {e}"),

@@ -1,9 +1,10 @@
 //! The device registry: the one owner of device state, and its persistence.
 //!
-//! Owns the in-memory records, their JSON files under `<state>/devices/` (one per router, written
-//! temp file + fsync + rename + directory fsync before a reply leaves, so `kill -9` at any
-//! moment leaves either the old or the new record), and `DEVICE_STATUS.csv` (rewritten
-//! atomically in the background, coalescing bursts). DHCP, PnP and the operator commands change
+//! Owns the in-memory records and their persistence: every durable change goes to the journal
+//! (`crate::journal`, group-committed, fsynced before a reply leaves, so `kill -9` at any moment
+//! loses nothing that was answered) and from there into one JSON file per router under
+//! `<state>/devices/` (rewritten atomically at start-up and compaction); and `DEVICE_STATUS.csv`
+//! (rewritten atomically in the background, coalescing bursts). DHCP, PnP and the operator commands change
 //! records only through [`Registry::update`].
 
 use std::collections::{HashMap, HashSet};
@@ -47,6 +48,9 @@ type CsvWritten = (
 
 struct Shared {
     dir: PathBuf,
+    journal: crate::journal::Journal,
+    /// Exclusive lock on the state directory while this registry writes to it.
+    _lock: std::fs::File,
     status_csv: PathBuf,
     devices: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Device>>>>,
     /// Records whose only changes (last contact) are not on disk yet.
@@ -61,6 +65,62 @@ struct Shared {
 #[derive(Clone)]
 pub struct Registry {
     shared: Arc<Shared>,
+}
+
+/// Reads every per-device file of `dir`; unreadable ones are reported and skipped.
+fn load_files(dir: &Path) -> (HashMap<String, Device>, Vec<String>) {
+    let mut devices = HashMap::new();
+    let mut problems = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return (devices, problems);
+    };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Device>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(d) if !d.serial.is_empty() => {
+                devices.insert(d.serial.clone(), d);
+            }
+            Ok(_) => problems.push(format!(
+                "{}: record without serial, skipped",
+                path.display()
+            )),
+            Err(e) => problems.push(format!(
+                "{}: unreadable device record ({e}); skipped: fix or delete it",
+                path.display()
+            )),
+        }
+    }
+    (devices, problems)
+}
+
+/// The saved records, read without writing anything (no lock, no compaction): for status and
+/// report while no server answers.
+pub fn read_saved(state_dir: &Path) -> anyhow::Result<Vec<Device>> {
+    let (mut devices, _) = load_files(&state_dir.join("devices"));
+    let (entries, _) = crate::journal::replay(&state_dir.join("journal.log"))?;
+    for e in entries {
+        match e {
+            crate::journal::Entry::Put(d) => {
+                devices.insert(d.serial.clone(), *d);
+            }
+            crate::journal::Entry::Forget(s) => {
+                devices.remove(&s);
+            }
+        }
+    }
+    let mut out: Vec<Device> = devices.into_values().collect();
+    out.sort_by(|a, b| {
+        b.last_contact
+            .cmp(&a.last_contact)
+            .then(a.serial.cmp(&b.serial))
+    });
+    Ok(out)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -80,45 +140,105 @@ impl Registry {
                 dir.display()
             )
         })?;
-        let mut devices = HashMap::new();
-        let mut problems = Vec::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            match std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Device>(&b).map_err(|e| e.to_string()))
-            {
-                Ok(d) if !d.serial.is_empty() => {
-                    devices.insert(d.serial.clone(), Arc::new(tokio::sync::Mutex::new(d)));
+        let lock_path = state_dir.join("lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {}: {e} (check permissions)",
+                    lock_path.display()
+                )
+            })?;
+        if lock_file.try_lock().is_err() {
+            anyhow::bail!(
+                "{} is in use by another pnp-appliance (a running `serve` that did not answer on its HTTP port, or another command): stop it, or use the one that runs",
+                state_dir.display()
+            );
+        }
+        let (mut devices, mut problems) = load_files(&dir);
+        // Replay the journal over the files, write the result back, then empty the journal.
+        let journal_path = state_dir.join("journal.log");
+        let (entries, mut replay_problems) =
+            crate::journal::replay(&journal_path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read {}: {e} (check permissions)",
+                    journal_path.display()
+                )
+            })?;
+        problems.append(&mut replay_problems);
+        let mut pending: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+        for entry in entries {
+            match entry {
+                crate::journal::Entry::Put(d) => {
+                    pending.insert(d.serial.clone(), serde_json::to_vec_pretty(&d).ok());
+                    devices.insert(d.serial.clone(), *d);
                 }
-                Ok(_) => problems.push(format!(
-                    "{}: record without serial, skipped",
-                    path.display()
-                )),
-                Err(e) => problems.push(format!(
-                    "{}: unreadable device record ({e}); skipped: fix or delete it",
-                    path.display()
-                )),
+                crate::journal::Entry::Forget(serial) => {
+                    devices.remove(&serial);
+                    pending.insert(serial, None);
+                }
             }
         }
+        let mut compacted = true;
+        for (serial, record) in &pending {
+            let path = dir.join(format!("{serial}.json"));
+            let written = match record {
+                Some(bytes) => write_atomic(&path, bytes),
+                None => std::fs::remove_file(&path).or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }),
+            };
+            if let Err(e) = written {
+                problems.push(format!(
+                    "cannot write {}: {e}; the journal is kept (free disk space or fix permissions)",
+                    path.display()
+                ));
+                compacted = false;
+                break;
+            }
+        }
+        if compacted && !pending.is_empty() {
+            let emptied = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&journal_path)
+                .and_then(|f| f.set_len(0).and_then(|()| f.sync_all()));
+            match emptied {
+                Ok(()) => pending.clear(),
+                Err(e) => problems.push(format!("cannot empty {}: {e}", journal_path.display())),
+            }
+        }
+        let journal =
+            crate::journal::Journal::start(&journal_path, &dir, pending).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {}: {e} (check permissions or set [paths] state)",
+                    journal_path.display()
+                )
+            })?;
         let registry = Registry {
             shared: Arc::new(Shared {
                 dir,
+                journal,
+                _lock: lock_file,
                 status_csv: status_csv.to_path_buf(),
-                devices: Mutex::new(devices),
+                devices: Mutex::new(
+                    devices
+                        .into_iter()
+                        .map(|(k, d)| (k, Arc::new(tokio::sync::Mutex::new(d))))
+                        .collect(),
+                ),
                 dirty: Mutex::new(HashSet::new()),
                 changed: Notify::new(),
                 csv_written: Mutex::new((None, HashMap::new())),
             }),
         };
         Ok((registry, problems))
-    }
-
-    fn path_of(&self, serial: &str) -> PathBuf {
-        self.shared.dir.join(format!("{serial}.json"))
     }
 
     fn entry(&self, serial: &str) -> Option<Arc<tokio::sync::Mutex<Device>>> {
@@ -149,20 +269,11 @@ impl Registry {
         let after = &*guard;
         let is_new = before.history.is_empty() && !after.history.is_empty();
         if is_new || !before.same_durable(after) {
-            let path = self.path_of(serial);
-            let json = serde_json::to_vec_pretty(after).unwrap_or_default();
-            let write = tokio::task::spawn_blocking(move || write_atomic(&path, &json)).await;
-            match write {
-                Ok(Ok(())) => {
+            match self.shared.journal.put(after).await {
+                Ok(()) => {
                     lock(&self.shared.dirty).remove(serial);
                 }
-                Ok(Err(e)) => tracing::error!(
-                    serial,
-                    error = %e,
-                    "cannot persist device record: state is kept in memory only; free disk space or fix permissions of {}",
-                    self.shared.dir.display()
-                ),
-                Err(e) => tracing::error!(serial, error = %e, "persist task failed"),
+                Err(e) => self.persist_failed(serial, &e),
             }
         } else if before != *after {
             lock(&self.shared.dirty).insert(serial.to_string());
@@ -172,6 +283,15 @@ impl Registry {
         Some(result)
     }
 
+    fn persist_failed(&self, serial: &str, e: &str) {
+        tracing::error!(
+            serial,
+            error = %e,
+            "cannot persist device record: state is kept in memory only; free disk space or fix permissions of {}",
+            self.shared.dir.parent().unwrap_or(&self.shared.dir).display()
+        );
+    }
+
     /// Deletes the record of `serial` (memory and disk); false when unknown.
     pub async fn remove(&self, serial: &str) -> bool {
         let Some(entry) = lock(&self.shared.devices).remove(serial) else {
@@ -179,11 +299,8 @@ impl Registry {
         };
         // Wait for any exchange in progress on it to finish first.
         let _guard = entry.lock().await;
-        let path = self.path_of(serial);
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::error!(serial, error = %e, "cannot delete {}", path.display());
+        if let Err(e) = self.shared.journal.forget(serial).await {
+            self.persist_failed(serial, &e);
         }
         lock(&self.shared.dirty).remove(serial);
         self.shared.changed.notify_one();
@@ -279,10 +396,10 @@ impl Registry {
     pub async fn flush(&self) {
         let dirty: Vec<String> = lock(&self.shared.dirty).drain().collect();
         for serial in dirty {
-            if let Some(d) = self.get(&serial).await {
-                let path = self.path_of(&serial);
-                let json = serde_json::to_vec_pretty(&d).unwrap_or_default();
-                let _ = tokio::task::spawn_blocking(move || write_atomic(&path, &json)).await;
+            if let Some(d) = self.get(&serial).await
+                && let Err(e) = self.shared.journal.put(&d).await
+            {
+                self.persist_failed(&serial, &e);
             }
         }
         self.write_status().await;
@@ -335,7 +452,15 @@ impl Registry {
                 self.write_status().await;
             }
         }
+        self.close().await;
+    }
+
+    /// Final flush at shutdown: contact times, status table, and every record into its file.
+    pub async fn close(&self) {
         self.flush().await;
+        if let Err(e) = self.shared.journal.compact().await {
+            tracing::warn!(error = %e, "cannot compact the journal at shutdown: it is replayed at the next start");
+        }
     }
 }
 
@@ -446,14 +571,30 @@ mod tests {
         )
         .await
         .unwrap();
+        assert!(reg.update("S2", || None, |_| ()).await.is_none());
+        // A second writer is refused while this one holds the state directory.
+        assert!(Registry::open(dir.path(), &csv).is_err());
+        // No close(): as after kill -9, the journal alone brings the change back.
+        drop(reg);
         std::fs::write(dir.path().join("devices/bad.json"), b"{not json").unwrap();
         let (reg2, problems) = Registry::open(dir.path(), &csv).unwrap();
         assert_eq!(reg2.get("S1").await.unwrap().state, State::ConfigStart);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(reg.update("S2", || None, |_| ()).await.is_none());
+        let saved = read_saved(dir.path()).unwrap();
+        assert_eq!(saved.len(), 1);
+        drop(reg2);
+        // Forgotten records stay forgotten after a restart.
+        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
+        assert!(
+            dir.path().join("devices/S1.json").exists(),
+            "compacted at start-up"
+        );
         assert!(reg.remove("S1").await);
-        assert!(!dir.path().join("devices/S1.json").exists());
         assert!(!reg.remove("S1").await);
+        drop(reg);
+        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
+        assert!(reg.get("S1").await.is_none());
+        assert!(!dir.path().join("devices/S1.json").exists());
     }
 
     #[tokio::test]

@@ -275,9 +275,12 @@ fn real_clients_get_exact_option_43_and_others_get_nothing() {
         .args(["--time-scale", "0.01", "--timeout", "20"])
         .output()
         .unwrap();
-    let record = std::fs::read_to_string(lab.path("state/devices/LEASE00001.json"))
-        .unwrap_or_else(|e| panic!("no record ({e}): {}", String::from_utf8_lossy(&sim.stdout)));
-    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let saved = pnp_appliance::state::read_saved(&lab.path("state")).unwrap();
+    let record = saved
+        .iter()
+        .find(|d| d.serial == "LEASE00001")
+        .unwrap_or_else(|| panic!("no record: {}", String::from_utf8_lossy(&sim.stdout)));
+    let record = serde_json::to_value(record).unwrap();
     assert_eq!(record["ip"], leased.as_str());
     assert_eq!(record["lease"]["ip"], leased.as_str(), "{record}");
     assert_eq!(

@@ -42,10 +42,18 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
     b.start();
     let out = b.simulate(1, &["--serial-prefix", "ROK"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let saved = std::fs::read(b.path("state/devices/ROK00001.json")).unwrap();
+    let saved = pnp_appliance::state::read_saved(&b.path("state")).unwrap();
+    let journal = b.path("state/journal.log");
+    let journal_before = std::fs::read(&journal).unwrap();
 
+    // Neither the journal nor the record directory accept writes any more.
     let dir = b.path("state/devices");
-    let st = Command::new("chattr").arg("+i").arg(&dir).status().unwrap();
+    let st = Command::new("chattr")
+        .arg("+i")
+        .arg(&journal)
+        .arg(&dir)
+        .status()
+        .unwrap();
     if !st.success() {
         if std::env::var("PNP_REQUIRE_NETNS").as_deref() == Ok("1") {
             panic!("chattr +i not supported on this file system");
@@ -53,7 +61,7 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
         eprintln!("\n*** SKIPPED read-only state directory: chattr +i not supported here ***\n");
         return;
     }
-    let _guard = Immutable(dir.clone());
+    let _guard = (Immutable(dir.clone()), Immutable(journal.clone()));
     let out = b.simulate(2, &["--serial-prefix", "RON"]).output().unwrap();
     assert!(
         out.status.success(),
@@ -68,19 +76,14 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
         "the log says what to do: {log}"
     );
     // What was saved is untouched, and nothing half-written appeared.
-    assert_eq!(
-        std::fs::read(b.path("state/devices/ROK00001.json")).unwrap(),
-        saved
-    );
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    assert_eq!(names, ["ROK00001.json"]);
+    assert_eq!(std::fs::read(&journal).unwrap(), journal_before);
+    let now = pnp_appliance::state::read_saved(&b.path("state")).unwrap();
+    assert_eq!(now, saved);
+    assert_eq!(now.len(), 1);
 }
 
 #[test]
-fn full_disk_while_persisting_keeps_the_last_good_records() {
+fn full_disk_while_persisting_keeps_whole_entries() {
     if !root_or_skip("full disk") {
         return;
     }
@@ -116,30 +119,23 @@ fn full_disk_while_persisting_keeps_the_last_good_records() {
         log.contains("cannot persist device record") && log.contains("No space left on device"),
         "{log}"
     );
-    // Every record that is on the full disk is a whole, readable record.
+    // What is on the full disk is whole: every journal line a complete entry (a failed append
+    // is cut back, never left half-written).
     let pid = b.server.as_ref().unwrap().id().to_string();
-    let ls = Command::new("nsenter")
-        .args(["--target", &pid, "--mount", "--", "ls"])
-        .arg(state.join("devices"))
+    let cat = Command::new("nsenter")
+        .args(["--target", &pid, "--mount", "--", "cat"])
+        .arg(state.join("journal.log"))
         .output()
         .unwrap();
-    let names = String::from_utf8_lossy(&ls.stdout).to_string();
+    let journal = String::from_utf8(cat.stdout).unwrap();
     assert!(
-        !names.trim().is_empty(),
-        "some records were saved before the disk filled"
+        !journal.is_empty(),
+        "some changes were saved before the disk filled"
     );
-    for name in names.split_whitespace() {
-        let cat = Command::new("nsenter")
-            .args(["--target", &pid, "--mount", "--", "cat"])
-            .arg(state.join("devices").join(name))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&cat.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{name} is corrupt ({e}): {}",
-                String::from_utf8_lossy(&cat.stdout)
-            )
-        });
-        assert!(v["serial"].as_str().unwrap().starts_with("FULL"), "{v}");
+    assert!(journal.ends_with('\n'));
+    for line in journal.lines() {
+        let e: pnp_appliance::journal::Entry = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("torn journal line ({e}): {line}"));
+        assert!(matches!(e, pnp_appliance::journal::Entry::Put(d) if d.serial.starts_with("FULL")));
     }
 }

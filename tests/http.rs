@@ -71,16 +71,13 @@ impl Fixture {
         (s, String::from_utf8_lossy(&b).to_string())
     }
 
+    /// Serials of the saved records (files and journal).
     fn records(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.dir.path().join("state/devices"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        pnp_appliance::state::read_saved(&self.dir.path().join("state"))
+            .unwrap()
+            .into_iter()
+            .map(|d| d.serial)
+            .collect()
     }
 }
 
@@ -137,7 +134,7 @@ async fn work_request_gets_a_job_echoing_udi_and_correlator_and_response_gets_by
     assert_eq!(d.ip, "198.51.100.20");
     assert_eq!(d.attempts, 3);
     assert!(d.last_error.unwrap().contains("boom"));
-    assert_eq!(f.records(), ["FGL2548L0AW.json"]);
+    assert_eq!(f.records(), ["FGL2548L0AW"]);
 }
 
 #[tokio::test]

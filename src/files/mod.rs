@@ -17,7 +17,7 @@ use crate::config::Config;
 pub fn router<S: Clone + Send + Sync + 'static>(cfg: &Config) -> Router<S> {
     let serve = |dir: &std::path::Path| {
         ServeDir::new(dir)
-            .with_buf_chunk_size(1 << 20)
+            .with_buf_chunk_size(64 << 10)
             .append_index_html_on_directories(false)
     };
     Router::new()
