@@ -65,3 +65,17 @@ start_server() { # start_server DIR PORT -> sets SERVER_PID
 }
 
 machine() { echo "$(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -r), $(date -u +%Y-%m-%d)"; }
+
+# netns_pair TAG: two namespaces ${TAG}s / ${TAG}c joined by a veth pair created inside them,
+# server vs 198.51.100.1/24, client vc 198.51.100.2/24; removed (with anything still running in
+# them) on exit. Sets S and C.
+netns_pair() {
+  S="${1}s"; C="${1}c"
+  ip netns add "$S"; ip netns add "$C"
+  trap 'cleanup; ip netns pids "$S" 2>/dev/null | xargs -r kill; ip netns pids "$C" 2>/dev/null | xargs -r kill; ip netns del "$S" 2>/dev/null; ip netns del "$C" 2>/dev/null' EXIT
+  ip -n "$S" link add vs type veth peer name vc netns "$C"
+  ip -n "$S" addr add 198.51.100.1/24 dev vs
+  ip -n "$C" addr add 198.51.100.2/24 dev vc
+  for ns in "$S" "$C"; do ip -n "$ns" link set lo up; done
+  ip -n "$S" link set vs up; ip -n "$C" link set vc up
+}

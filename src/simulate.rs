@@ -716,6 +716,9 @@ pub async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.devices.max(4))
         .connect_timeout(Duration::from_secs(5))
+        // Like a router's copy command: a transfer that stops moving fails (and is retried by
+        // the workflow) instead of hanging for ever.
+        .read_timeout(Duration::from_secs(60))
         .build()?;
     let sh = Arc::new(Shared {
         opts: opts.clone(),

@@ -191,16 +191,50 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-async fn persist(leases: &SharedLeases, path: &Path) {
-    let json = serde_json::to_vec_pretty(&*lock(leases)).unwrap_or_default();
-    let path = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || crate::state::write_atomic(&path, &json)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            warn!(error = %e, "cannot save leases: they are kept in memory only; free disk space or fix permissions of the state directory")
-        }
-        Err(e) => warn!(error = %e, "lease save task failed"),
+/// Saves the lease table with group commit: whoever needs the table on disk waits for the next
+/// write, and one write (snapshot taken after every waiter's change) serves all of them.
+#[derive(Clone)]
+pub struct LeaseSaver {
+    tx: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl LeaseSaver {
+    /// Starts the saver thread for `leases` at `path`.
+    pub fn start(leases: SharedLeases, path: PathBuf) -> std::io::Result<LeaseSaver> {
+        let (tx, rx) =
+            std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
+        std::thread::Builder::new()
+            .name("lease-saver".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut waiters = vec![first];
+                    while let Ok(w) = rx.try_recv() {
+                        waiters.push(w);
+                    }
+                    // The snapshot is taken after every waiter's change was made.
+                    let json = serde_json::to_vec(&*lock(&leases)).unwrap_or_default();
+                    let result =
+                        crate::state::write_atomic(&path, &json).map_err(|e| e.to_string());
+                    for w in waiters {
+                        let _ = w.send(result.clone());
+                    }
+                }
+            })?;
+        Ok(LeaseSaver { tx })
     }
+
+    /// Returns once the table as it is now is on disk.
+    pub async fn save(&self) -> Result<(), String> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(done)
+            .map_err(|_| "lease saver stopped".to_string())?;
+        wait.await.map_err(|_| "lease saver stopped".to_string())?
+    }
+}
+
+fn save_failed(e: &str) {
+    warn!(error = %e, "cannot save leases: they are kept in memory only; free disk space or fix permissions of the state directory");
 }
 
 /// Answers PnP routers on `socket` until `cancel`.
@@ -211,7 +245,8 @@ pub async fn run(
     leases_path: PathBuf,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let socket = UdpSocket::from_std(socket)?;
+    let socket = Arc::new(UdpSocket::from_std(socket)?);
+    let saver = LeaseSaver::start(leases.clone(), leases_path)?;
     info!(
         server = %settings.server_ip,
         option43 = %settings.option43,
@@ -252,28 +287,49 @@ pub async fn run(
                 yiaddr,
                 mac,
                 pid,
-                persist: p,
+                persist,
             } => {
-                if p {
-                    persist(&leases, &leases_path).await;
-                }
                 if bytes.is_empty() {
                     continue;
                 }
-                match socket.send_to(&bytes, to).await {
-                    Ok(_) => info!(mac = %mac, pid = %pid, ip = %yiaddr, to = %to, "DHCP {kind}"),
-                    Err(e) => warn!(mac = %mac, to = %to, error = %e, "cannot send DHCP {kind}"),
+                let socket = socket.clone();
+                let send = async move {
+                    match socket.send_to(&bytes, to).await {
+                        Ok(_) => {
+                            info!(mac = %mac, pid = %pid, ip = %yiaddr, to = %to, "DHCP {kind}")
+                        }
+                        Err(e) => {
+                            warn!(mac = %mac, to = %to, error = %e, "cannot send DHCP {kind}")
+                        }
+                    }
+                };
+                if persist {
+                    // An ACK leaves only once its lease is on disk; the loop goes on meanwhile.
+                    let saver = saver.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = saver.save().await {
+                            save_failed(&e);
+                        }
+                        send.await;
+                    });
+                } else {
+                    send.await;
                 }
             }
             Outcome::Silent {
                 mac,
                 reason,
                 warn: w,
-                persist: p,
+                persist,
                 foreign: f,
             } => {
-                if p {
-                    persist(&leases, &leases_path).await;
+                if persist {
+                    let saver = saver.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = saver.save().await {
+                            save_failed(&e);
+                        }
+                    });
                 }
                 if w {
                     warn!(mac = %mac, "DHCP: {reason}");

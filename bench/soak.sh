@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Soak: 1000 simulated routers through the whole workflow (5 MB image), twice, against one
+# server with the DHCP responder running on a veth in a namespace created here (the routers
+# reach it over the veth). After each round: open file descriptors, threads and RSS of the
+# server; growth between rounds is what would leak.
+source "$(dirname "$0")/lib.sh"
+build
+N=${ROUTERS:-1000}
+netns_pair "pnpk$$"
+d=$(bench_dir 5)
+config "$d" 8080
+sed -i 's/listen = "127.0.0.1:8080"/listen = "0.0.0.0:8080"/' "$d/appliance.toml"
+ip netns exec "$S" "$BIN" --config "$d/appliance.toml" serve --interface vs > "$d/serve.log" 2>&1 &
+SERVER_PID=$!; PIDS+=("$SERVER_PID"); sleep 1
+probe() { echo "fds $(ls /proc/"$SERVER_PID"/fd | wc -l), threads $(awk '/^Threads/ {print $2}' /proc/"$SERVER_PID"/status), RSS $(rss_kb "$SERVER_PID") kB (peak $(hwm_kb "$SERVER_PID") kB)"; }
+echo "machine: $(machine)"
+echo "idle:     $(probe)"
+for round in 1 2; do
+  out=$(ip netns exec "$C" "$BIN" --config "$d/appliance.toml" simulate --server http://198.51.100.1:8080 \
+    --devices "$N" --serial-prefix "R$round" --time-scale 0.01 --timeout 1800 | tail -n1)
+  sleep 3
+  echo "round $round: $out"
+  echo "after $round:  $(probe)"
+done
+echo "server log lines at warn or above: $(grep -cE ' (WARN|ERROR) ' "$d/serve.log" || true)"
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+rm -rf "$d"
