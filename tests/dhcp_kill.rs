@@ -88,7 +88,7 @@ fn no_lease_is_lost_or_handed_out_twice_across_kill_9() {
     let mut b = Bench::new("");
     b.patch_config(
         "[dhcp]\n",
-        &"[dhcp]\ninterface = \"lo\"\npool = \"127.0.0.100-127.0.0.250\"\n".to_string(),
+        "[dhcp]\ninterface = \"lo\"\npool = \"127.0.0.100-127.0.0.250\"\n",
     );
     b.patch_config("port = 67\n", &format!("port = {port}\n"));
     b.start();
