@@ -180,14 +180,7 @@ pub async fn run(
     });
     let local = listener.local_addr()?;
     info!(listen = %local, advertise = app.cfg.advertise.as_deref().unwrap_or("(address each router connects to)"), "PnP server ready");
-    let shutdown = cancel.clone();
-    axum::serve(
-        listener,
-        server::router(app).into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .context("HTTP server failed")?;
+    serve_http(server::router(app), listener, cancel.clone()).await;
     cancel.cancel();
     let _ = writer.await;
     if let Some(t) = dhcp_task {
@@ -198,6 +191,62 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// A router downloading an image reads slower than we send; hyper then queues body chunks up to
+/// this per connection. The default (~400 KB) made 1000 slow downloads cost ~640 MB.
+pub const MAX_CONN_BUF: usize = 64 << 10;
+
+/// Accepts connections until `cancel`, each served by hyper with [`MAX_CONN_BUF`] and the
+/// [`Peer`] of the connection in every request; then lets requests in flight finish (up to 5 s:
+/// an image download does not hold up a shutdown).
+async fn serve_http(router: axum::Router, listener: TcpListener, cancel: CancellationToken) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(MAX_CONN_BUF);
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning.
+                    warn!(error = %e, "cannot accept a connection (raise `ulimit -n` if this says too many open files)");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let peer = Peer {
+            remote,
+            local: stream.local_addr().unwrap_or(remote),
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.

@@ -32,7 +32,12 @@ fn ready(test: &str, tools: &[&str], netns: bool) -> bool {
         .map(|t| t.to_string())
         .collect();
     if netns {
-        let probe = format!("pnp-probe-{}", std::process::id());
+        // Unique per call: tests probe in parallel threads of one process.
+        let probe = format!(
+            "pnp-probe-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
         let ok = Command::new("ip")
             .args(["netns", "add", &probe])
             .stderr(Stdio::null())
