@@ -90,11 +90,13 @@ fn record_path(dir: &Path, serial: &str) -> PathBuf {
 
 /// Writes the latest records into their files and empties the journal. On a write error the
 /// journal is left as it is (nothing is lost) and the error returned.
-fn compact(
-    file: &mut File,
-    records: &Path,
-    latest: &mut HashMap<String, Option<Vec<u8>>>,
-) -> std::io::Result<()> {
+/// The journal being folded into the record files in the background.
+pub fn rotated_path(journal: &Path) -> PathBuf {
+    journal.with_file_name("journal.1.log")
+}
+
+/// Writes `latest` into the record files (each temp + fsync + rename, then the directory).
+fn write_records(records: &Path, latest: &HashMap<String, Option<Vec<u8>>>) -> std::io::Result<()> {
     for (serial, record) in latest.iter() {
         let path = record_path(records, serial);
         match record {
@@ -108,9 +110,84 @@ fn compact(
     if !latest.is_empty() {
         File::open(records)?.sync_all()?;
     }
+    Ok(())
+}
+
+/// Writes the latest records into their files and empties the journal (and a rotated journal
+/// left by a failed background compaction). On a write error nothing is emptied.
+fn compact(
+    file: &mut File,
+    journal: &Path,
+    records: &Path,
+    latest: &mut HashMap<String, Option<Vec<u8>>>,
+) -> std::io::Result<()> {
+    write_records(records, latest)?;
     file.set_len(0)?;
     file.sync_all()?;
+    match std::fs::remove_file(rotated_path(journal)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     latest.clear();
+    Ok(())
+}
+
+type Background = std::thread::JoinHandle<Result<(), HashMap<String, Option<Vec<u8>>>>>;
+
+/// Waits for a background compaction; if it failed, its records come back into `latest`
+/// (newer ones win) and its rotated journal stays on disk, to be replayed or folded later.
+fn join_background(
+    background: &mut Option<Background>,
+    latest: &mut HashMap<String, Option<Vec<u8>>>,
+) {
+    if let Some(h) = background.take()
+        && let Ok(Err(snapshot)) = h.join()
+    {
+        for (k, v) in snapshot {
+            latest.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// Starts folding the journal into the record files without holding up appends: the journal
+/// is renamed to `journal.1.log`, a new one started, and a thread writes the records and then
+/// removes the rotated file. Skipped while a previous fold is still running or failed.
+fn rotate(
+    file: &mut File,
+    len: &mut u64,
+    journal: &Path,
+    records: &Path,
+    latest: &mut HashMap<String, Option<Vec<u8>>>,
+    background: &mut Option<Background>,
+) -> std::io::Result<()> {
+    if background.as_ref().is_some_and(|h| !h.is_finished()) {
+        return Ok(());
+    }
+    join_background(background, latest);
+    let rotated = rotated_path(journal);
+    if rotated.exists() {
+        // A failed fold left it: fold everything now, in the foreground.
+        compact(file, journal, records, latest)?;
+        *len = 0;
+        return Ok(());
+    }
+    file.sync_all()?;
+    std::fs::rename(journal, &rotated)?;
+    let dir = journal.parent().unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()?;
+    *file = OpenOptions::new().create(true).append(true).open(journal)?;
+    *len = 0;
+    let snapshot = std::mem::take(latest);
+    let records = records.to_path_buf();
+    *background = Some(std::thread::Builder::new().name("journal-fold".into()).spawn(move || {
+        match write_records(&records, &snapshot).and_then(|()| std::fs::remove_file(&rotated)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot fold {} into {}: it is kept and replayed at the next start; free disk space or fix permissions", rotated.display(), records.display());
+                Err(snapshot)
+            }
+        }
+    })?);
     Ok(())
 }
 
@@ -122,6 +199,16 @@ impl Journal {
         records: &Path,
         pending: HashMap<String, Option<Vec<u8>>>,
     ) -> std::io::Result<Journal> {
+        Journal::start_with(journal, records, pending, COMPACT_BYTES)
+    }
+
+    /// [`Journal::start`] folding into the records whenever the journal passes `compact_bytes`.
+    pub fn start_with(
+        journal: &Path,
+        records: &Path,
+        pending: HashMap<String, Option<Vec<u8>>>,
+        compact_bytes: u64,
+    ) -> std::io::Result<Journal> {
         let mut file = OpenOptions::new().create(true).append(true).open(journal)?;
         let mut len = file.metadata()?.len();
         let records = records.to_path_buf();
@@ -131,11 +218,14 @@ impl Journal {
             .name("journal".into())
             .spawn(move || {
                 let mut latest = pending;
+                let mut background: Option<Background> = None;
                 while let Ok(first) = rx.recv() {
                     let first = match first {
                         Msg::Append(j) => j,
                         Msg::Compact(done) => {
-                            let r = compact(&mut file, &records, &mut latest).map_err(|e| e.to_string());
+                            join_background(&mut background, &mut latest);
+                            let r = compact(&mut file, &journal_path, &records, &mut latest)
+                                .map_err(|e| e.to_string());
                             if r.is_ok() {
                                 len = 0;
                             }
@@ -175,23 +265,30 @@ impl Journal {
                         let _ = job.done.send(result.clone());
                     }
                     for done in compact_after {
-                        let r = compact(&mut file, &records, &mut latest).map_err(|e| e.to_string());
+                        join_background(&mut background, &mut latest);
+                        let r = compact(&mut file, &journal_path, &records, &mut latest)
+                            .map_err(|e| e.to_string());
                         if r.is_ok() {
                             len = 0;
                         }
                         let _ = done.send(r);
                     }
-                    if len > COMPACT_BYTES {
-                        match compact(&mut file, &records, &mut latest) {
-                            Ok(()) => len = 0,
-                            Err(e) => tracing::error!(
+                    if len > compact_bytes
+                        && let Err(e) = rotate(
+                            &mut file,
+                            &mut len,
+                            &journal_path,
+                            &records,
+                            &mut latest,
+                            &mut background,
+                        ) {
+                            tracing::error!(
                                 error = %e,
                                 "cannot compact {}: the journal keeps growing; free disk space or fix permissions of {}",
                                 journal_path.display(),
                                 records.display()
-                            ),
+                            );
                         }
-                    }
                 }
             })?;
         Ok(Journal { tx })
@@ -303,7 +400,7 @@ mod tests {
             ("NEW".to_string(), Some(b"{\"serial\":\"NEW\"}".to_vec())),
             ("OLD".to_string(), None),
         ]);
-        compact(&mut file, &records, &mut latest).unwrap();
+        compact(&mut file, &path, &records, &mut latest).unwrap();
         assert_eq!(
             std::fs::read(records.join("NEW.json")).unwrap(),
             b"{\"serial\":\"NEW\"}"
@@ -311,5 +408,66 @@ mod tests {
         assert!(!records.join("OLD.json").exists());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
         assert!(latest.is_empty());
+    }
+
+    #[tokio::test]
+    async fn folding_in_the_background_keeps_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.log");
+        let records = dir.path().join("devices");
+        std::fs::create_dir_all(&records).unwrap();
+        // Fold after every few hundred bytes: many rotations while appends go on.
+        let j = Journal::start_with(&path, &records, HashMap::new(), 300).unwrap();
+        let now = chrono::Local::now();
+        for round in 0..20u32 {
+            for i in 0..10u32 {
+                let mut d = Device::new(&format!("S{i}"), "u", "p", "v", now);
+                d.attempts = round;
+                j.put(&d).await.unwrap();
+            }
+        }
+        j.forget("S3").await.unwrap();
+        // What a restart would see: files, then the rotated journal, then the journal.
+        let saved = |dir: &Path| {
+            let mut map: HashMap<String, u32> = HashMap::new();
+            for e in std::fs::read_dir(dir.join("devices")).unwrap() {
+                let p = e.unwrap().path();
+                // Temp files of a fold in progress, and records deleted while listing, are
+                // what a restart would not read either.
+                if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&p) else {
+                    continue;
+                };
+                let d: Device = serde_json::from_slice(&bytes).unwrap();
+                map.insert(d.serial.clone(), d.attempts);
+            }
+            for p in [
+                rotated_path(&dir.join("journal.log")),
+                dir.join("journal.log"),
+            ] {
+                for e in replay(&p).unwrap().0 {
+                    match e {
+                        Entry::Put(d) => {
+                            map.insert(d.serial.clone(), d.attempts);
+                        }
+                        Entry::Forget(s) => {
+                            map.remove(&s);
+                        }
+                    }
+                }
+            }
+            map
+        };
+        let view = saved(dir.path());
+        assert_eq!(view.len(), 9);
+        assert!(view.values().all(|a| *a == 19), "{view:?}");
+        // After an explicit compaction the files alone hold everything.
+        j.compact().await.unwrap();
+        assert!(!rotated_path(&path).exists());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        assert_eq!(saved(dir.path()), view);
+        assert!(!records.join("S3.json").exists());
     }
 }

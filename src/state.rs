@@ -103,7 +103,9 @@ fn load_files(dir: &Path) -> (HashMap<String, Device>, Vec<String>) {
 /// report while no server answers.
 pub fn read_saved(state_dir: &Path) -> anyhow::Result<Vec<Device>> {
     let (mut devices, _) = load_files(&state_dir.join("devices"));
-    let (entries, _) = crate::journal::replay(&state_dir.join("journal.log"))?;
+    let journal = state_dir.join("journal.log");
+    let mut entries = crate::journal::replay(&crate::journal::rotated_path(&journal))?.0;
+    entries.append(&mut crate::journal::replay(&journal)?.0);
     for e in entries {
         match e {
             crate::journal::Entry::Put(d) => {
@@ -161,14 +163,16 @@ impl Registry {
         let (mut devices, mut problems) = load_files(&dir);
         // Replay the journal over the files, write the result back, then empty the journal.
         let journal_path = state_dir.join("journal.log");
-        let (entries, mut replay_problems) =
-            crate::journal::replay(&journal_path).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot read {}: {e} (check permissions)",
-                    journal_path.display()
-                )
+        // A fold interrupted by a stop leaves journal.1.log: it is older than journal.log.
+        let rotated = crate::journal::rotated_path(&journal_path);
+        let mut entries = Vec::new();
+        for path in [&rotated, &journal_path] {
+            let (mut e, mut replay_problems) = crate::journal::replay(path).map_err(|e| {
+                anyhow::anyhow!("cannot read {}: {e} (check permissions)", path.display())
             })?;
-        problems.append(&mut replay_problems);
+            entries.append(&mut e);
+            problems.append(&mut replay_problems);
+        }
         let mut pending: HashMap<String, Option<Vec<u8>>> = HashMap::new();
         for entry in entries {
             match entry {
@@ -208,7 +212,11 @@ impl Registry {
             let emptied = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&journal_path)
-                .and_then(|f| f.set_len(0).and_then(|()| f.sync_all()));
+                .and_then(|f| f.set_len(0).and_then(|()| f.sync_all()))
+                .and_then(|()| match std::fs::remove_file(&rotated) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                });
             match emptied {
                 Ok(()) => pending.clear(),
                 Err(e) => problems.push(format!("cannot empty {}: {e}", journal_path.display())),
