@@ -220,42 +220,34 @@ impl Journal {
                 let mut latest = pending;
                 let mut background: Option<Background> = None;
                 while let Ok(first) = rx.recv() {
-                    let first = match first {
-                        Msg::Append(j) => j,
-                        Msg::Compact(done) => {
-                            join_background(&mut background, &mut latest);
-                            let r = compact(&mut file, &journal_path, &records, &mut latest)
-                                .map_err(|e| e.to_string());
-                            if r.is_ok() {
-                                len = 0;
-                            }
-                            let _ = done.send(r);
-                            continue;
-                        }
-                    };
-                    let mut batch = vec![first];
+                    // Appends waiting are committed together; a compaction request ends the batch.
+                    let mut batch = Vec::new();
                     let mut compact_after = Vec::new();
-                    while batch.len() < 4096 {
+                    match first {
+                        Msg::Append(j) => batch.push(j),
+                        Msg::Compact(done) => compact_after.push(done),
+                    }
+                    while compact_after.is_empty() && batch.len() < 4096 {
                         match rx.try_recv() {
                             Ok(Msg::Append(j)) => batch.push(j),
-                            Ok(Msg::Compact(done)) => {
-                                compact_after.push(done);
-                                break;
-                            }
+                            Ok(Msg::Compact(done)) => compact_after.push(done),
                             Err(_) => break,
                         }
                     }
                     let buf: Vec<u8> = batch.iter().flat_map(|j| j.line.iter().copied()).collect();
-                    let result = file.write_all(&buf).and_then(|()| file.sync_data());
-                    let result = match result {
-                        Ok(()) => {
-                            len += buf.len() as u64;
-                            Ok(())
-                        }
-                        Err(e) => {
-                            // Never leave half a line behind a failed write (full disk).
-                            let _ = file.set_len(len);
-                            Err(e.to_string())
+                    let result = if buf.is_empty() {
+                        Ok(())
+                    } else {
+                        match file.write_all(&buf).and_then(|()| file.sync_data()) {
+                            Ok(()) => {
+                                len += buf.len() as u64;
+                                Ok(())
+                            }
+                            Err(e) => {
+                                // Never leave half a line behind a failed write (full disk).
+                                let _ = file.set_len(len);
+                                Err(e.to_string())
+                            }
                         }
                     };
                     for job in batch {
