@@ -180,7 +180,12 @@ pub async fn run(
     });
     let local = listener.local_addr()?;
     info!(listen = %local, advertise = app.cfg.advertise.as_deref().unwrap_or("(address each router connects to)"), "PnP server ready");
-    serve_http(server::router(app), listener, cancel.clone()).await;
+    let fast = Arc::new(crate::files::sendfile::FastFiles {
+        images: app.cfg.images_dir.clone(),
+        files: app.cfg.files_dir.clone(),
+        transfers: app.transfers.clone(),
+    });
+    serve_http(server::router(app), fast, listener, cancel.clone()).await;
     cancel.cancel();
     let _ = writer.await;
     if let Some(t) = dhcp_task {
@@ -197,10 +202,16 @@ pub async fn run(
 /// this per connection. The default (~400 KB) made 1000 slow downloads cost ~640 MB.
 pub const MAX_CONN_BUF: usize = 64 << 10;
 
-/// Accepts connections until `cancel`, each served by hyper with [`MAX_CONN_BUF`] and the
-/// [`Peer`] of the connection in every request; then lets requests in flight finish (up to 5 s:
-/// an image download does not hold up a shutdown).
-async fn serve_http(router: axum::Router, listener: TcpListener, cancel: CancellationToken) {
+/// Accepts connections until `cancel`. Each starts on the zero-copy file path
+/// ([`crate::files::sendfile::serve`]) and goes to hyper, with [`MAX_CONN_BUF`] and the [`Peer`]
+/// of the connection in every request, at its first request that is not a plain download; then
+/// lets requests in flight finish (up to 5 s: an image download does not hold up a shutdown).
+async fn serve_http(
+    router: axum::Router,
+    fast: Arc<crate::files::sendfile::FastFiles>,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
@@ -234,12 +245,22 @@ async fn serve_http(router: axum::Router, listener: TcpListener, cancel: Cancell
                 req
             },
         );
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let (builder, watcher, fast, cancel) = (
+            builder.clone(),
+            graceful.watcher(),
+            fast.clone(),
+            cancel.clone(),
+        );
         tokio::spawn(async move {
-            let _ = conn.await;
+            let Some(stream) =
+                crate::files::sendfile::serve(stream, &fast, peer.remote.ip(), &cancel).await
+            else {
+                return;
+            };
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
+                .into_owned();
+            let _ = watcher.watch(conn).await;
         });
     }
     drop(listener);

@@ -68,7 +68,7 @@ impl Transfers {
         f(&mut g)
     }
 
-    fn start(&self, ip: IpAddr, path: String, total: Option<u64>) -> u64 {
+    pub(crate) fn start(&self, ip: IpAddr, path: String, total: Option<u64>) -> u64 {
         let now = Instant::now();
         self.with(|(next, map)| {
             map.retain(|_, e| e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED));
@@ -89,7 +89,7 @@ impl Transfers {
         })
     }
 
-    fn add(&self, id: u64, n: usize) {
+    pub(crate) fn add(&self, id: u64, n: usize) {
         self.with(|(_, map)| {
             if let Some(e) = map.get_mut(&id) {
                 e.bytes += n as u64;
@@ -98,7 +98,7 @@ impl Transfers {
         });
     }
 
-    fn end(&self, id: u64, complete: bool) {
+    pub(crate) fn end(&self, id: u64, complete: bool) {
         let entry = self.with(|(_, map)| {
             map.get_mut(&id).map(|e| {
                 // A client may stop polling once it has Content-Length bytes, so a body dropped

@@ -78,10 +78,9 @@ impl App {
 /// The whole HTTP application.
 pub fn router(app: App) -> Router {
     let max_body = app.cfg.max_body_bytes;
-    let files = crate::files::router(&app.cfg).layer(axum::middleware::from_fn_with_state(
-        app.transfers.clone(),
-        crate::transfers::track,
-    ));
+    let files = crate::files::router(&app.cfg.images_dir, &app.cfg.files_dir).layer(
+        axum::middleware::from_fn_with_state(app.transfers.clone(), crate::transfers::track),
+    );
     Router::new()
         .route("/", get(crate::dashboard::index))
         .route("/device/{serial}", get(crate::dashboard::device))
