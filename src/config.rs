@@ -304,6 +304,9 @@ pub struct DhcpWire {
     pub pool: Option<String>,
     /// Lease time, seconds.
     pub lease_time: u32,
+    /// Percent of the lease time during which a renewal re-sends the lease as it is instead of
+    /// extending (and rewriting) it; ISC dhcpd's `dhcp-cache-threshold`. 0 rewrites every time.
+    pub cache_threshold: u8,
     /// Option 3.
     pub router: Option<String>,
     /// Option 6.
@@ -324,6 +327,7 @@ impl Default for DhcpWire {
             interface: None,
             pool: None,
             lease_time: 3600,
+            cache_threshold: 25,
             router: None,
             dns: Vec::new(),
             pid_prefixes: vec!["C11".into()],
@@ -343,6 +347,8 @@ pub struct DhcpConfig {
     pub pool: Option<Vec<(Ipv4Addr, Ipv4Addr)>>,
     /// Lease time, seconds.
     pub lease_secs: u32,
+    /// Lease caching threshold, percent of the lease time (0: off).
+    pub cache_threshold: u8,
     /// Option 3.
     pub routers: Vec<Ipv4Addr>,
     /// Option 6.
@@ -755,6 +761,16 @@ impl Config {
         if d.lease_time < 60 {
             return Err(err("dhcp", "lease-time", "at least 60 seconds".into()));
         }
+        if d.cache_threshold > 50 {
+            return Err(err(
+                "dhcp",
+                "cache-threshold",
+                format!(
+                    "{}: give a percent of the lease time from 0 (off) to 50; clients renew at 50 %",
+                    d.cache_threshold
+                ),
+            ));
+        }
         if d.pid_prefixes.is_empty()
             || d.pid_prefixes.iter().any(|p| {
                 p.is_empty()
@@ -819,6 +835,7 @@ impl Config {
             interface: d.interface.clone(),
             pool,
             lease_secs: d.lease_time,
+            cache_threshold: d.cache_threshold,
             routers: ip_list("router", d.router.as_slice())?,
             dns: ip_list("dns", &d.dns)?,
             pid_prefixes: d.pid_prefixes.clone(),
@@ -872,6 +889,7 @@ mod tests {
         assert_eq!(c.dhcp.interface, None);
         assert_eq!(c.dhcp.pid_prefixes, ["C11"]);
         assert_eq!(c.dhcp.port, 67);
+        assert_eq!(c.dhcp.cache_threshold, 25);
         assert!(c.dhcp.debug && !c.dhcp.https);
     }
 
@@ -925,6 +943,7 @@ mod tests {
                 ":2:",
                 "no spaces",
             ),
+            ("[dhcp]\n\ncache-threshold = 80\n", ":3:", "from 0 (off) to 50"),
         ];
         for (src, line, text) in cases {
             let e = parse(src).expect_err(src).0;

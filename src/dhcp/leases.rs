@@ -88,6 +88,15 @@ pub enum LeaseError {
     NotYours(Ipv4Addr, &'static str),
 }
 
+/// A bound lease as `bind` left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// Expiry, Unix seconds.
+    pub expires: u64,
+    /// Whether the table changed (and must be saved before the ACK).
+    pub changed: bool,
+}
+
 /// The lease table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Leases {
@@ -151,6 +160,11 @@ impl Leases {
     }
 
     /// Binds `ip` to the client for `secs` (REQUEST); errors mean NAK.
+    ///
+    /// Lease caching (ISC dhcpd's `dhcp-cache-threshold`, Kea's `cache-threshold`): when the
+    /// client already holds this address and its lease is younger than `cache_secs`, the lease
+    /// is returned unchanged (the ACK carries the time left) and nothing needs writing.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &mut self,
         pool: &Pool,
@@ -158,19 +172,37 @@ impl Leases {
         mac: &str,
         ip: Ipv4Addr,
         secs: u64,
+        cache_secs: u64,
         now: u64,
-    ) -> Result<(), LeaseError> {
+    ) -> Result<Bound, LeaseError> {
         if !self.allowed(pool, mac, ip) {
             return Err(LeaseError::NotYours(ip, "not in the pool"));
         }
         if !self.free(ip, client, now) {
             return Err(LeaseError::NotYours(ip, "leased to another client"));
         }
+        if let Some(l) = self.by_ip.get(&ip)
+            && l.client == client
+            && l.mac == mac
+            && l.state == LeaseState::Bound
+            && l.expires > now
+            && l.expires <= now + secs
+            // started = expires - secs; age = now - started
+            && (now + secs).saturating_sub(l.expires) < cache_secs
+        {
+            return Ok(Bound {
+                expires: l.expires,
+                changed: false,
+            });
+        }
         // One address per client: drop its other leases.
         self.by_ip
             .retain(|a, l| *a == ip || l.client != client || l.state == LeaseState::Declined);
         self.put(ip, client, mac, now + secs, LeaseState::Bound);
-        Ok(())
+        Ok(Bound {
+            expires: now + secs,
+            changed: true,
+        })
     }
 
     /// Forgets the offer a client made to someone else's server (REQUEST with another server-id).
@@ -241,7 +273,7 @@ mod tests {
         let ip = l.offer(&p, A, "a", None, 0).unwrap();
         assert_eq!(ip, Ipv4Addr::new(198, 51, 100, 2));
         assert_eq!(l.offer(&p, A, "a", None, 1).unwrap(), ip);
-        l.bind(&p, A, "a", ip, 100, 2).unwrap();
+        l.bind(&p, A, "a", ip, 100, 0, 2).unwrap();
         // After a restart (table reloaded) and even after expiry, the client gets it again.
         let mut reloaded: Leases =
             serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
@@ -286,24 +318,24 @@ mod tests {
         let mut l = Leases::default();
         let p = pool();
         let ip2 = Ipv4Addr::new(198, 51, 100, 2);
-        l.bind(&p, A, "a", ip2, 100, 0).unwrap();
+        l.bind(&p, A, "a", ip2, 100, 0, 0).unwrap();
         assert!(matches!(
-            l.bind(&p, B, "b", ip2, 100, 1),
+            l.bind(&p, B, "b", ip2, 100, 0, 1),
             Err(LeaseError::NotYours(_, "leased to another client"))
         ));
         assert!(matches!(
-            l.bind(&p, B, "b", Ipv4Addr::new(203, 0, 113, 5), 100, 1),
+            l.bind(&p, B, "b", Ipv4Addr::new(203, 0, 113, 5), 100, 0, 1),
             Err(LeaseError::NotYours(_, "not in the pool"))
         ));
         assert!(
-            l.bind(&p, B, "b", Ipv4Addr::new(198, 51, 100, 50), 100, 1)
+            l.bind(&p, B, "b", Ipv4Addr::new(198, 51, 100, 50), 100, 0, 1)
                 .is_err(),
             "reserved for another MAC"
         );
         // Renewal extends; moving to another address drops the old lease.
-        l.bind(&p, A, "a", ip2, 100, 50).unwrap();
+        l.bind(&p, A, "a", ip2, 100, 0, 50).unwrap();
         assert_eq!(l.bound(ip2, 120).unwrap().expires, 150);
-        l.bind(&p, A, "a", Ipv4Addr::new(198, 51, 100, 3), 100, 60)
+        l.bind(&p, A, "a", Ipv4Addr::new(198, 51, 100, 3), 100, 0, 60)
             .unwrap();
         assert!(l.bound(ip2, 61).is_none());
         assert!(l.release(A, Ipv4Addr::new(198, 51, 100, 3)));
@@ -318,7 +350,7 @@ mod tests {
         l.decline(A, "a", ip, 0);
         let next = l.offer(&p, A, "a", None, 1).unwrap();
         assert_ne!(next, ip);
-        assert!(l.bind(&p, B, "b", ip, 10, 2).is_err());
-        assert!(l.bind(&p, B, "b", ip, 10, QUARANTINE_SECS + 1).is_ok());
+        assert!(l.bind(&p, B, "b", ip, 10, 0, 2).is_err());
+        assert!(l.bind(&p, B, "b", ip, 10, 0, QUARANTINE_SECS + 1).is_ok());
     }
 }

@@ -24,6 +24,8 @@ pub struct Settings {
     pub netmask: Ipv4Addr,
     /// Lease time (option 51); T1 = 1/2, T2 = 7/8 (RFC 2131 §4.4.5).
     pub lease_secs: u32,
+    /// Lease caching, percent of the lease time (see [`Leases::bind`]).
+    pub cache_threshold: u8,
     /// Option 3.
     pub routers: Vec<Ipv4Addr>,
     /// Option 6.
@@ -104,7 +106,7 @@ fn encode(
     s: &Settings,
     kind: MessageType,
     yiaddr: Ipv4Addr,
-    with_lease: bool,
+    lease_secs: Option<u32>,
 ) -> Vec<u8> {
     let hlen = usize::from(p.hlen.min(16));
     let ciaddr = if matches!(kind, MessageType::Ack) {
@@ -129,12 +131,10 @@ fn encode(
     opts.insert(DhcpOption::ServerIdentifier(s.server_ip));
     if !nak {
         opts.insert(DhcpOption::SubnetMask(s.netmask));
-        if with_lease {
-            opts.insert(DhcpOption::AddressLeaseTime(s.lease_secs));
-            opts.insert(DhcpOption::Renewal(s.lease_secs / 2));
-            opts.insert(DhcpOption::Rebinding(
-                (u64::from(s.lease_secs) * 7 / 8) as u32,
-            ));
+        if let Some(secs) = lease_secs {
+            opts.insert(DhcpOption::AddressLeaseTime(secs));
+            opts.insert(DhcpOption::Renewal(secs / 2));
+            opts.insert(DhcpOption::Rebinding((u64::from(secs) * 7 / 8) as u32));
         }
         if !s.routers.is_empty() {
             opts.insert(DhcpOption::Router(s.routers.clone()));
@@ -239,10 +239,10 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
             };
         }
     };
-    let reply = |kind: MessageType, yiaddr: Ipv4Addr, with_lease: bool, persist: bool| {
+    let reply = |kind: MessageType, yiaddr: Ipv4Addr, lease_secs: Option<u32>, persist: bool| {
         let nak = matches!(kind, MessageType::Nak);
         Outcome::Reply {
-            bytes: encode(&p, s, kind, yiaddr, with_lease),
+            bytes: encode(&p, s, kind, yiaddr, lease_secs),
             to: reply_addr(&p, nak, s.port, src),
             kind: match kind {
                 MessageType::Offer => "OFFER",
@@ -258,7 +258,7 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
     let secs = u64::from(s.lease_secs);
     match p.msg_type {
         MsgType::Discover => match leases.offer(&s.pool, &client, &mac, p.requested_ip(), now) {
-            Ok(ip) => reply(MessageType::Offer, ip, true, false),
+            Ok(ip) => reply(MessageType::Offer, ip, Some(s.lease_secs), false),
             Err(e) => silent(mac, format!("no OFFER for {pid}: {e}"), true, false),
         },
         MsgType::Request => {
@@ -277,15 +277,20 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
             };
             if state != "SELECTING" && p.giaddr.is_unspecified() && !in_subnet(s, ip) {
                 // "the client is on the wrong network": NAK (§4.3.2 INIT-REBOOT).
-                return reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, false, false);
+                return reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, false);
             }
-            match leases.bind(&s.pool, &client, &mac, ip, secs, now) {
-                Ok(()) => reply(MessageType::Ack, ip, true, true),
-                Err(_) => reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, false, false),
+            let cache = secs * u64::from(s.cache_threshold) / 100;
+            match leases.bind(&s.pool, &client, &mac, ip, secs, cache, now) {
+                Ok(b) => {
+                    let left = u32::try_from(b.expires.saturating_sub(now)).unwrap_or(s.lease_secs);
+                    // Only a new or extended lease has to be on disk before the ACK leaves.
+                    reply(MessageType::Ack, ip, Some(left), b.changed)
+                }
+                Err(_) => reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, false),
             }
         }
         // RFC 2131 §4.3.5: ACK with configuration, no lease, to ciaddr.
-        MsgType::Inform => reply(MessageType::Ack, Ipv4Addr::UNSPECIFIED, false, false),
+        MsgType::Inform => reply(MessageType::Ack, Ipv4Addr::UNSPECIFIED, None, false),
         MsgType::Other(t) => silent(
             mac,
             format!("message type {t} is not for a server"),

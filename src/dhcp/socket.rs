@@ -1,6 +1,6 @@
 //! The DHCP socket: UDP on port 67, bound to one interface, broadcast allowed.
 //!
-//! Owns socket set-up with socket2 (`SO_BINDTODEVICE`, `SO_BROADCAST`, `SO_REUSEADDR`) and the
+//! Owns socket set-up with socket2 (`SO_BINDTODEVICE`, `SO_BROADCAST`, `SO_REUSEADDR`, `SO_RCVBUF`) and the
 //! errors that tell the operator how to get the privilege it needs.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -12,6 +12,9 @@ fn privilege_hint(what: &str, e: &std::io::Error) -> String {
         "{what}: {e}\n  hint: DHCP needs root or the capabilities to bind port 67 and an interface: run with sudo, or `sudo setcap cap_net_bind_service,cap_net_raw+ep $(which pnp-appliance)`"
     )
 }
+
+/// Receive buffer asked for (bytes).
+pub const RECV_BUFFER: usize = 4 << 20;
 
 /// Binds `0.0.0.0:port` on `interface`.
 pub fn bind(interface: &str, port: u16) -> Result<std::net::UdpSocket, String> {
@@ -37,6 +40,10 @@ pub fn bind(interface: &str, port: u16) -> Result<std::net::UdpSocket, String> {
         ),
         _ => privilege_hint(&format!("cannot bind UDP port {port}"), &e),
     })?;
+    // Room for a burst (a rack of routers powered on together, or a load test) while the
+    // responder is not scheduled: the default (~200 KB, ~150 datagrams) overflows first. The
+    // kernel caps it at net.core.rmem_max; a smaller buffer is no reason to refuse to start.
+    let _ = s.set_recv_buffer_size(RECV_BUFFER);
     s.set_nonblocking(true)
         .map_err(|e| format!("non-blocking socket: {e}"))?;
     Ok(s.into())

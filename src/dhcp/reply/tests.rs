@@ -21,6 +21,7 @@ fn settings(port: u16) -> Settings {
         server_ip: SERVER,
         netmask: Ipv4Addr::new(255, 255, 255, 0),
         lease_secs: 3600,
+        cache_threshold: 25,
         routers: vec![],
         dns: vec![],
         option43: "5A1D;B2;K4;I198.51.100.1;J8080".into(),
@@ -283,6 +284,7 @@ fn request_for_an_address_held_by_another_is_naked() {
         Ipv4Addr::new(198, 51, 100, 100),
         3600,
         0,
+        0,
     )
     .unwrap();
     let o = handle(&pnp(3, &[(50, &[198, 51, 100, 100])]), src(), &s, &mut l, 1);
@@ -368,6 +370,7 @@ fn exhausted_pool_is_a_warning_not_a_reply() {
         Ipv4Addr::new(198, 51, 100, 100),
         3600,
         0,
+        0,
     )
     .unwrap();
     let o = handle(&pnp(1, &[]), src(), &s, &mut l, 1);
@@ -414,4 +417,65 @@ proptest! {
         let mut l = Leases::default();
         let _ = handle(&pkt, src(), &settings(67), &mut l, 0);
     }
+}
+
+#[test]
+fn lease_caching_reacks_young_leases_without_a_write() {
+    // (cache threshold %, seconds after the first ACK, expect a write, lease time sent)
+    let rows = [
+        (25, 10, false, 3590),
+        (25, 899, false, 2701),
+        (25, 900, true, 3600),
+        (25, 3000, true, 3600),
+        (0, 10, true, 3600),
+        (50, 1799, false, 1801),
+    ];
+    for (pct, later, write, secs) in rows {
+        let mut s = settings(67);
+        s.cache_threshold = pct;
+        let mut l = Leases::default();
+        let request = pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 100])]);
+        handle(&pnp(1, &[]), src(), &s, &mut l, 1000);
+        let first = handle(&request, src(), &s, &mut l, 1000);
+        assert!(matches!(first, Outcome::Reply { persist: true, .. }));
+        let again = handle(&request, src(), &s, &mut l, 1000 + later);
+        let Outcome::Reply { persist, .. } = again else {
+            panic!("{pct}% +{later}s: {again:?}")
+        };
+        assert_eq!(persist, write, "{pct}% +{later}s");
+        let (m, _, kind) = reply_of(&again);
+        assert_eq!(kind, "ACK");
+        assert_eq!(
+            m.opts().get(v4::OptionCode::AddressLeaseTime),
+            Some(&DhcpOption::AddressLeaseTime(secs)),
+            "{pct}% +{later}s"
+        );
+        assert_eq!(
+            m.opts().get(v4::OptionCode::Renewal),
+            Some(&DhcpOption::Renewal(secs / 2))
+        );
+        let lease = l
+            .bound(Ipv4Addr::new(198, 51, 100, 100), 1000 + later)
+            .unwrap();
+        assert_eq!(
+            lease.expires,
+            1000 + later + u64::from(secs),
+            "{pct}% +{later}s"
+        );
+    }
+    // Another client asking for the same address is never served from the cache.
+    let s = settings(67);
+    let mut l = Leases::default();
+    handle(&pnp(1, &[]), src(), &s, &mut l, 1000);
+    handle(
+        &pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 100])]),
+        src(),
+        &s,
+        &mut l,
+        1000,
+    );
+    let mut other = pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 100])]);
+    other[28..34].copy_from_slice(&[0x52, 0x54, 0, 9, 9, 9]);
+    let o = handle(&other, src(), &s, &mut l, 1010);
+    assert_eq!(reply_of(&o).2, "NAK");
 }
