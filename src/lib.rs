@@ -2,7 +2,7 @@
 //!
 //! The library holds everything; `main.rs` only parses the command line. Modules: `config`
 //! (appliance.toml), `device` (the record), `state` (the registry that owns records), `pnp`
-//! (protocol and workflow), `files` (file serving, checksums), `serve` (start-up), `ops`
+//! (protocol and workflow), `files` (file serving, checksums), `metrics` (server-side latency), `serve` (start-up), `ops`
 //! (operator commands), `simulate` (emulated routers), `logging`, `cli`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,6 +16,7 @@ pub mod dhcp;
 pub mod files;
 pub mod journal;
 pub mod logging;
+pub mod metrics;
 pub mod ops;
 pub mod pnp;
 pub mod serve;

@@ -97,6 +97,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         registry,
         leases: Arc::new(std::sync::Mutex::new(leases)),
         transfers: crate::transfers::Transfers::default(),
+        latency: Default::default(),
     };
     Ok((app, warnings))
 }
@@ -168,6 +169,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let registry = app.registry.clone();
+    let latency = app.latency.clone();
     let writer = tokio::spawn(registry.clone().run_writer(cancel.clone()));
     let dhcp_task = dhcp.map(|d| {
         tokio::spawn(crate::dhcp::run(
@@ -187,6 +189,16 @@ pub async fn run(
     });
     serve_http(server::router(app), fast, listener, cancel.clone()).await;
     cancel.cancel();
+    let l = latency.view();
+    if l.requests > 0 {
+        info!(
+            requests = l.requests,
+            p50_ms = l.p50_ms,
+            p99_ms = l.p99_ms,
+            max_ms = l.max_ms,
+            "PnP exchanges answered (time inside the server)"
+        );
+    }
     let _ = writer.await;
     if let Some(t) = dhcp_task {
         match t.await {

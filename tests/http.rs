@@ -103,6 +103,20 @@ async fn hello_answers_get_head_and_post() {
             .unwrap();
         assert_eq!(f.call(req).await.0, StatusCode::OK, "{method}");
     }
+    // Each exchange is timed inside the server; other routes are not counted.
+    f.call(Request::get("/api/status").body(Body::empty()).unwrap())
+        .await;
+    let (s, _, body) = f
+        .call(Request::get("/api/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(m["pnp"]["requests"], 3, "{m}");
+    let (p50, max) = (
+        m["pnp"]["p50_ms"].as_f64().unwrap(),
+        m["pnp"]["max_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= max, "{m}");
 }
 
 #[tokio::test]

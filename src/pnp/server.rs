@@ -57,6 +57,8 @@ pub struct App {
     pub leases: crate::dhcp::SharedLeases,
     /// Downloads in flight.
     pub transfers: crate::transfers::Transfers,
+    /// Server-side latency of `/pnp/*` exchanges.
+    pub latency: Arc<crate::metrics::Latency>,
 }
 
 impl App {
@@ -81,12 +83,19 @@ pub fn router(app: App) -> Router {
     let files = crate::files::router(&app.cfg.images_dir, &app.cfg.files_dir).layer(
         axum::middleware::from_fn_with_state(app.transfers.clone(), crate::transfers::track),
     );
-    Router::new()
-        .route("/", get(crate::dashboard::index))
-        .route("/device/{serial}", get(crate::dashboard::device))
+    let pnp = Router::new()
         .route("/pnp/HELLO", any(hello))
         .route("/pnp/WORK-REQUEST", post(work_request))
         .route("/pnp/WORK-RESPONSE", post(work_response))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.latency.clone(),
+            timed,
+        ));
+    Router::new()
+        .route("/", get(crate::dashboard::index))
+        .route("/device/{serial}", get(crate::dashboard::device))
+        .merge(pnp)
+        .route("/api/metrics", get(api_metrics))
         .route("/api/devices", get(api_devices))
         .route("/api/devices/{serial}", get(api_device))
         .route("/day0/{serial}/{file}", get(day0))
@@ -392,6 +401,23 @@ async fn api_device(State(app): State<App>, Path(serial): Path<String>) -> Respo
         )
             .into_response(),
     }
+}
+
+/// Measures a PnP exchange inside the server (see [`crate::metrics`]).
+async fn timed(
+    State(latency): State<Arc<crate::metrics::Latency>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    latency.record(started.elapsed());
+    resp
+}
+
+/// Server metrics: PnP exchange latency as measured inside the server.
+async fn api_metrics(State(app): State<App>) -> Response {
+    axum::Json(serde_json::json!({ "pnp": app.latency.view() })).into_response()
 }
 
 async fn api_status(State(app): State<App>) -> Response {
