@@ -98,6 +98,10 @@ pub enum Command {
         /// Product id of the routers.
         #[arg(long, env = "APPLIANCE_SIM_PID", default_value = "C1131-8PWB")]
         pid: String,
+        /// Seconds each router takes to carry out a job before answering (scaled like every
+        /// wait); 0 = at once, the heaviest load.
+        #[arg(long, env = "APPLIANCE_SIM_COMMAND_SECS", default_value_t = 0.0)]
+        command_secs: f64,
         /// IOS-XE version the routers run out of the box.
         #[arg(long, env = "APPLIANCE_SIM_START_VERSION", default_value = "17.9.4a")]
         start_version: String,
@@ -248,10 +252,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serial_prefix,
             pid,
             start_version,
+            command_secs,
         } => {
             crate::logging::init_console("warn");
             if !(time_scale > 0.0 && time_scale.is_finite()) {
                 anyhow::bail!("--time-scale must be a positive number (e.g. 0.01)");
+            }
+            if !(0.0..=3600.0).contains(&command_secs) {
+                anyhow::bail!("--command-secs must be between 0 and 3600 (e.g. 2)");
             }
             if !crate::pnp::message::is_safe_serial(&format!("{serial_prefix}00001")) {
                 anyhow::bail!("--serial-prefix may hold only letters, digits, '.', '_' and '-'");
@@ -266,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serial_prefix,
                 pid,
                 start_version,
+                command_secs,
             };
             let summary = runtime()?.block_on(crate::simulate::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();

@@ -41,6 +41,9 @@ pub struct SimOptions {
     pub pid: String,
     /// Version the routers run out of the box (IOS-XE short form).
     pub start_version: String,
+    /// Seconds (scaled) a router spends carrying out each job before it answers, as a real
+    /// router's CLI takes a moment; 0 answers at once (load as heavy as it gets).
+    pub command_secs: f64,
 }
 
 /// How a run ended.
@@ -358,7 +361,7 @@ impl Router {
                 format!("%Error opening {url} (HTTP {status})"),
             ));
         }
-        let mut hasher = Md5::new();
+        let (chunks, digest) = hasher();
         let mut total = 0i64;
         let resp_len = resp.content_length();
         let mut stream = resp.bytes_stream();
@@ -372,9 +375,15 @@ impl Router {
             if total > self.free() {
                 return Err((507, "%Error copying: No space left on device".into()));
             }
-            hasher.update(&chunk);
+            if chunks.send(chunk).await.is_err() {
+                return Err((0, "cannot verify the download: hashing thread gone".into()));
+            }
         }
-        Ok((total, hex::encode(hasher.finalize())))
+        drop(chunks);
+        let md5 = digest
+            .await
+            .map_err(|_| (0, "cannot verify the download: hashing thread gone".to_string()))?;
+        Ok((total, md5))
     }
 
     fn store(&mut self, dest: &str, size: i64) {
@@ -545,6 +554,33 @@ fn app_list(state: &str) -> String {
     )
 }
 
+/// A real router verifies its image on its own CPU. Here each download is hashed on its own
+/// thread at the lowest priority (nice 19): the hashing takes only CPU nobody else wants, so the
+/// latency measured is the server's and not the simulator's 50 GB of md5. Returns where to send
+/// the chunks (bounded: a slow hash slows the download, like a router writing to flash) and the
+/// hex digest once the sender is dropped.
+fn hasher() -> (
+    tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tokio::sync::oneshot::Receiver<String>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let (done, digest) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("sim-md5".into())
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let _ = rustix::process::nice(19);
+            let mut h = Md5::new();
+            while let Some(c) = rx.blocking_recv() {
+                h.update(&c);
+            }
+            let _ = done.send(hex::encode(h.finalize()));
+        });
+    // Without a thread the receiver is dropped: the download reports it cannot verify.
+    drop(spawned);
+    (tx, digest)
+}
+
 async fn post(sh: &Shared, path: &str, body: String) -> Result<(u16, String), String> {
     let started = Instant::now();
     let resp = sh
@@ -627,6 +663,9 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
         let reply = if is_backoff {
             r.response("backoff", &correlator, true, "")
         } else {
+            if sh.opts.command_secs > 0.0 {
+                tokio::time::sleep(sh.scaled(sh.opts.command_secs)).await;
+            }
             r.handle(&sh, &req).await
         };
         if reply.is_empty() {

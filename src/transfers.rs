@@ -1,7 +1,8 @@
 //! Live download progress: bytes served, total, rate, ETA and stalls, per router address.
 //!
 //! Owns the table of downloads in flight (and recently ended) and the response-body wrapper that
-//! feeds it. The file routes are wrapped by [`track`]; `status`, the dashboard and the JSON API
+//! feeds it. Downloads served with sendfile (`files::sendfile`) feed it directly, the hyper file
+//! routes through [`track`]; `status`, the dashboard and the JSON API
 //! read [`Transfers::for_ip`]. A router that disconnects mid-transfer ends its entry as aborted
 //! (logged); the next job simply downloads again.
 
