@@ -943,7 +943,11 @@ mod tests {
                 ":2:",
                 "no spaces",
             ),
-            ("[dhcp]\n\ncache-threshold = 80\n", ":3:", "from 0 (off) to 50"),
+            (
+                "[dhcp]\n\ncache-threshold = 80\n",
+                ":3:",
+                "from 0 (off) to 50",
+            ),
         ];
         for (src, line, text) in cases {
             let e = parse(src).expect_err(src).0;

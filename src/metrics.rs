@@ -120,7 +120,11 @@ mod tests {
             let b = bucket(us);
             assert!(b == prev || b == prev + 1, "{us}");
             assert!(upper(b) >= us, "{us} above its bucket's bound {}", upper(b));
-            assert!(upper(b) as f64 <= us as f64 * 1.125 + 1.0, "{us}: {}", upper(b));
+            assert!(
+                upper(b) as f64 <= us as f64 * 1.125 + 1.0,
+                "{us}: {}",
+                upper(b)
+            );
             prev = b;
         }
         assert!(bucket(u64::MAX) < BUCKETS);

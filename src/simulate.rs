@@ -380,9 +380,12 @@ impl Router {
             }
         }
         drop(chunks);
-        let md5 = digest
-            .await
-            .map_err(|_| (0, "cannot verify the download: hashing thread gone".to_string()))?;
+        let md5 = digest.await.map_err(|_| {
+            (
+                0,
+                "cannot verify the download: hashing thread gone".to_string(),
+            )
+        })?;
         Ok((total, md5))
     }
 
