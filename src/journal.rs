@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use serde::{Deserialize, Serialize};
 
 use crate::device::Device;
+use crate::state::write_atomic;
 
 /// Journal size that triggers compaction into the per-device files.
 pub const COMPACT_BYTES: u64 = 16 << 20;
@@ -94,45 +95,22 @@ pub fn rotated_path(journal: &Path) -> PathBuf {
     journal.with_file_name("journal.1.log")
 }
 
-/// Writes `latest` into the record files: each new file is written beside its record, the file
-/// system is flushed once (`syncfs`), then every file is renamed over its record and the
-/// directory synced. Two flushes per fold instead of two per record: a thousand per-file fsyncs
-/// kept the journal's own `fdatasync` (which a router's answer waits for) queued behind them.
-/// A crash before the end leaves the journal being folded on disk; it is replayed at start.
+/// Writes `latest` into the record files (each temp + fsync + rename, then the directory).
 fn write_records(records: &Path, latest: &HashMap<String, Option<Vec<u8>>>) -> std::io::Result<()> {
-    if latest.is_empty() {
-        return Ok(());
-    }
-    let pid = std::process::id();
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = (|| {
-        for (serial, record) in latest.iter() {
-            let path = record_path(records, serial);
-            match record {
-                Some(bytes) => {
-                    let tmp = records.join(format!(".{serial}.json.fold{pid}"));
-                    staged.push((tmp.clone(), path));
-                    std::fs::write(&tmp, bytes)?;
-                }
-                None => match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                },
-            }
-        }
-        let dir = File::open(records)?;
-        rustix::fs::syncfs(&dir)?;
-        for (tmp, path) in &staged {
-            std::fs::rename(tmp, path)?;
-        }
-        dir.sync_all()
-    })();
-    if result.is_err() {
-        for (tmp, _) in &staged {
-            let _ = std::fs::remove_file(tmp);
+    for (serial, record) in latest.iter() {
+        let path = record_path(records, serial);
+        match record {
+            Some(bytes) => write_atomic(&path, bytes)?,
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            },
         }
     }
-    result
+    if !latest.is_empty() {
+        File::open(records)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Writes the latest records into their files and empties the journal (and a rotated journal
