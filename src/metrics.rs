@@ -37,7 +37,6 @@ fn upper(i: usize) -> u64 {
 /// The histogram.
 pub struct Latency {
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
     max_us: AtomicU64,
 }
 
@@ -45,7 +44,6 @@ impl Default for Latency {
     fn default() -> Self {
         Latency {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
         }
     }
@@ -72,7 +70,6 @@ impl Latency {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let i = bucket(us).min(BUCKETS - 1);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
         self.max_us.fetch_max(us, Ordering::Relaxed);
     }
 

@@ -376,16 +376,11 @@ impl Router {
                 return Err((507, "%Error copying: No space left on device".into()));
             }
             if chunks.send(chunk).await.is_err() {
-                return Err((0, "cannot verify the download: hashing thread gone".into()));
+                return Err((0, HASHER_GONE.into()));
             }
         }
         drop(chunks);
-        let md5 = digest.await.map_err(|_| {
-            (
-                0,
-                "cannot verify the download: hashing thread gone".to_string(),
-            )
-        })?;
+        let md5 = digest.await.map_err(|_| (0, HASHER_GONE.to_string()))?;
         Ok((total, md5))
     }
 
@@ -556,6 +551,8 @@ fn app_list(state: &str) -> String {
         "App id                                   State\n---------------------------------------------------------\nguestshell                               {state}"
     )
 }
+
+const HASHER_GONE: &str = "cannot verify the download: hashing thread gone";
 
 /// A real router verifies its image on its own CPU. Here each download is hashed on its own
 /// thread at the lowest priority (nice 19): the hashing takes only CPU nobody else wants, so the
