@@ -243,8 +243,11 @@ pub struct Device {
     pub lease: Option<DeviceLease>,
     /// Outcome of each step, by state name.
     pub steps: std::collections::BTreeMap<String, StepResult>,
-    /// What happened, oldest first.
+    /// What happened, oldest first (the last [`HISTORY_LIMIT`] lines).
     pub history: Vec<Event>,
+    /// History lines ever logged: numbers them, so the journal carries only new lines and
+    /// replaying a journal twice adds none twice.
+    pub logged: u64,
 }
 
 impl Default for Device {
@@ -281,6 +284,7 @@ impl Default for Device {
             lease: None,
             steps: std::collections::BTreeMap::new(),
             history: Vec::new(),
+            logged: 0,
         }
     }
 }
@@ -309,6 +313,7 @@ impl Device {
             state: self.state,
             text: text.into(),
         });
+        self.logged += 1;
     }
 
     /// Records how step `step` ended.
@@ -323,7 +328,9 @@ impl Device {
     }
 
     /// True when `other` differs from `self` only in contact bookkeeping (last contact, ip),
-    /// i.e. nothing that must be persisted before replying.
+    /// i.e. nothing that must be persisted before replying. History is compared by its count
+    /// ([`Device::log`] is the only way a line is added), so `self` may be a copy made without
+    /// its history.
     pub fn same_durable(&self, other: &Device) -> bool {
         // Every field but `last_contact` and `ip` (destructured so a new field cannot be
         // forgotten here).
@@ -357,7 +364,8 @@ impl Device {
             finished_at,
             lease,
             steps,
-            history,
+            history: _,
+            logged,
         } = self;
         *serial == other.serial
             && *udi == other.udi
@@ -386,7 +394,7 @@ impl Device {
             && *finished_at == other.finished_at
             && *lease == other.lease
             && *steps == other.steps
-            && *history == other.history
+            && *logged == other.logged
     }
 }
 

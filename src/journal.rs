@@ -1,15 +1,18 @@
 //! The device-state journal: every durable change appended and fsynced, many per fsync.
 //!
-//! Owns `state/journal.log`: one JSON line per change (`{"put":<record>}` or
-//! `{"forget":"<serial>"}`), written by one thread that takes every change waiting and commits
-//! them with a single `fdatasync` (group commit), then answers each waiter. A caller's change is
-//! durable when `append` returns, so a reply that follows it survives `kill -9` and power loss;
-//! yet throughput is not one fsync per router exchange. At start-up the journal is replayed over
-//! the per-device files (a torn last line from a crash is ignored), those files are rewritten
-//! atomically and the journal emptied; it is compacted the same way while running once it grows
-//! past [`COMPACT_BYTES`].
+//! Owns `state/journal.log` and the per-device files it is folded into. One JSON line per
+//! change: `{"update":{"device":<record without history>,"log":[<new history lines>]}}` or
+//! `{"forget":"<serial>"}` (`{"put":<whole record>}` lines of older versions are still read).
+//! A line carries only the history lines added by that change, numbered by the record's
+//! `logged` count, so it stays small however long the history is, and replaying a line twice
+//! adds nothing twice ([`apply`]). One thread takes every change waiting and commits them with
+//! a single `fdatasync` (group commit), then answers each waiter: a change is durable when
+//! [`Journal::update`] returns, so a reply that follows it survives `kill -9` and power loss.
+//! Once the journal passes [`COMPACT_BYTES`] it is renamed `journal.1.log` and folded into
+//! `devices/<SERIAL>.json` by a background thread (each file rewritten atomically) while new
+//! changes go to a fresh journal; at start-up and shutdown both are folded in the foreground.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -17,32 +20,105 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::Device;
+use crate::device::{Device, Event, HISTORY_LIMIT};
 use crate::state::write_atomic;
 
-/// Journal size that triggers compaction into the per-device files.
+/// Journal size that triggers folding into the per-device files.
 pub const COMPACT_BYTES: u64 = 16 << 20;
 
 /// One journal line.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Entry {
-    /// The whole new record.
+    /// A changed record.
+    Update {
+        /// Everything but its history (written empty).
+        device: Box<Device>,
+        /// The history lines this change added: the last `log.len()` of the `device.logged`
+        /// lines ever logged.
+        log: Vec<Event>,
+    },
+    /// The whole new record, history included (written by older versions; still read).
     Put(Box<Device>),
     /// The record was deleted.
     Forget(String),
 }
 
+impl Entry {
+    /// The serial the entry is about.
+    pub fn serial(&self) -> &str {
+        match self {
+            Entry::Update { device, .. } => &device.serial,
+            Entry::Put(d) => &d.serial,
+            Entry::Forget(s) => s,
+        }
+    }
+}
+
+/// [`Entry::Update`] borrowing what it writes.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum EntryRef<'a> {
+    Update {
+        device: &'a Device,
+        log: &'a [Event],
+    },
+}
+
+/// The journal line for `device` after a change that logged its last `new_lines` history lines.
+/// The record is written without its history (taken out and put back here).
+pub fn update_line(device: &mut Device, new_lines: usize) -> Result<Vec<u8>, String> {
+    let history = std::mem::take(&mut device.history);
+    let log = &history[history.len().saturating_sub(new_lines)..];
+    let mut line = Vec::with_capacity(1024);
+    let written = serde_json::to_writer(&mut line, &EntryRef::Update { device, log });
+    device.history = history;
+    written.map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Applies one entry to `devices` (pure: the same for start-up, folding and read-only views).
+/// History lines already present (numbered at or below the old record's `logged`) are skipped,
+/// so applying an entry twice is harmless; the history keeps its last [`HISTORY_LIMIT`] lines.
+pub fn apply(devices: &mut HashMap<String, Device>, entry: Entry) {
+    match entry {
+        Entry::Update { mut device, log } => {
+            let (mut history, old_logged) = devices
+                .remove(&device.serial)
+                .map(|old| (old.history, old.logged))
+                .unwrap_or_default();
+            let first = device.logged.saturating_sub(log.len() as u64) + 1;
+            history.extend(
+                log.into_iter()
+                    .zip(first..)
+                    .filter(|(_, n)| *n > old_logged)
+                    .map(|(e, _)| e),
+            );
+            let excess = history.len().saturating_sub(HISTORY_LIMIT);
+            history.drain(..excess);
+            device.history = history;
+            // An older entry replayed over a newer file (a fold cut short) leaves the count
+            // at the newer one's, so the lines after it are not added again.
+            device.logged = device.logged.max(old_logged);
+            devices.insert(device.serial.clone(), *device);
+        }
+        Entry::Put(d) => {
+            devices.insert(d.serial.clone(), *d);
+        }
+        Entry::Forget(s) => {
+            devices.remove(&s);
+        }
+    }
+}
+
 enum Msg {
     Append(Job),
-    /// Write every record into its file and empty the journal now.
+    /// Fold everything into the record files and empty the journal now.
     Compact(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
 struct Job {
-    serial: String,
-    /// `None`: forget.
-    record: Option<Vec<u8>>,
     line: Vec<u8>,
     done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
@@ -88,86 +164,117 @@ fn record_path(dir: &Path, serial: &str) -> PathBuf {
     dir.join(format!("{serial}.json"))
 }
 
-/// Writes the latest records into their files and empties the journal. On a write error the
-/// journal is left as it is (nothing is lost) and the error returned.
 /// The journal being folded into the record files in the background.
 pub fn rotated_path(journal: &Path) -> PathBuf {
     journal.with_file_name("journal.1.log")
 }
 
-/// Writes `latest` into the record files (each temp + fsync + rename, then the directory).
-fn write_records(records: &Path, latest: &HashMap<String, Option<Vec<u8>>>) -> std::io::Result<()> {
-    for (serial, record) in latest.iter() {
+/// Reads one record file: `None` when there is none. An unreadable one is moved aside to
+/// `<SERIAL>.json.unreadable` (kept for the operator) and reported, and the journal's entries
+/// rebuild the record from what they hold.
+fn read_record(
+    records: &Path,
+    serial: &str,
+    problems: &mut Vec<String>,
+) -> std::io::Result<Option<Device>> {
+    let path = record_path(records, serial);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match serde_json::from_slice::<Device>(&bytes) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) => {
+            let aside = records.join(format!("{serial}.json.unreadable"));
+            std::fs::rename(&path, &aside)?;
+            problems.push(format!(
+                "{}: unreadable device record ({e}); moved to {} and rebuilt from the journal",
+                path.display(),
+                aside.display()
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// Folds `journals` (oldest first) into the record files: each record they touch is read,
+/// brought up to date and rewritten atomically (or deleted), then the directory is synced.
+/// Returns what could not be read. On an error nothing is lost: the journals are untouched.
+pub fn fold(journals: &[PathBuf], records: &Path) -> std::io::Result<Vec<String>> {
+    let mut entries = Vec::new();
+    let mut problems = Vec::new();
+    for path in journals {
+        let (mut e, mut p) = replay(path)?;
+        entries.append(&mut e);
+        problems.append(&mut p);
+    }
+    let serials: HashSet<String> = entries.iter().map(|e| e.serial().to_string()).collect();
+    let mut devices = HashMap::new();
+    for serial in &serials {
+        if let Some(d) = read_record(records, serial, &mut problems)? {
+            devices.insert(serial.clone(), d);
+        }
+    }
+    for e in entries {
+        apply(&mut devices, e);
+    }
+    for serial in &serials {
         let path = record_path(records, serial);
-        match record {
-            Some(bytes) => write_atomic(&path, bytes)?,
+        match devices.get(serial) {
+            Some(d) => write_atomic(&path, &serde_json::to_vec_pretty(d)?)?,
             None => match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             },
         }
     }
-    if !latest.is_empty() {
+    if !serials.is_empty() {
         File::open(records)?.sync_all()?;
     }
-    Ok(())
+    Ok(problems)
 }
 
-/// Writes the latest records into their files and empties the journal (and a rotated journal
-/// left by a failed background compaction). On a write error nothing is emptied.
-fn compact(
-    file: &mut File,
-    journal: &Path,
-    records: &Path,
-    latest: &mut HashMap<String, Option<Vec<u8>>>,
-) -> std::io::Result<()> {
-    write_records(records, latest)?;
-    file.set_len(0)?;
-    file.sync_all()?;
-    match std::fs::remove_file(rotated_path(journal)) {
+/// Folds `journal.1.log` (if any) and `journal` into the record files, then empties the
+/// journal and removes the rotated one. On an error nothing is emptied.
+pub fn compact(journal: &Path, records: &Path) -> std::io::Result<Vec<String>> {
+    let rotated = rotated_path(journal);
+    let problems = fold(&[rotated.clone(), journal.to_path_buf()], records)?;
+    match OpenOptions::new().write(true).open(journal) {
+        Ok(f) => {
+            f.set_len(0)?;
+            f.sync_all()?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    match std::fs::remove_file(&rotated) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    latest.clear();
-    Ok(())
+    Ok(problems)
 }
 
-type Background = std::thread::JoinHandle<Result<(), HashMap<String, Option<Vec<u8>>>>>;
-
-/// Waits for a background compaction; if it failed, its records come back into `latest`
-/// (newer ones win) and its rotated journal stays on disk, to be replayed or folded later.
-fn join_background(
-    background: &mut Option<Background>,
-    latest: &mut HashMap<String, Option<Vec<u8>>>,
-) {
-    if let Some(h) = background.take()
-        && let Ok(Err(snapshot)) = h.join()
-    {
-        for (k, v) in snapshot {
-            latest.entry(k).or_insert(v);
-        }
+fn report(problems: Vec<String>) {
+    for p in problems {
+        tracing::warn!("{p}");
     }
 }
 
 /// Starts folding the journal into the record files without holding up appends: the journal
-/// is renamed to `journal.1.log`, a new one started, and a thread writes the records and then
-/// removes the rotated file. Skipped while a previous fold is still running or failed.
+/// is renamed to `journal.1.log`, a new one started, and a thread folds the rotated one and
+/// then removes it. A rotated journal left by a failed fold is folded in the foreground with
+/// the current one.
 fn rotate(
     file: &mut File,
     len: &mut u64,
     journal: &Path,
     records: &Path,
-    latest: &mut HashMap<String, Option<Vec<u8>>>,
-    background: &mut Option<Background>,
+    background: &mut Option<std::thread::JoinHandle<()>>,
 ) -> std::io::Result<()> {
-    if background.as_ref().is_some_and(|h| !h.is_finished()) {
-        return Ok(());
-    }
-    join_background(background, latest);
     let rotated = rotated_path(journal);
     if rotated.exists() {
-        // A failed fold left it: fold everything now, in the foreground.
-        compact(file, journal, records, latest)?;
+        report(compact(journal, records)?);
         *len = 0;
         return Ok(());
     }
@@ -177,36 +284,26 @@ fn rotate(
     File::open(dir)?.sync_all()?;
     *file = OpenOptions::new().create(true).append(true).open(journal)?;
     *len = 0;
-    let snapshot = std::mem::take(latest);
     let records = records.to_path_buf();
     *background = Some(std::thread::Builder::new().name("journal-fold".into()).spawn(move || {
-        match write_records(&records, &snapshot).and_then(|()| std::fs::remove_file(&rotated)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot fold {} into {}: it is kept and replayed at the next start; free disk space or fix permissions", rotated.display(), records.display());
-                Err(snapshot)
-            }
+        match fold(std::slice::from_ref(&rotated), &records).and_then(|p| std::fs::remove_file(&rotated).map(|()| p)) {
+            Ok(problems) => report(problems),
+            Err(e) => tracing::error!(error = %e, "cannot fold {} into {}: it is kept and replayed at the next start; free disk space or fix permissions", rotated.display(), records.display()),
         }
     })?);
     Ok(())
 }
 
 impl Journal {
-    /// Starts the writer on `journal` (appending), compacting into `records` as it grows;
-    /// `pending` are records replayed but not yet in their files.
-    pub fn start(
-        journal: &Path,
-        records: &Path,
-        pending: HashMap<String, Option<Vec<u8>>>,
-    ) -> std::io::Result<Journal> {
-        Journal::start_with(journal, records, pending, COMPACT_BYTES)
+    /// Starts the writer on `journal` (appending), folding into `records` as it grows.
+    pub fn start(journal: &Path, records: &Path) -> std::io::Result<Journal> {
+        Journal::start_with(journal, records, COMPACT_BYTES)
     }
 
     /// [`Journal::start`] folding into the records whenever the journal passes `compact_bytes`.
     pub fn start_with(
         journal: &Path,
         records: &Path,
-        pending: HashMap<String, Option<Vec<u8>>>,
         compact_bytes: u64,
     ) -> std::io::Result<Journal> {
         let mut file = OpenOptions::new().create(true).append(true).open(journal)?;
@@ -217,8 +314,10 @@ impl Journal {
         std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || {
-                let mut latest = pending;
-                let mut background: Option<Background> = None;
+                let mut background: Option<std::thread::JoinHandle<()>> = None;
+                // After a failed fold (full disk), the next try waits for another
+                // `compact_bytes` of journal rather than re-reading it at every commit.
+                let mut fold_at = compact_bytes;
                 while let Ok(first) = rx.recv() {
                     // Appends waiting are committed together; a compaction request ends the batch.
                     let mut batch = Vec::new();
@@ -251,62 +350,52 @@ impl Journal {
                         }
                     };
                     for job in batch {
-                        if result.is_ok() {
-                            latest.insert(job.serial, job.record);
-                        }
                         let _ = job.done.send(result.clone());
                     }
                     for done in compact_after {
-                        join_background(&mut background, &mut latest);
-                        let r = compact(&mut file, &journal_path, &records, &mut latest)
-                            .map_err(|e| e.to_string());
+                        if let Some(h) = background.take() {
+                            let _ = h.join();
+                        }
+                        let r = compact(&journal_path, &records).map(report).map_err(|e| e.to_string());
                         if r.is_ok() {
                             len = 0;
+                            fold_at = compact_bytes;
                         }
                         let _ = done.send(r);
                     }
-                    if len > compact_bytes
-                        && let Err(e) = rotate(
-                            &mut file,
-                            &mut len,
-                            &journal_path,
-                            &records,
-                            &mut latest,
-                            &mut background,
-                        ) {
-                            tracing::error!(
-                                error = %e,
-                                "cannot compact {}: the journal keeps growing; free disk space or fix permissions of {}",
-                                journal_path.display(),
-                                records.display()
-                            );
+                    if len > fold_at && background.as_ref().is_none_or(|h| h.is_finished()) {
+                        if let Some(h) = background.take() {
+                            let _ = h.join();
                         }
+                        match rotate(&mut file, &mut len, &journal_path, &records, &mut background) {
+                            Ok(()) => fold_at = compact_bytes,
+                            Err(e) => {
+                                fold_at = len + compact_bytes;
+                                tracing::error!(
+                                    error = %e,
+                                    "cannot fold {} into {}: the journal keeps growing; free disk space or fix permissions",
+                                    journal_path.display(),
+                                    records.display()
+                                );
+                            }
+                        }
+                    }
                 }
             })?;
         Ok(Journal { tx })
     }
 
-    async fn send(
-        &self,
-        serial: &str,
-        record: Option<Vec<u8>>,
-        line: Vec<u8>,
-    ) -> Result<(), String> {
+    async fn send(&self, line: Vec<u8>) -> Result<(), String> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Msg::Append(Job {
-                serial: serial.to_string(),
-                record,
-                line,
-                done,
-            }))
+            .send(Msg::Append(Job { line, done }))
             .map_err(|_| "journal writer stopped".to_string())?;
         wait.await
             .map_err(|_| "journal writer stopped".to_string())?
     }
 
-    /// Writes every record changed since the last compaction into its file and empties the
-    /// journal (at shutdown, so the files alone tell the whole state).
+    /// Folds everything into the record files and empties the journal (at shutdown, so the
+    /// files alone tell the whole state).
     pub async fn compact(&self) -> Result<(), String> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.tx
@@ -316,13 +405,11 @@ impl Journal {
             .map_err(|_| "journal writer stopped".to_string())?
     }
 
-    /// Appends the new record of a device; returns when it is on disk.
-    pub async fn put(&self, device: &Device) -> Result<(), String> {
-        let record = serde_json::to_vec_pretty(device).map_err(|e| e.to_string())?;
-        let mut line = b"{\"put\":".to_vec();
-        serde_json::to_writer(&mut line, device).map_err(|e| e.to_string())?;
-        line.extend_from_slice(b"}\n");
-        self.send(&device.serial, Some(record), line).await
+    /// Appends a changed record whose last `new_lines` history lines are new (see
+    /// [`update_line`]); returns when it is on disk.
+    pub async fn update(&self, device: &mut Device, new_lines: usize) -> Result<(), String> {
+        let line = update_line(device, new_lines)?;
+        self.send(line).await
     }
 
     /// Appends the deletion of a record; returns when it is on disk.
@@ -330,7 +417,7 @@ impl Journal {
         let mut line =
             serde_json::to_vec(&Entry::Forget(serial.to_string())).map_err(|e| e.to_string())?;
         line.push(b'\n');
-        self.send(serial, None, line).await
+        self.send(line).await
     }
 }
 
@@ -338,21 +425,106 @@ impl Journal {
 mod tests {
     use super::*;
 
+    fn dev(serial: &str, lines: u32) -> Device {
+        let now = chrono::Local::now();
+        let mut d = Device::new(serial, "u", "p", "v", now);
+        for i in 0..lines {
+            d.log(now, format!("line {}", i + 1));
+        }
+        d
+    }
+
+    fn entry(d: &mut Device, new_lines: usize) -> Entry {
+        serde_json::from_slice(&update_line(d, new_lines).unwrap()).unwrap()
+    }
+
+    fn texts(d: &Device) -> Vec<&str> {
+        d.history.iter().map(|e| e.text.as_str()).collect()
+    }
+
+    #[test]
+    fn update_lines_carry_only_new_history_and_apply_once() {
+        let mut d = dev("S1", 3);
+        let line = update_line(&mut d, 1).unwrap();
+        // The record in memory keeps its history; the line carries one history line.
+        assert_eq!(d.history.len(), 3);
+        let text = String::from_utf8(line.clone()).unwrap();
+        assert!(
+            text.ends_with('\n') && text.matches("line ").count() == 1,
+            "{text}"
+        );
+
+        let now = chrono::Local::now();
+        let mut map = HashMap::new();
+        // A new record: its whole history comes in the line.
+        apply(&mut map, entry(&mut d, 3));
+        assert_eq!(texts(&map["S1"]), ["line 1", "line 2", "line 3"]);
+        // Two more lines, then the same entry replayed again (crash during a fold).
+        d.log(now, "line 4");
+        d.log(now, "line 5");
+        d.attempts = 7;
+        let line = update_line(&mut d, 2).unwrap();
+        for _ in 0..2 {
+            apply(&mut map, serde_json::from_slice(&line).unwrap());
+        }
+        assert_eq!(map["S1"].history.len(), 5);
+        assert_eq!(map["S1"].attempts, 7);
+        assert_eq!(map["S1"], d);
+        // A contact-only change carries no history and keeps what is there.
+        d.ip = "198.51.100.7".into();
+        apply(&mut map, entry(&mut d, 0));
+        assert_eq!(map["S1"], d);
+        // An older entry replayed after a newer one adds no line twice.
+        let mut older = dev("S1", 4);
+        apply(&mut map, entry(&mut older, 1));
+        assert_eq!(
+            texts(&map["S1"]),
+            ["line 1", "line 2", "line 3", "line 4", "line 5"]
+        );
+        // ... and the newer ones that follow it bring the record back, without repeats.
+        apply(&mut map, serde_json::from_slice(&line).unwrap());
+        apply(&mut map, entry(&mut d, 0));
+        assert_eq!(map["S1"], d);
+        // A record whose earlier lines were lost (no file) keeps what the journal has.
+        let mut map2 = HashMap::new();
+        apply(&mut map2, entry(&mut d, 2));
+        assert_eq!(texts(&map2["S1"]), ["line 4", "line 5"]);
+        // Forget, and the whole records older versions wrote.
+        apply(&mut map, Entry::Forget("S1".into()));
+        assert!(map.is_empty());
+        apply(&mut map, Entry::Put(Box::new(d.clone())));
+        assert_eq!(map["S1"], d);
+    }
+
+    #[test]
+    fn history_is_trimmed_to_its_limit_like_in_memory() {
+        let mut d = dev("S1", 10);
+        let mut map = HashMap::new();
+        apply(&mut map, entry(&mut d, 10));
+        let now = chrono::Local::now();
+        for i in 10..HISTORY_LIMIT + 25 {
+            d.log(now, format!("line {}", i + 1));
+        }
+        apply(&mut map, entry(&mut d, HISTORY_LIMIT + 15));
+        assert_eq!(map["S1"].history.len(), HISTORY_LIMIT);
+        assert_eq!(map["S1"], d);
+        assert_eq!(map["S1"].history[0].text, "line 26");
+    }
+
     #[tokio::test]
     async fn concurrent_appends_replay_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.log");
         let records = dir.path().join("devices");
         std::fs::create_dir_all(&records).unwrap();
-        let j = Journal::start(&path, &records, HashMap::new()).unwrap();
-        let now = chrono::Local::now();
+        let j = Journal::start(&path, &records).unwrap();
         let mut tasks = Vec::new();
         for i in 0..50 {
             let j = j.clone();
             tasks.push(tokio::spawn(async move {
-                let mut d = Device::new(&format!("S{i}"), "u", "p", "v", now);
+                let mut d = dev(&format!("S{i}"), 2);
                 d.attempts = i;
-                j.put(&d).await
+                j.update(&mut d, 2).await
             }));
         }
         for t in tasks {
@@ -361,45 +533,67 @@ mod tests {
         j.forget("S3").await.unwrap();
         // A crash mid-write leaves a torn last line: ignored on replay.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"put\":{\"serial\":\"S9").unwrap();
+        f.write_all(b"{\"update\":{\"device\":{\"serial\":\"S9")
+            .unwrap();
         let (entries, problems) = replay(&path).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(entries.len(), 51);
         assert!(matches!(entries.last(), Some(Entry::Forget(s)) if s == "S3"));
         // A damaged line in the middle is reported, the rest still read.
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replacen("{\"put\"", "{\"pXt\"", 1);
+        let text =
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .replacen("{\"update\"", "{\"uXdate\"", 1);
         std::fs::write(&path, text).unwrap();
         let (entries, problems) = replay(&path).unwrap();
         assert_eq!((entries.len(), problems.len()), (50, 1));
     }
 
     #[test]
-    fn compaction_writes_records_and_empties_the_journal() {
+    fn compaction_rebuilds_whole_records_and_empties_the_journal() {
         let dir = tempfile::tempdir().unwrap();
         let records = dir.path().join("devices");
         std::fs::create_dir_all(&records).unwrap();
-        std::fs::write(records.join("OLD.json"), b"{}").unwrap();
+        // An existing record with two lines, another to delete, and one unreadable.
+        let mut old = dev("OLD", 2);
+        let mut kept = dev("KEPT", 2);
+        for d in [&old, &kept] {
+            let path = records.join(format!("{}.json", d.serial));
+            std::fs::write(path, serde_json::to_vec(d).unwrap()).unwrap();
+        }
+        std::fs::write(records.join("BAD.json"), b"{not json").unwrap();
         let path = dir.path().join("journal.log");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .unwrap();
-        file.write_all(b"x\n").unwrap();
-        let mut latest = HashMap::from([
-            ("NEW".to_string(), Some(b"{\"serial\":\"NEW\"}".to_vec())),
-            ("OLD".to_string(), None),
-        ]);
-        compact(&mut file, &path, &records, &mut latest).unwrap();
-        assert_eq!(
-            std::fs::read(records.join("NEW.json")).unwrap(),
-            b"{\"serial\":\"NEW\"}"
-        );
+        let now = chrono::Local::now();
+        kept.log(now, "line 3");
+        let mut new = dev("NEW", 1);
+        let mut bad = dev("BAD", 1);
+        let mut text = Vec::new();
+        text.extend(update_line(&mut kept, 1).unwrap());
+        text.extend(update_line(&mut new, 1).unwrap());
+        text.extend(update_line(&mut bad, 1).unwrap());
+        text.extend(b"{\"forget\":\"OLD\"}\n");
+        std::fs::write(&path, text).unwrap();
+        // Older lines wait in a rotated journal: folded first.
+        old.attempts = 3;
+        std::fs::write(rotated_path(&path), update_line(&mut old, 0).unwrap()).unwrap();
+
+        let problems = compact(&path, &records).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(records.join("BAD.json.unreadable").exists());
+        let read = |s: &str| -> Device {
+            serde_json::from_slice(&std::fs::read(records.join(format!("{s}.json"))).unwrap())
+                .unwrap()
+        };
+        assert_eq!(read("KEPT"), kept);
+        assert_eq!(texts(&read("KEPT")), ["line 1", "line 2", "line 3"]);
+        assert_eq!(read("NEW"), new);
+        assert_eq!(read("BAD"), bad);
         assert!(!records.join("OLD.json").exists());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
-        assert!(latest.is_empty());
+        assert!(!rotated_path(&path).exists());
+        // Nothing left to fold: a second compaction changes nothing.
+        assert!(compact(&path, &records).unwrap().is_empty());
+        assert_eq!(read("KEPT"), kept);
     }
 
     #[tokio::test]
@@ -409,19 +603,20 @@ mod tests {
         let records = dir.path().join("devices");
         std::fs::create_dir_all(&records).unwrap();
         // Fold after every few hundred bytes: many rotations while appends go on.
-        let j = Journal::start_with(&path, &records, HashMap::new(), 300).unwrap();
+        let j = Journal::start_with(&path, &records, 300).unwrap();
         let now = chrono::Local::now();
+        let mut devices: Vec<Device> = (0..10).map(|i| dev(&format!("S{i}"), 0)).collect();
         for round in 0..20u32 {
-            for i in 0..10u32 {
-                let mut d = Device::new(&format!("S{i}"), "u", "p", "v", now);
+            for d in devices.iter_mut() {
                 d.attempts = round;
-                j.put(&d).await.unwrap();
+                d.log(now, format!("round {round}"));
+                j.update(d, 1).await.unwrap();
             }
         }
         j.forget("S3").await.unwrap();
         // What a restart would see: files, then the rotated journal, then the journal.
         let saved = |dir: &Path| {
-            let mut map: HashMap<String, u32> = HashMap::new();
+            let mut map: HashMap<String, Device> = HashMap::new();
             for e in std::fs::read_dir(dir.join("devices")).unwrap() {
                 let p = e.unwrap().path();
                 // Temp files of a fold in progress, and records deleted while listing, are
@@ -433,28 +628,24 @@ mod tests {
                     continue;
                 };
                 let d: Device = serde_json::from_slice(&bytes).unwrap();
-                map.insert(d.serial.clone(), d.attempts);
+                map.insert(d.serial.clone(), d);
             }
             for p in [
                 rotated_path(&dir.join("journal.log")),
                 dir.join("journal.log"),
             ] {
                 for e in replay(&p).unwrap().0 {
-                    match e {
-                        Entry::Put(d) => {
-                            map.insert(d.serial.clone(), d.attempts);
-                        }
-                        Entry::Forget(s) => {
-                            map.remove(&s);
-                        }
-                    }
+                    apply(&mut map, e);
                 }
             }
             map
         };
         let view = saved(dir.path());
         assert_eq!(view.len(), 9);
-        assert!(view.values().all(|a| *a == 19), "{view:?}");
+        for d in devices.iter().filter(|d| d.serial != "S3") {
+            assert_eq!(view[&d.serial], *d);
+            assert_eq!(d.history.len(), 20);
+        }
         // After an explicit compaction the files alone hold everything.
         j.compact().await.unwrap();
         assert!(!rotated_path(&path).exists());

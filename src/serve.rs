@@ -20,7 +20,7 @@ use crate::state::Registry;
 pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
     let (registry, mut warnings) = Registry::open(&cfg.state_dir, &cfg.status_csv)?;
     let mut interrupted = 0;
-    for d in registry.snapshot().await {
+    for d in registry.summaries().await {
         if registry
             .update(&d.serial, || None, crate::pnp::workflow::mark_interrupted)
             .await

@@ -99,30 +99,40 @@ fn load_files(dir: &Path) -> (HashMap<String, Device>, Vec<String>) {
     (devices, problems)
 }
 
+/// The saved state: the record files with the journals replayed over them, and what could
+/// not be read.
+fn load_state(state_dir: &Path) -> std::io::Result<(HashMap<String, Device>, Vec<String>)> {
+    let (mut devices, mut problems) = load_files(&state_dir.join("devices"));
+    let journal = state_dir.join("journal.log");
+    // A fold cut short leaves journal.1.log: it is older than journal.log.
+    for path in [crate::journal::rotated_path(&journal), journal] {
+        let (entries, mut p) = crate::journal::replay(&path)?;
+        problems.append(&mut p);
+        for e in entries {
+            crate::journal::apply(&mut devices, e);
+        }
+    }
+    Ok((devices, problems))
+}
+
 /// The saved records, read without writing anything (no lock, no compaction): for status and
 /// report while no server answers.
 pub fn read_saved(state_dir: &Path) -> anyhow::Result<Vec<Device>> {
-    let (mut devices, _) = load_files(&state_dir.join("devices"));
-    let journal = state_dir.join("journal.log");
-    let mut entries = crate::journal::replay(&crate::journal::rotated_path(&journal))?.0;
-    entries.append(&mut crate::journal::replay(&journal)?.0);
-    for e in entries {
-        match e {
-            crate::journal::Entry::Put(d) => {
-                devices.insert(d.serial.clone(), *d);
-            }
-            crate::journal::Entry::Forget(s) => {
-                devices.remove(&s);
-            }
-        }
-    }
-    let mut out: Vec<Device> = devices.into_values().collect();
+    let mut out: Vec<Device> = load_state(state_dir)?.0.into_values().collect();
     out.sort_by(|a, b| {
         b.last_contact
             .cmp(&a.last_contact)
             .then(a.serial.cmp(&b.serial))
     });
     Ok(out)
+}
+
+/// A copy of `d` with an empty history (its `logged` count kept), without cloning the history.
+fn without_history(d: &mut Device) -> Device {
+    let history = std::mem::take(&mut d.history);
+    let copy = d.clone();
+    d.history = history;
+    copy
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -160,75 +170,30 @@ impl Registry {
                 state_dir.display()
             );
         }
-        let (mut devices, mut problems) = load_files(&dir);
-        // Replay the journal over the files, write the result back, then empty the journal.
+        // Fold the journal into the files, then read them; if it cannot be folded (full
+        // disk, read-only), it is kept and replayed over the files in memory.
         let journal_path = state_dir.join("journal.log");
-        // A fold interrupted by a stop leaves journal.1.log: it is older than journal.log.
-        let rotated = crate::journal::rotated_path(&journal_path);
-        let mut entries = Vec::new();
-        for path in [&rotated, &journal_path] {
-            let (mut e, mut replay_problems) = crate::journal::replay(path).map_err(|e| {
-                anyhow::anyhow!("cannot read {}: {e} (check permissions)", path.display())
-            })?;
-            entries.append(&mut e);
-            problems.append(&mut replay_problems);
-        }
-        let mut pending: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-        for entry in entries {
-            match entry {
-                crate::journal::Entry::Put(d) => {
-                    pending.insert(d.serial.clone(), serde_json::to_vec_pretty(&d).ok());
-                    devices.insert(d.serial.clone(), *d);
-                }
-                crate::journal::Entry::Forget(serial) => {
-                    devices.remove(&serial);
-                    pending.insert(serial, None);
-                }
-            }
-        }
-        let mut compacted = true;
-        for (serial, record) in &pending {
-            let path = dir.join(format!("{serial}.json"));
-            let written = match record {
-                Some(bytes) => write_atomic(&path, bytes),
-                None => std::fs::remove_file(&path).or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                }),
-            };
-            if let Err(e) = written {
-                problems.push(format!(
-                    "cannot write {}: {e}; the journal is kept (free disk space or fix permissions)",
-                    path.display()
-                ));
-                compacted = false;
-                break;
-            }
-        }
-        if compacted && !pending.is_empty() {
-            let emptied = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&journal_path)
-                .and_then(|f| f.set_len(0).and_then(|()| f.sync_all()))
-                .and_then(|()| match std::fs::remove_file(&rotated) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                });
-            match emptied {
-                Ok(()) => pending.clear(),
-                Err(e) => problems.push(format!("cannot empty {}: {e}", journal_path.display())),
-            }
-        }
-        let journal =
-            crate::journal::Journal::start(&journal_path, &dir, pending).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot open {}: {e} (check permissions or set [paths] state)",
-                    journal_path.display()
-                )
-            })?;
+        let mut problems = match crate::journal::compact(&journal_path, &dir) {
+            Ok(p) => p,
+            Err(e) => vec![format!(
+                "cannot fold {} into {}: {e}; it is kept and replayed (free disk space or fix permissions)",
+                journal_path.display(),
+                dir.display()
+            )],
+        };
+        let (devices, mut more) = load_state(state_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {}: {e} (check permissions)",
+                journal_path.display()
+            )
+        })?;
+        problems.append(&mut more);
+        let journal = crate::journal::Journal::start(&journal_path, &dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open {}: {e} (check permissions or set [paths] state)",
+                journal_path.display()
+            )
+        })?;
         let registry = Registry {
             shared: Arc::new(Shared {
                 dir,
@@ -272,12 +237,14 @@ impl Registry {
             }
         };
         let mut guard = entry.lock().await;
-        let before = guard.clone();
+        let before = without_history(&mut guard);
         let result = f(&mut guard);
-        let after = &*guard;
-        let is_new = before.history.is_empty() && !after.history.is_empty();
-        if is_new || !before.same_durable(after) {
-            match self.shared.journal.put(after).await {
+        let after = &mut *guard;
+        if !before.same_durable(after) {
+            // Only the lines logged by this change go to the journal.
+            let new_lines =
+                usize::try_from(after.logged.saturating_sub(before.logged)).unwrap_or(usize::MAX);
+            match self.shared.journal.update(after, new_lines).await {
                 Ok(()) => {
                     lock(&self.shared.dirty).remove(serial);
                 }
@@ -387,10 +354,19 @@ impl Registry {
 
     /// Copies of all records, newest contact first.
     pub async fn snapshot(&self) -> Vec<Device> {
+        self.copies(|d| d.clone()).await
+    }
+
+    /// Copies of all records without their history (cheap: for tables), newest contact first.
+    pub async fn summaries(&self) -> Vec<Device> {
+        self.copies(without_history).await
+    }
+
+    async fn copies(&self, copy: impl Fn(&mut Device) -> Device) -> Vec<Device> {
         let entries: Vec<_> = lock(&self.shared.devices).values().cloned().collect();
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
-            out.push(e.lock().await.clone());
+            out.push(copy(&mut *e.lock().await));
         }
         out.sort_by(|a, b| {
             b.last_contact
@@ -404,9 +380,11 @@ impl Registry {
     pub async fn flush(&self) {
         let dirty: Vec<String> = lock(&self.shared.dirty).drain().collect();
         for serial in dirty {
-            if let Some(d) = self.get(&serial).await
-                && let Err(e) = self.shared.journal.put(&d).await
-            {
+            let Some(entry) = self.entry(&serial) else {
+                continue;
+            };
+            let mut d = without_history(&mut *entry.lock().await);
+            if let Err(e) = self.shared.journal.update(&mut d, 0).await {
                 self.persist_failed(&serial, &e);
             }
         }
@@ -416,7 +394,7 @@ impl Registry {
     async fn write_status(&self) {
         // An operator's edit is read before it could be overwritten.
         self.apply_csv_edits().await;
-        let devices = self.snapshot().await;
+        let devices = self.summaries().await;
         let path = self.shared.status_csv.clone();
         let text = status_table(&devices);
         let states: HashMap<String, String> = devices
@@ -603,6 +581,47 @@ mod tests {
         let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
         assert!(reg.get("S1").await.is_none());
         assert!(!dir.path().join("devices/S1.json").exists());
+    }
+
+    #[tokio::test]
+    async fn whole_history_survives_restarts_and_folds_without_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("s.csv");
+        let now = chrono::Local::now();
+        let mut expected = None;
+        for round in 0..4 {
+            let (reg, problems) = Registry::open(dir.path(), &csv).unwrap();
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(reg.get("S1").await, expected, "after restart {round}");
+            for i in 0..3 {
+                reg.update(
+                    "S1",
+                    || Some(Device::new("S1", "u", "p", "v", now)),
+                    |d| {
+                        d.attempts = round * 10 + i;
+                        d.log(now, format!("round {round} line {i}"));
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            // Contact-only changes go to the journal at a flush, without history.
+            reg.update("S1", || None, |d| d.ip = format!("198.51.100.{round}"))
+                .await
+                .unwrap();
+            reg.flush().await;
+            expected = reg.get("S1").await;
+            // Every other round stops cleanly (all folded), the others as after kill -9.
+            if round % 2 == 0 {
+                reg.close().await;
+            }
+        }
+        let d = expected.unwrap();
+        assert_eq!(d.history.len(), 12);
+        assert_eq!(d.logged, 12);
+        assert_eq!(d.ip, "198.51.100.3");
+        assert_eq!(d.history[11].text, "round 3 line 2");
+        assert_eq!(read_saved(dir.path()).unwrap(), vec![d]);
     }
 
     #[tokio::test]

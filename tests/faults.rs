@@ -136,6 +136,9 @@ fn full_disk_while_persisting_keeps_whole_entries() {
     for line in journal.lines() {
         let e: pnp_appliance::journal::Entry = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("torn journal line ({e}): {line}"));
-        assert!(matches!(e, pnp_appliance::journal::Entry::Put(d) if d.serial.starts_with("FULL")));
+        assert!(
+            matches!(&e, pnp_appliance::journal::Entry::Update { device, .. } if device.serial.starts_with("FULL")),
+            "{line}"
+        );
     }
 }

@@ -165,7 +165,7 @@ async fn configs(
     let cfg = app.cfg.clone();
     let dev = app
         .registry
-        .snapshot()
+        .summaries()
         .await
         .into_iter()
         .filter(|d| d.ip == ip)
@@ -421,7 +421,7 @@ async fn api_metrics(State(app): State<App>) -> Response {
 }
 
 async fn api_status(State(app): State<App>) -> Response {
-    let devices = app.registry.snapshot().await;
+    let devices = app.registry.summaries().await;
     axum::Json(crate::status::rows(&devices, Some(&app.transfers))).into_response()
 }
 

@@ -285,6 +285,7 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
             let ip = std::mem::take(&mut dev.ip);
             *dev = Device {
                 history,
+                logged: dev.logged,
                 ip,
                 last_contact: now,
                 ..fresh
@@ -984,6 +985,7 @@ pub fn operator(dev: &mut Device, action: Action, now: DateTime<Local>) -> Resul
             let keep = Device::new(&dev.serial, &dev.udi, &dev.pid, &dev.vid, dev.first_seen);
             *dev = Device {
                 history: std::mem::take(&mut dev.history),
+                logged: dev.logged,
                 ip: std::mem::take(&mut dev.ip),
                 lease: dev.lease.take(),
                 last_contact: dev.last_contact,
