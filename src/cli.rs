@@ -102,6 +102,14 @@ pub enum Command {
         /// wait); 0 = at once, the heaviest load.
         #[arg(long, env = "APPLIANCE_SIM_COMMAND_SECS", default_value_t = 0.0)]
         command_secs: f64,
+        /// Each job takes --command-secs varied by up to this fraction either way, drawn per
+        /// router and job (0 to 1; 0 = every router in lockstep).
+        #[arg(long, env = "APPLIANCE_SIM_JITTER", default_value_t = 0.0)]
+        jitter: f64,
+        /// Routers power on at random moments over this many seconds (scaled like every wait;
+        /// 0 = all at once).
+        #[arg(long, env = "APPLIANCE_SIM_BOOT_SPREAD", default_value_t = 0.0)]
+        boot_spread: f64,
         /// IOS-XE version the routers run out of the box.
         #[arg(long, env = "APPLIANCE_SIM_START_VERSION", default_value = "17.9.4a")]
         start_version: String,
@@ -253,6 +261,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pid,
             start_version,
             command_secs,
+            jitter,
+            boot_spread,
         } => {
             crate::logging::init_console("warn");
             if !(time_scale > 0.0 && time_scale.is_finite()) {
@@ -260,6 +270,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if !(0.0..=3600.0).contains(&command_secs) {
                 anyhow::bail!("--command-secs must be between 0 and 3600 (e.g. 2)");
+            }
+            if !(0.0..=1.0).contains(&jitter) {
+                anyhow::bail!("--jitter must be between 0 and 1 (e.g. 0.5: jobs take ±50 %)");
+            }
+            if !(0.0..=86400.0).contains(&boot_spread) {
+                anyhow::bail!("--boot-spread must be between 0 and 86400 seconds (e.g. 30)");
             }
             if !crate::pnp::message::is_safe_serial(&format!("{serial_prefix}00001")) {
                 anyhow::bail!("--serial-prefix may hold only letters, digits, '.', '_' and '-'");
@@ -275,6 +291,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pid,
                 start_version,
                 command_secs,
+                jitter,
+                boot_spread,
             };
             let summary = runtime()?.block_on(crate::simulate::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();

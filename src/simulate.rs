@@ -44,6 +44,11 @@ pub struct SimOptions {
     /// Seconds (scaled) a router spends carrying out each job before it answers, as a real
     /// router's CLI takes a moment; 0 answers at once (load as heavy as it gets).
     pub command_secs: f64,
+    /// Each job takes `command_secs` × (1 ± up to this fraction), drawn per router and job
+    /// (0..=1; 0: every router in lockstep).
+    pub jitter: f64,
+    /// Routers power on spread evenly at random over this many seconds (scaled); 0: all at once.
+    pub boot_spread: f64,
 }
 
 /// How a run ended.
@@ -109,6 +114,8 @@ struct Router {
     terminated: bool,
     /// Loses power halfway through the next image download (once).
     vanish: bool,
+    /// Draws its job times and power-on moment (seeded by its index: runs are repeatable).
+    rng: rand::rngs::StdRng,
 }
 
 struct Shared {
@@ -176,7 +183,19 @@ impl Router {
             seq: 0,
             terminated: false,
             vanish: index >= opts.devices.saturating_sub(opts.vanish),
+            rng: rand::SeedableRng::seed_from_u64(index as u64),
         }
+    }
+
+    /// Seconds (unscaled) the next job takes: `command_secs`, varied by `jitter`.
+    fn job_secs(&mut self, opts: &SimOptions) -> f64 {
+        use rand::Rng;
+        let vary = if opts.jitter > 0.0 {
+            self.rng.random_range(-opts.jitter..=opts.jitter)
+        } else {
+            0.0
+        };
+        opts.command_secs * (1.0 + vary)
     }
 
     fn free(&self) -> i64 {
@@ -601,6 +620,11 @@ async fn post(sh: &Shared, path: &str, body: String) -> Result<(u16, String), St
 
 async fn run_router(sh: Arc<Shared>, mut r: Router) {
     let idle = || sh.scaled(30.0);
+    if sh.opts.boot_spread > 0.0 {
+        use rand::Rng;
+        let at = r.rng.random_range(0.0..=sh.opts.boot_spread);
+        tokio::time::sleep(sh.scaled(at)).await;
+    }
     while !sh.stop.load(Ordering::Relaxed) {
         if sh
             .client
@@ -664,7 +688,8 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
             r.response("backoff", &correlator, true, "")
         } else {
             if sh.opts.command_secs > 0.0 {
-                tokio::time::sleep(sh.scaled(sh.opts.command_secs)).await;
+                let secs = r.job_secs(&sh.opts);
+                tokio::time::sleep(sh.scaled(secs)).await;
             }
             r.handle(&sh, &req).await
         };
@@ -817,6 +842,36 @@ pub async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_times_vary_within_the_jitter_and_repeat_per_router() {
+        let mut opts = SimOptions {
+            server: String::new(),
+            devices: 3,
+            time_scale: 1.0,
+            timeout: Duration::from_secs(1),
+            low_bootflash: 0,
+            vanish: 0,
+            serial_prefix: "J".into(),
+            pid: "C1131-8PWB".into(),
+            start_version: "17.9.4a".into(),
+            command_secs: 2.0,
+            jitter: 0.0,
+            boot_spread: 0.0,
+        };
+        let mut r = Router::new(&opts, 0);
+        assert!((0..10).all(|_| r.job_secs(&opts) == 2.0));
+        opts.jitter = 0.5;
+        let draw = |index| {
+            let mut r = Router::new(&opts, index);
+            (0..200).map(|_| r.job_secs(&opts)).collect::<Vec<f64>>()
+        };
+        let a = draw(0);
+        assert!(a.iter().all(|s| (1.0..=3.0).contains(s)), "{a:?}");
+        assert!(a.iter().any(|s| *s < 1.5) && a.iter().any(|s| *s > 2.5));
+        assert_eq!(a, draw(0), "same router, same times");
+        assert_ne!(a, draw(1), "routers differ");
+    }
 
     #[test]
     fn padded_versions() {

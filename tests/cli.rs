@@ -49,6 +49,11 @@ fn errors_say_what_to_do() {
             vec!["simulate", "--time-scale", "0"],
             vec!["--time-scale must be a positive number"],
         ),
+        (
+            "".into(),
+            vec!["simulate", "--jitter", "1.5"],
+            vec!["--jitter must be between 0 and 1"],
+        ),
     ];
     for (config, args, needles) in cases {
         let cfg = if config.contains("[http]") || args[0] != "device" {
