@@ -182,12 +182,16 @@ pub async fn run(
     });
     let local = listener.local_addr()?;
     info!(listen = %local, advertise = app.cfg.advertise.as_deref().unwrap_or("(address each router connects to)"), "PnP server ready");
+    let bulk = crate::files::sendfile::bulk_runtime()
+        .map_err(|e| anyhow::anyhow!("cannot start the download threads: {e}"))?;
     let fast = Arc::new(crate::files::sendfile::FastFiles {
         images: app.cfg.images_dir.clone(),
         files: app.cfg.files_dir.clone(),
         transfers: app.transfers.clone(),
+        bulk: Some(bulk.handle().clone()),
     });
     serve_http(server::router(app), fast, listener, cancel.clone()).await;
+    bulk.shutdown_background();
     cancel.cancel();
     let l = latency.view();
     if l.requests > 0 {

@@ -11,6 +11,11 @@
 //! requests, several or unsatisfiable ranges, a missing file, a head not complete in the first
 //! segment. `ServeDir` then answers as it always has (404, 416, refusing traversal).
 //!
+//! Bodies are sent from a separate runtime whose threads run at a lower CPU priority
+//! ([`bulk_runtime`]): a hundred downloads keep the link full with whatever CPU PnP leaves, and a
+//! router's PnP exchange never queues behind them (on loopback, sendfile also pays the
+//! receiver's TCP processing, milliseconds per call).
+//!
 //! sendfile reads the file synchronously; a staging box serves one or two images that stay in
 //! the page cache after the first download, so the worker thread is not held on disk reads.
 
@@ -252,6 +257,9 @@ pub struct FastFiles {
     pub files: PathBuf,
     /// Live download progress.
     pub transfers: Transfers,
+    /// Runtime whose (lower-priority) threads send file bodies, so bulk downloads never hold
+    /// up the threads that answer PnP; `None`: sent on the caller's runtime.
+    pub bulk: Option<tokio::runtime::Handle>,
 }
 
 impl FastFiles {
@@ -264,6 +272,22 @@ impl FastFiles {
         let meta = file.metadata().ok()?;
         meta.is_file().then_some((file, meta))
     }
+}
+
+/// Nice value of the bulk threads: CFS gives a nice-0 thread ~10× their share when both want CPU.
+pub const BULK_NICE: i32 = 10;
+
+/// The runtime that sends file bodies: two worker threads (`bulk`) at [`BULK_NICE`].
+pub fn bulk_runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bulk")
+        .on_thread_start(|| {
+            // Linux: the calling thread only. Failing leaves it at normal priority.
+            let _ = rustix::process::nice(BULK_NICE);
+        })
+        .enable_all()
+        .build()
 }
 
 /// Answers file requests at the head of `stream` for as long as they come; returns the stream
@@ -311,7 +335,16 @@ pub async fn serve(
                 Some((a, b)) => (a, b + 1),
                 None => (0, len),
             };
-            if !send_body(&stream, &file, start, end, fast, ip, &req.path).await {
+            let sent = match &fast.bulk {
+                None => send_body(&stream, &file, start, end, fast, ip, &req.path).await,
+                Some(bulk) => {
+                    let (std, ok) =
+                        on_bulk(bulk, stream, file, start, end, fast.clone(), ip, req.path).await?;
+                    stream = TcpStream::from_std(std).ok()?;
+                    ok
+                }
+            };
+            if !sent {
                 return None;
             }
         }
@@ -320,6 +353,30 @@ pub async fn serve(
             return None;
         }
     }
+}
+
+/// [`send_body`] on the `bulk` runtime: the connection moves there for the body and comes back
+/// (`None` when it cannot be moved, or the bulk runtime is shutting down).
+#[allow(clippy::too_many_arguments)]
+async fn on_bulk(
+    bulk: &tokio::runtime::Handle,
+    stream: TcpStream,
+    file: std::fs::File,
+    start: u64,
+    end: u64,
+    fast: FastFiles,
+    ip: IpAddr,
+    path: String,
+) -> Option<(std::net::TcpStream, bool)> {
+    let std = stream.into_std().ok()?;
+    bulk.spawn(async move {
+        let stream = TcpStream::from_std(std).ok()?;
+        let ok = send_body(&stream, &file, start, end, &fast, ip, &path).await;
+        Some((stream.into_std().ok()?, ok))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Sends bytes `start..end` of `file`, counted in the transfer table; false when the

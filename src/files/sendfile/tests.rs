@@ -188,6 +188,7 @@ fn dirs() -> (tempfile::TempDir, FastFiles) {
         images,
         files,
         transfers: Transfers::default(),
+        bulk: None,
     };
     (t, fast)
 }
