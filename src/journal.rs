@@ -286,6 +286,9 @@ fn rotate(
     *len = 0;
     let records = records.to_path_buf();
     *background = Some(std::thread::Builder::new().name("journal-fold".into()).spawn(move || {
+        // Background work: it yields the CPU to the threads answering routers (Linux: this
+        // thread only; failing leaves it at normal priority).
+        let _ = rustix::process::nice(crate::files::sendfile::BULK_NICE);
         match fold(std::slice::from_ref(&rotated), &records).and_then(|p| std::fs::remove_file(&rotated).map(|()| p)) {
             Ok(problems) => report(problems),
             Err(e) => tracing::error!(error = %e, "cannot fold {} into {}: it is kept and replayed at the next start; free disk space or fix permissions", rotated.display(), records.display()),
@@ -318,6 +321,7 @@ impl Journal {
                 // After a failed fold (full disk), the next try waits for another
                 // `compact_bytes` of journal rather than re-reading it at every commit.
                 let mut fold_at = compact_bytes;
+                let mut buf: Vec<u8> = Vec::new();
                 while let Ok(first) = rx.recv() {
                     // Appends waiting are committed together; a compaction request ends the batch.
                     let mut batch = Vec::new();
@@ -333,7 +337,11 @@ impl Journal {
                             Err(_) => break,
                         }
                     }
-                    let buf: Vec<u8> = batch.iter().flat_map(|j| j.line.iter().copied()).collect();
+                    // One buffer for every batch (kept, not reallocated).
+                    buf.clear();
+                    for j in &batch {
+                        buf.extend_from_slice(&j.line);
+                    }
                     let result = if buf.is_empty() {
                         Ok(())
                     } else {
