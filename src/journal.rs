@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::device::{Device, Event, HISTORY_LIMIT};
 use crate::state::write_atomic;
 
+/// Nice value of the background fold thread (CFS gives a nice-0 thread ~10× its share).
+const FOLD_NICE: i32 = 10;
+
 /// Journal size that triggers folding into the per-device files.
 pub const COMPACT_BYTES: u64 = 16 << 20;
 
@@ -288,7 +291,7 @@ fn rotate(
     *background = Some(std::thread::Builder::new().name("journal-fold".into()).spawn(move || {
         // Background work: it yields the CPU to the threads answering routers (Linux: this
         // thread only; failing leaves it at normal priority).
-        let _ = rustix::process::nice(crate::files::sendfile::BULK_NICE);
+        let _ = rustix::process::nice(FOLD_NICE);
         match fold(std::slice::from_ref(&rotated), &records).and_then(|p| std::fs::remove_file(&rotated).map(|()| p)) {
             Ok(problems) => report(problems),
             Err(e) => tracing::error!(error = %e, "cannot fold {} into {}: it is kept and replayed at the next start; free disk space or fix permissions", rotated.display(), records.display()),

@@ -11,9 +11,8 @@
 //! requests, several or unsatisfiable ranges, a missing file, a head not complete in the first
 //! segment. `ServeDir` then answers as it always has (404, 416, refusing traversal).
 //!
-//! Bodies are sent from a separate runtime whose threads run at a lower CPU priority
-//! ([`bulk_runtime`]): a hundred downloads keep the link full with whatever CPU PnP leaves, and a
-//! router's PnP exchange never queues behind them (on loopback, sendfile also pays the
+//! Bodies are sent from a separate runtime ([`bulk_runtime`]): a router's PnP exchange never
+//! waits in a task queue behind a hundred downloads (on loopback, a sendfile call also pays the
 //! receiver's TCP processing, milliseconds per call).
 //!
 //! sendfile reads the file synchronously; a staging box serves one or two images that stay in
@@ -274,18 +273,12 @@ impl FastFiles {
     }
 }
 
-/// Nice value of the bulk threads: CFS gives a nice-0 thread ~10× their share when both want CPU.
-pub const BULK_NICE: i32 = 10;
-
-/// The runtime that sends file bodies: two worker threads (`bulk`) at [`BULK_NICE`].
+/// The runtime that sends file bodies: two worker threads (`bulk`), normal priority (at nice 10
+/// a download client sharing the CPU took ~15 % of the throughput; BENCHMARKS.md).
 pub fn bulk_runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bulk")
-        .on_thread_start(|| {
-            // Linux: the calling thread only. Failing leaves it at normal priority.
-            let _ = rustix::process::nice(BULK_NICE);
-        })
         .enable_all()
         .build()
 }
