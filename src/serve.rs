@@ -168,6 +168,9 @@ pub async fn run(
     dhcp: Option<Dhcp>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Fallible start-up first: nothing is spawned or served before this can fail.
+    let bulk = crate::files::sendfile::bulk_runtime()
+        .map_err(|e| anyhow::anyhow!("cannot start the download threads: {e}"))?;
     let registry = app.registry.clone();
     let latency = app.latency.clone();
     let writer = tokio::spawn(registry.clone().run_writer(cancel.clone()));
@@ -182,8 +185,6 @@ pub async fn run(
     });
     let local = listener.local_addr()?;
     info!(listen = %local, advertise = app.cfg.advertise.as_deref().unwrap_or("(address each router connects to)"), "PnP server ready");
-    let bulk = crate::files::sendfile::bulk_runtime()
-        .map_err(|e| anyhow::anyhow!("cannot start the download threads: {e}"))?;
     let fast = Arc::new(crate::files::sendfile::FastFiles {
         images: app.cfg.images_dir.clone(),
         files: app.cfg.files_dir.clone(),

@@ -47,7 +47,7 @@ pub struct SimOptions {
     /// Each job takes `command_secs` × (1 ± up to this fraction), drawn per router and job
     /// (0..=1; 0: every router in lockstep).
     pub jitter: f64,
-    /// Routers power on spread evenly at random over this many seconds (scaled); 0: all at once.
+    /// Routers power on at random moments over this many seconds (scaled); 0: all at once.
     pub boot_spread: f64,
 }
 

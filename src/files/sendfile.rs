@@ -256,8 +256,8 @@ pub struct FastFiles {
     pub files: PathBuf,
     /// Live download progress.
     pub transfers: Transfers,
-    /// Runtime whose (lower-priority) threads send file bodies, so bulk downloads never hold
-    /// up the threads that answer PnP; `None`: sent on the caller's runtime.
+    /// Runtime whose threads send file bodies ([`bulk_runtime`]), so downloads never queue
+    /// ahead of PnP exchanges on the main runtime; `None`: sent on the caller's runtime.
     pub bulk: Option<tokio::runtime::Handle>,
 }
 
