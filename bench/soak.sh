@@ -2,7 +2,8 @@
 # Soak: 1000 simulated routers through the whole workflow (5 MB image), twice, against one
 # server with the DHCP responder running on a veth in a namespace created here (the routers
 # reach it over the veth). After each round: open file descriptors, threads and RSS of the
-# server. Rounds 1 and 2 add 1000 records each; round 3 re-runs round 2's routers (same
+# server, measured SETTLE seconds (default 10) after the round, once the allocator has handed
+# back what the round freed (jemalloc, 1 s decay). Rounds 1 and 2 add 1000 records each; round 3 re-runs round 2's routers (same
 # serials, factory-fresh again), so growth there is what would leak.
 source "$(dirname "$0")/lib.sh"
 build
@@ -21,7 +22,7 @@ echo "idle:     $(probe)"
 for round in ${ROUNDS:-1 2 2}; do
   out=$(ip netns exec "$C" "$BIN" --config "$d/appliance.toml" simulate --server http://198.51.100.1:8080 \
     --devices "$N" --serial-prefix "R$round" --time-scale 0.01 --timeout 1800 | tail -n1)
-  sleep 3
+  sleep "${SETTLE:-10}"
   echo "round $round: $out"
   echo "after $round:  $(probe)"
 done
