@@ -3,8 +3,9 @@
 # server with the DHCP responder running on a veth in a namespace created here (the routers
 # reach it over the veth). After each round: open file descriptors, threads and RSS of the
 # server, measured SETTLE seconds (default 10) after the round, once the allocator has handed
-# back what the round freed (jemalloc, 1 s decay). Rounds 1 and 2 add 1000 records each; round 3 re-runs round 2's routers (same
-# serials, factory-fresh again), so growth there is what would leak.
+# back what the round freed (jemalloc, 1 s decay). Rounds 1 and 2 add 1000 records each; round
+# 3 re-runs round 2's routers (same serials, factory-fresh again), so growth there is what would
+# leak.
 source "$(dirname "$0")/lib.sh"
 build
 N=${ROUTERS:-1000}
