@@ -3,12 +3,15 @@
 # 60 and 124 of an ISR1k, 200 clients, in two network namespaces joined by a veth pair
 # (198.51.100.0/24) created here. Against, in the same run: pnp-appliance's responder, ISC dhcpd
 # and Kea, both configured with our own `dhcp-config` snippets. Reports completed DORA/s and
-# drops at each target rate. Needs root (namespaces).
+# drops at each target rate, then the same from bench/dhcp_load.rs, a lean generator. Needs root
+# (namespaces).
 source "$(dirname "$0")/lib.sh"
 need perfdhcp kea-admin
 need dhcpd isc-dhcp-server
 need kea-dhcp4 kea-dhcp4-server
 build
+(cd "$REPO" && cargo build --release --locked -q --example dhcp_load)
+LOAD="$REPO/target/release/examples/dhcp_load"
 RATES=${RATES:-4000 8000 12000 16000}
 PERIOD=${PERIOD:-10}
 netns_pair "pnpb$$"
@@ -39,28 +42,47 @@ measure() { # measure NAME RATE
     "$1" "$2" "${rate:-0}" "$drops" "$sent" "$(echo "100 * $drops / ($sent + 0.000001)" | bc -l)" \
     "$(( $(rcvbuf_errors "$S") - s0 ))" "$(( $(rcvbuf_errors "$C") - c0 ))"
 }
-echo "machine: $(machine); perfdhcp and servers share the same cores"
+# The same rate from bench/dhcp_load.rs (a lean generator: one thread, 4 MiB receive buffer),
+# so that a server's limit shows where perfdhcp's own is reached first.
+measure_lean() { # measure_lean NAME RATE
+  local s0 c0; s0=$(rcvbuf_errors "$S"); c0=$(rcvbuf_errors "$C")
+  local out; out=$(ip netns exec "$C" timeout $((PERIOD + 20)) "$LOAD" --local 198.51.100.2 --server 198.51.100.1 \
+    --clients 200 --period "$PERIOD" --rate "$2" 2>&1 || true)
+  printf '  %-14s lean generator, %s; overflowed: server socket %s, generator socket %s\n' "$1" "$out" \
+    "$(( $(rcvbuf_errors "$S") - s0 ))" "$(( $(rcvbuf_errors "$C") - c0 ))"
+}
+echo "machine: $(machine); load generator and servers share the same cores"
 SERVERS=${SERVERS:-ours dhcpd kea}   # e.g. SERVERS=ours to profile our responder alone
-want() { [[ " $SERVERS " == *" $1 "* ]]; }
-if want ours; then
-ip netns exec "$S" "$BIN" --config "$d/appliance.toml" serve --interface vs > "$d/ours.log" 2>&1 &
-PIDS+=($!); sleep 1
-echo "pnp-appliance responder:"; for r in $RATES; do measure pnp-appliance "$r"; done
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
-fi
-if want dhcpd; then
-"$BIN" --config "$d/appliance.toml" dhcp-config --format isc > "$d/dhcpd.conf"; touch "$d/dhcpd.leases"
-ip netns exec "$S" dhcpd -4 -f -q -cf "$d/dhcpd.conf" -lf "$d/dhcpd.leases" -pf "$d/dhcpd.pid" vs > "$d/dhcpd.log" 2>&1 &
-PIDS+=($!); sleep 1
-echo "ISC dhcpd (our snippet):"; for r in $RATES; do measure "ISC dhcpd" "$r"; done
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
-fi
-if want kea; then
-"$BIN" --config "$d/appliance.toml" dhcp-config --format kea | grep -v '^//' \
-  | sed -e 's/"eth1"/"vs"/' -e "s#\"type\": \"memfile\"#\"type\": \"memfile\", \"name\": \"$d/kea-leases.csv\"#" > "$d/kea.json"
-KEA_PIDFILE_DIR="$d" KEA_LOCKFILE_DIR="$d" ip netns exec "$S" kea-dhcp4 -c "$d/kea.json" > "$d/kea.log" 2>&1 &
-PIDS+=($!); sleep 2
-echo "Kea (our snippet):"; for r in $RATES; do measure Kea "$r"; done
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
-fi
+start() { # start KIND: a fresh server of that kind, with no lease yet (each generator's 200
+          # clients need 200 of the pool's 241 addresses)
+  case $1 in
+    ours)
+      rm -rf "$d/state"
+      ip netns exec "$S" "$BIN" --config "$d/appliance.toml" serve --interface vs >> "$d/ours.log" 2>&1 &
+      PIDS+=($!); sleep 1 ;;
+    dhcpd)
+      "$BIN" --config "$d/appliance.toml" dhcp-config --format isc > "$d/dhcpd.conf"; : > "$d/dhcpd.leases"
+      rm -f "$d/dhcpd.leases~"
+      ip netns exec "$S" dhcpd -4 -f -q -cf "$d/dhcpd.conf" -lf "$d/dhcpd.leases" -pf "$d/dhcpd.pid" vs >> "$d/dhcpd.log" 2>&1 &
+      PIDS+=($!); sleep 1 ;;
+    kea)
+      "$BIN" --config "$d/appliance.toml" dhcp-config --format kea | grep -v '^//' \
+        | sed -e 's/"eth1"/"vs"/' -e "s#\"type\": \"memfile\"#\"type\": \"memfile\", \"name\": \"$d/kea-leases.csv\"#" > "$d/kea.json"
+      rm -f "$d"/kea-leases.csv*
+      KEA_PIDFILE_DIR="$d" KEA_LOCKFILE_DIR="$d" ip netns exec "$S" kea-dhcp4 -c "$d/kea.json" >> "$d/kea.log" 2>&1 &
+      PIDS+=($!); sleep 2 ;;
+  esac
+}
+stop() { kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; }
+declare -A LABEL=([ours]=pnp-appliance [dhcpd]="ISC dhcpd" [kea]=Kea)
+for kind in $SERVERS; do
+  for gen in ${GENERATORS:-perfdhcp lean}; do   # e.g. GENERATORS=lean
+    start "$kind"
+    echo "${LABEL[$kind]}, $gen:"
+    for r in $RATES; do
+      if [ "$gen" = lean ]; then measure_lean "${LABEL[$kind]}" "$r"; else measure "${LABEL[$kind]}" "$r"; fi
+    done
+    stop
+  done
+done
 rm -rf "$d"
