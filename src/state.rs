@@ -25,7 +25,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let tmp = dir.join(temp_name(name, std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
@@ -38,6 +38,48 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The temp file [`write_atomic`] writes `name` through, in process `pid`.
+fn temp_name(name: &str, pid: u32) -> String {
+    format!(".{name}.tmp{pid}")
+}
+
+/// The writing process of a [`temp_name`], if `file` is one.
+fn temp_writer(file: &str) -> Option<u32> {
+    let (_, pid) = file.strip_prefix('.')?.rsplit_once(".tmp")?;
+    pid.parse().ok()
+}
+
+/// Removes from `dir` the temp files of writes that a crash or `kill -9` cut off before their
+/// rename: never read (the file they were replacing is intact), they would only take disk.
+/// A temp file whose writer still runs (another command writing here) is left alone. Returns
+/// a line per file for the log.
+fn sweep_temp_files(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut notes = Vec::new();
+    for entry in rd.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(temp_writer) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        notes.push(match std::fs::remove_file(&path) {
+            Ok(()) => format!(
+                "{}: removed, the temp file of a write cut off by a crash (what it was replacing is intact)",
+                path.display()
+            ),
+            Err(e) => format!(
+                "{}: temp file of a write cut off by a crash, cannot remove it ({e}): delete it",
+                path.display()
+            ),
+        });
+    }
+    notes
 }
 
 /// (mtime, length) of our last status CSV write, and the state cell we wrote per serial.
@@ -170,17 +212,20 @@ impl Registry {
                 state_dir.display()
             );
         }
+        // What writes cut off by a crash left (the lease table's too, in `state_dir`).
+        let mut problems = sweep_temp_files(state_dir);
+        problems.append(&mut sweep_temp_files(&dir));
         // Fold the journal into the files, then read them; if it cannot be folded (full
         // disk, read-only), it is kept and replayed over the files in memory.
         let journal_path = state_dir.join("journal.log");
-        let mut problems = match crate::journal::compact(&journal_path, &dir) {
+        problems.append(&mut match crate::journal::compact(&journal_path, &dir) {
             Ok(p) => p,
             Err(e) => vec![format!(
                 "cannot fold {} into {}: {e}; it is kept and replayed (free disk space or fix permissions)",
                 journal_path.display(),
                 dir.display()
             )],
-        };
+        });
         let (devices, mut more) = load_state(state_dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot read {}: {e} (check permissions)",
@@ -538,6 +583,41 @@ mod tests {
         assert_eq!(cells[9].trim(), "Not yet");
         assert_eq!(cells[11].trim(), "FINISHED");
         assert_eq!(cells[4].trim(), now.format(TIME_FORMAT).to_string());
+    }
+
+    #[tokio::test]
+    async fn temp_files_of_cut_off_writes_are_swept_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let devices = dir.path().join("devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        let saved = Device::new("S1", "u", "p", "v", chrono::Local::now());
+        write_atomic(
+            &devices.join("S1.json"),
+            &serde_json::to_vec(&saved).unwrap(),
+        )
+        .unwrap();
+        // Above the kernel's largest PID (2^22): a writer that cannot be running.
+        let dead = 5_000_000;
+        let cases = [
+            (devices.join(temp_name("S1.json", dead)), false),
+            (dir.path().join(temp_name("leases.json", dead)), false),
+            (devices.join(temp_name("S2.json", std::process::id())), true),
+            (devices.join(temp_name("S3.json", 1)), true), // init runs: its write may be live
+            (devices.join(".notes.tmpx"), true),
+            (devices.join(".hidden"), true),
+        ];
+        for (path, _) in &cases {
+            std::fs::write(path, b"half").unwrap();
+        }
+        let (reg, problems) = Registry::open(dir.path(), &dir.path().join("s.csv")).unwrap();
+        for (path, kept) in &cases {
+            assert_eq!(path.exists(), *kept, "{}", path.display());
+        }
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().all(|p| p.contains("cut off by a crash")));
+        assert_eq!(reg.get("S1").await.unwrap().serial, "S1");
+        assert_eq!(temp_writer(&temp_name("a.tmp7.json", 42)), Some(42));
+        assert_eq!(temp_writer("S1.json"), None);
     }
 
     #[tokio::test]
