@@ -159,10 +159,11 @@ fn main() -> anyhow::Result<()> {
     let mut buf = [0u8; 1500];
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(u64::from(a.period)) + drop_after;
+    // How many DISCOVERs should have left by now.
+    let due = || ((t0.elapsed().as_secs_f64() * f64::from(a.rate)) as usize).min(total);
     while Instant::now() < end {
-        let elapsed = t0.elapsed().as_secs_f64();
-        let due = ((elapsed * f64::from(a.rate)) as usize).min(total);
-        while stage.len() < due {
+        let due_now = due();
+        while stage.len() < due_now {
             let n = stage.len() as u32;
             let p = request(DISCOVER, base + n, n % a.clients, a.local, None);
             socket.send_to(&p, server)?;
@@ -213,8 +214,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 _ => stray += 1,
             }
-            if stage.len() < ((t0.elapsed().as_secs_f64() * f64::from(a.rate)) as usize).min(total)
-            {
+            if stage.len() < due() {
                 break; // DISCOVERs are due: send them before reading on
             }
         }
