@@ -1,6 +1,7 @@
-//! The server process runs on jemalloc with the options `src/main.rs` bakes in: the background
-//! thread that hands freed pages back to the kernel when the server goes idle (what keeps RSS
-//! flat across rounds of routers, BENCHMARKS.md "Soak") is running.
+//! The server process runs on jemalloc with the options `src/main.rs` bakes in: exactly one
+//! background thread, the one that hands freed pages back to the kernel when the server goes
+//! idle, is running. That it keeps RSS flat across rounds of routers is measured, not tested:
+//! `bench/soak.sh` and `bench/allocator.sh` (BENCHMARKS.md, "Soak").
 
 mod common;
 
@@ -20,7 +21,7 @@ fn thread_names(pid: u32) -> Vec<String> {
 }
 
 #[test]
-fn allocator_returns_memory_from_a_background_thread() {
+fn allocator_runs_its_page_returning_thread_with_the_built_in_options() {
     let mut b = Bench::new("");
     b.start();
     let pid = b.server.as_ref().unwrap().id();
