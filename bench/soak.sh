@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Soak: 1000 simulated routers through the whole workflow (5 MB image), twice, against one
-# server with the DHCP responder running on a veth in a namespace created here (the routers
-# reach it over the veth). After each round: open file descriptors, threads and RSS of the
-# server, measured SETTLE seconds (default 10) after the round, once the allocator has handed
-# back what the round freed (jemalloc, 1 s decay). Rounds 1 and 2 add 1000 records each; round
-# 3 re-runs round 2's routers (same serials, factory-fresh again), so growth there is what would
-# leak.
+# Soak: 1000 simulated routers through the whole workflow (5 MB image), round after round
+# (ROUNDS), against one server with the DHCP responder running on a veth in a namespace created
+# here (the routers reach it over the veth). After each round: open file descriptors, threads
+# and RSS of the server, measured SETTLE seconds (default 10) after the round, once the
+# allocator has handed back what the round freed (jemalloc, 1 s decay). By default rounds 1 and
+# 2 add 1000 records each and round 3 re-runs round 2's routers (same serials, factory-fresh
+# again), so growth there is what would leak.
 source "$(dirname "$0")/lib.sh"
 build
 N=${ROUTERS:-1000}
