@@ -12,7 +12,7 @@
 //! `devices/<SERIAL>.json` by a background thread (each file rewritten atomically) while new
 //! changes go to a fresh journal; at start-up and shutdown both are folded in the foreground.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -140,23 +140,24 @@ pub fn replay(path: &Path) -> std::io::Result<(Vec<Entry>, Vec<String>)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(e) => return Err(e),
     };
-    let lines: Vec<Vec<u8>> = std::io::BufReader::new(file)
-        .split(b'\n')
-        .collect::<std::io::Result<_>>()?;
+    // Parsed as read: the raw lines are not held beside the entries.
+    let mut lines = std::io::BufReader::new(file).split(b'\n').peekable();
     let mut entries = Vec::new();
     let mut problems = Vec::new();
-    let last = lines.len().saturating_sub(1);
-    for (i, line) in lines.iter().enumerate() {
+    let mut i = 0;
+    while let Some(line) = lines.next() {
+        let line = line?;
+        i += 1;
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<Entry>(line) {
+        match serde_json::from_slice::<Entry>(&line) {
             Ok(e) => entries.push(e),
-            Err(_) if i == last => {}
+            Err(_) if lines.peek().is_none() => {}
             Err(e) => problems.push(format!(
                 "{} line {}: unreadable journal entry ({e}); skipped",
                 path.display(),
-                i + 1
+                i
             )),
         }
     }
@@ -204,27 +205,32 @@ fn read_record(
 /// Folds `journals` (oldest first) into the record files: each record they touch is read,
 /// brought up to date and rewritten atomically (or deleted), then the directory is synced.
 /// Returns what could not be read. On an error nothing is lost: the journals are untouched.
+///
+/// Records are done one at a time (an entry only ever touches its own serial's record), so a
+/// fold holds one record with its history, not every record the journal touched (measured in
+/// `bench/history.sh`, BENCHMARKS.md "Soak").
 pub fn fold(journals: &[PathBuf], records: &Path) -> std::io::Result<Vec<String>> {
-    let mut entries = Vec::new();
     let mut problems = Vec::new();
+    // Each serial's entries, in journal order.
+    let mut by_serial: HashMap<String, Vec<Entry>> = HashMap::new();
     for path in journals {
-        let (mut e, mut p) = replay(path)?;
-        entries.append(&mut e);
+        let (entries, mut p) = replay(path)?;
         problems.append(&mut p);
-    }
-    let serials: HashSet<String> = entries.iter().map(|e| e.serial().to_string()).collect();
-    let mut devices = HashMap::new();
-    for serial in &serials {
-        if let Some(d) = read_record(records, serial, &mut problems)? {
-            devices.insert(serial.clone(), d);
+        for e in entries {
+            by_serial.entry(e.serial().to_string()).or_default().push(e);
         }
     }
-    for e in entries {
-        apply(&mut devices, e);
-    }
-    for serial in &serials {
-        let path = record_path(records, serial);
-        match devices.get(serial) {
+    let touched = !by_serial.is_empty();
+    for (serial, entries) in by_serial {
+        let mut one = HashMap::new();
+        if let Some(d) = read_record(records, &serial, &mut problems)? {
+            one.insert(serial.clone(), d);
+        }
+        for e in entries {
+            apply(&mut one, e);
+        }
+        let path = record_path(records, &serial);
+        match one.get(&serial) {
             Some(d) => write_atomic(&path, &serde_json::to_vec_pretty(d)?)?,
             None => match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -232,7 +238,7 @@ pub fn fold(journals: &[PathBuf], records: &Path) -> std::io::Result<Vec<String>
             },
         }
     }
-    if !serials.is_empty() {
+    if touched {
         File::open(records)?.sync_all()?;
     }
     Ok(problems)

@@ -397,6 +397,13 @@ impl Registry {
         Some(d)
     }
 
+    /// A copy of one record without its history (cheap: for serving a router's files).
+    pub async fn summary(&self, serial: &str) -> Option<Device> {
+        let entry = self.entry(serial)?;
+        let d = without_history(&mut *entry.lock().await);
+        Some(d)
+    }
+
     /// Copies of all records, newest contact first.
     pub async fn snapshot(&self) -> Vec<Device> {
         self.copies(|d| d.clone()).await

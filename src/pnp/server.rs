@@ -150,7 +150,7 @@ async fn day0(
     ConnectInfo(peer): ConnectInfo<Peer>,
     Path((serial, file)): Path<(String, String)>,
 ) -> Response {
-    let dev = app.registry.get(&serial).await;
+    let dev = app.registry.summary(&serial).await;
     serve_config(&app, &peer, dev, &file, &serial).await
 }
 
