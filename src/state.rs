@@ -404,11 +404,6 @@ impl Registry {
         Some(d)
     }
 
-    /// Copies of all records, newest contact first.
-    pub async fn snapshot(&self) -> Vec<Device> {
-        self.copies(|d| d.clone()).await
-    }
-
     /// Copies of all records without their history (cheap: for tables), newest contact first.
     pub async fn summaries(&self) -> Vec<Device> {
         self.copies(without_history).await

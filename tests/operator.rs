@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{Bench, text};
+use common::{Bench, http_get, text};
 
 const TOKEN: &str = "0123456789abcdef-test";
 
@@ -131,6 +131,19 @@ fn status_show_report_and_actions() {
     ] {
         assert!(t.contains(needle), "{needle:?} missing:\n{t}");
     }
+
+    // The list of records leaves histories out (they can be long); one record has its own.
+    let (code, body) = http_get(b.port, "/api/devices").unwrap();
+    assert_eq!(code, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    for d in list {
+        assert!(d.get("history").is_none(), "{d}");
+        assert_eq!(d["state"], "FINISHED", "{d}");
+    }
+    let one = b.device("OPS00002").unwrap();
+    assert!(one["history"].as_array().unwrap().len() > 10, "{one}");
 
     // The report: one row per router with versions and per-step results.
     let out = b.run(&["report", "--format", "csv"]);

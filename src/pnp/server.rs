@@ -388,8 +388,24 @@ async fn work_response(
     xml(message::render_bye(&resp.udi.raw, &resp.correlator))
 }
 
+/// Every record without its history: up to 300 lines each, so 1000 routers made each poll of
+/// this list a ~60 MB body and ~100 MB of copies (BENCHMARKS.md, "Soak"). A record's history is
+/// at `/api/devices/{serial}`.
 async fn api_devices(State(app): State<App>) -> Response {
-    axum::Json(app.registry.snapshot().await).into_response()
+    let list: Vec<serde_json::Value> = app
+        .registry
+        .summaries()
+        .await
+        .into_iter()
+        .filter_map(|d| {
+            let mut v = serde_json::to_value(d).ok()?;
+            if let Some(record) = v.as_object_mut() {
+                record.remove("history");
+            }
+            Some(v)
+        })
+        .collect();
+    axum::Json(list).into_response()
 }
 
 async fn api_device(State(app): State<App>, Path(serial): Path<String>) -> Response {
