@@ -388,9 +388,9 @@ async fn work_response(
     xml(message::render_bye(&resp.udi.raw, &resp.correlator))
 }
 
-/// Every record without its history: up to 300 lines each, so 1000 routers made each poll of
-/// this list a ~60 MB body and ~100 MB of copies (BENCHMARKS.md, "Soak"). A record's history is
-/// at `/api/devices/{serial}`.
+/// Every record without its history: up to 300 lines each, so with them a poll of this list
+/// for 1000 routers was a ~43 MB body built from copies of every record (BENCHMARKS.md, "Soak").
+/// A record's history is at `/api/devices/{serial}`.
 async fn api_devices(State(app): State<App>) -> Response {
     let list: Vec<serde_json::Value> = app
         .registry
