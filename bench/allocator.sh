@@ -10,6 +10,7 @@
 #   GLIBC_BIN=/tmp/glibc-target/release/pnp-appliance bash bench/allocator.sh
 source "$(dirname "$0")/lib.sh"
 GLIBC_BIN=${GLIBC_BIN:?set GLIBC_BIN to a glibc build of the server, see the top of this script}
+need curl curl
 build
 IMAGE_MB=${IMAGE_MB:-5}
 echo "machine: $(machine); image $IMAGE_MB MB, 1000 routers, stress"
@@ -25,7 +26,7 @@ for rep in $(seq "${REPS:-3}"); do
     SERVER_PID=$!; PIDS+=("$SERVER_PID"); wait_port "$port"
     out=$("$BIN" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices 1000 \
       --serial-prefix W --timeout 1800 --time-scale 0.01 | tail -n1 | sed 's/^simulate: //')
-    inside=$(curl -s "http://127.0.0.1:$port/api/metrics" | python3 -c 'import json,sys; p=json.load(sys.stdin)["pnp"]; print("p50 %.2f ms, p99 %.2f ms" % (p["p50_ms"], p["p99_ms"]))')
+    inside=$(inside_server "$port")
     sleep 3
     echo "$rep $variant: $out; inside: $inside; peak RSS $(hwm_kb "$SERVER_PID") kB, RSS 3 s after $(rss_kb "$SERVER_PID") kB"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true

@@ -55,7 +55,7 @@ for rep in $(seq "${REPS:-2}"); do
     sleep 2
     at_start=$(rss_kb "$SERVER_PID")
     out=$(simulate)
-    inside=$(curl -s "http://127.0.0.1:$port/api/metrics" | python3 -c 'import json,sys; p=json.load(sys.stdin)["pnp"]; print("p50 %.2f ms, p99 %.2f ms" % (p["p50_ms"], p["p99_ms"]))')
+    inside=$(inside_server "$port")
     sleep "${SETTLE:-10}"
     echo "$rep $variant: $out; inside: $inside; RSS at start $at_start kB, peak $(hwm_kb "$SERVER_PID") kB, ${SETTLE:-10} s after $(rss_kb "$SERVER_PID") kB; warn lines $(grep -cE ' (WARN|ERROR) ' "$d/serve.log" || true)"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true

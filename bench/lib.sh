@@ -35,6 +35,12 @@ wait_port() { # wait_port PORT
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# inside_server PORT: how long the server on PORT took to answer PnP exchanges, measured inside
+# it (/api/metrics).
+inside_server() {
+  curl -s "http://127.0.0.1:$1/api/metrics" | python3 -c 'import json,sys; p=json.load(sys.stdin)["pnp"]; print("%d requests, p50 %.2f ms, p99 %.2f ms, max %.0f ms" % (p["requests"], p["p50_ms"], p["p99_ms"], p["max_ms"]))'
+}
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
 # bench_dir IMAGE_MB: a temporary bench with an image of that size, a tarball, a script and the

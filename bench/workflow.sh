@@ -35,7 +35,7 @@ run_one() { # run_one ROUTERS MODE SIMULATE-ARGS...
   start_server "$d" "$port"
   out=$(nice -n "$NICE" "$BIN" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices "$n" \
     --serial-prefix "W" --timeout 1800 "$@" | tail -n1)
-  inside=$(curl -s "http://127.0.0.1:$port/api/metrics" | python3 -c 'import json,sys; p=json.load(sys.stdin)["pnp"]; print("%d requests, p50 %.2f ms, p99 %.2f ms, max %.0f ms" % (p["requests"], p["p50_ms"], p["p99_ms"], p["max_ms"]))')
+  inside=$(inside_server "$port")
   echo "$n routers, $mode (simulator at nice $NICE): $out; inside the server: $inside; server peak RSS $(hwm_kb "$SERVER_PID") kB"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   rm -rf "$d"
