@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building and testing pnp-appliance need on a fresh Debian machine, when run as
+# root with apt: a C compiler and make (the jemalloc allocator is built from C), and for the
+# tests real DHCP servers and clients, busybox, Chromium and its WebDriver. Otherwise it says
+# what is missing: the DHCP tests with real clients and the browser test then skip loudly
+# (fail under PNP_REQUIRE_NETNS=1 / PNP_REQUIRE_BROWSER=1). Run by scripts/test.sh and .ci/run.
+set -euo pipefail
+
+need_pkgs=()
+for pair in "cc:gcc" "make:make" "ip:iproute2" "dhclient:isc-dhcp-client" "dhcpd:isc-dhcp-server" "kea-dhcp4:kea-dhcp4-server" "dnsmasq:dnsmasq-base" "busybox:busybox" "chromium:chromium" "chromedriver:chromium-driver"; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need_pkgs+=("$pkg")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps.sh: installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  else
+    echo "install-deps.sh: WARNING: missing ${need_pkgs[*]} and not root with apt: install them (sudo apt-get install ${need_pkgs[*]}); until then the build may fail (gcc, make) and the DHCP tests with real clients and the browser test skip" >&2
+  fi
+fi
