@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::pnp::workflow::Action;
+use crate::domain::workflow::Action;
 
 /// Cisco PnP provisioning appliance for ISR1100 routers.
 #[derive(Debug, Parser)]
@@ -280,7 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !crate::pnp::message::is_safe_serial(&format!("{serial_prefix}00001")) {
                 anyhow::bail!("--serial-prefix may hold only letters, digits, '.', '_' and '-'");
             }
-            let opts = crate::simulate::SimOptions {
+            let opts = crate::sim::SimOptions {
                 server: server.trim_end_matches('/').to_string(),
                 devices,
                 time_scale,
@@ -294,7 +294,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 jitter,
                 boot_spread,
             };
-            let summary = runtime()?.block_on(crate::simulate::run(opts))?;
+            let summary = runtime()?.block_on(crate::sim::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();
             serials.sort();
             println!("{:<14} {:<22} reason", "serial", "state");
@@ -327,7 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => {
             crate::logging::init_console("warn");
             let cfg = load(&cli.config)?;
-            let (findings, text) = crate::check::run(&cfg);
+            let (findings, text) = crate::ops::check::run(&cfg);
             print!("pnp-appliance check: {}\n{text}", cfg.source.display());
             Ok(if findings.iter().all(|f| f.ok) {
                 ExitCode::SUCCESS
@@ -375,7 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     } else {
                         "(server not running: saved state, no transfers)\n"
                     };
-                    format!("{note}{}", crate::status::table(&rows))
+                    format!("{note}{}", crate::ops::status::table(&rows))
                 };
                 if watch {
                     print!(
@@ -396,14 +396,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::logging::init_console("warn");
             let cfg = load(&cli.config)?;
             let devices = runtime()?.block_on(all_devices(&cfg))?;
-            let rows = crate::status::report(&devices);
+            let rows = crate::ops::status::report(&devices);
             let text = match format {
-                ReportFormat::Csv => crate::status::report_csv(&rows),
+                ReportFormat::Csv => crate::ops::status::report_csv(&rows),
                 ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rows)?),
             };
             match output {
                 Some(path) => {
-                    crate::state::write_atomic(&path, text.as_bytes())
+                    crate::store::write_atomic(&path, text.as_bytes())
                         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
                     eprintln!(
                         "report: {} routers written to {}",
@@ -419,16 +419,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Status rows from the running server (with transfers), else from the saved records.
-async fn status_rows(cfg: &Config) -> anyhow::Result<(Vec<crate::status::StatusRow>, bool)> {
+async fn status_rows(cfg: &Config) -> anyhow::Result<(Vec<crate::http::api::StatusRow>, bool)> {
     if let Some((200, body)) = crate::ops::fetch(cfg, "/api/status").await? {
         return Ok((serde_json::from_str(&body)?, true));
     }
     let devices = crate::ops::offline_devices(cfg).await?;
-    Ok((crate::status::rows(&devices, None), false))
+    Ok((crate::http::api::rows(&devices, None), false))
 }
 
 /// Every record, from the running server or the saved state.
-async fn all_devices(cfg: &Config) -> anyhow::Result<Vec<crate::device::Device>> {
+async fn all_devices(cfg: &Config) -> anyhow::Result<Vec<crate::domain::device::Device>> {
     if let Some((200, body)) = crate::ops::fetch(cfg, "/api/devices").await? {
         return Ok(serde_json::from_str(&body)?);
     }
@@ -437,7 +437,7 @@ async fn all_devices(cfg: &Config) -> anyhow::Result<Vec<crate::device::Device>>
 
 async fn show(cfg: &Config, serial: &str, json: bool) -> anyhow::Result<String> {
     let device = match crate::ops::fetch(cfg, &format!("/api/devices/{serial}")).await? {
-        Some((200, body)) => serde_json::from_str::<crate::device::Device>(&body)?,
+        Some((200, body)) => serde_json::from_str::<crate::domain::device::Device>(&body)?,
         Some((404, _)) => {
             anyhow::bail!("no device with serial {serial} (`pnp-appliance status` lists them)")
         }
@@ -456,7 +456,7 @@ async fn show(cfg: &Config, serial: &str, json: bool) -> anyhow::Result<String> 
         return Ok(format!("{}\n", serde_json::to_string_pretty(&device)?));
     }
     let transfers = match crate::ops::fetch(cfg, "/api/status").await? {
-        Some((200, body)) => serde_json::from_str::<Vec<crate::status::StatusRow>>(&body)?
+        Some((200, body)) => serde_json::from_str::<Vec<crate::http::api::StatusRow>>(&body)?
             .into_iter()
             .find(|r| r.serial == serial)
             .and_then(|r| r.transfer)
@@ -464,5 +464,5 @@ async fn show(cfg: &Config, serial: &str, json: bool) -> anyhow::Result<String> 
             .collect(),
         _ => Vec::new(),
     };
-    Ok(crate::status::show(&device, &transfers))
+    Ok(crate::ops::status::show(&device, &transfers))
 }

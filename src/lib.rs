@@ -7,20 +7,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod check;
 pub mod cli;
 pub mod config;
-pub mod dashboard;
-pub mod device;
 pub mod dhcp;
+pub mod domain;
 pub mod files;
-pub mod journal;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod pnp;
 pub mod serve;
-pub mod simulate;
-pub mod state;
-pub mod status;
-pub mod transfers;
+pub mod sim;
+pub mod store;

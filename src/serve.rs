@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::files::checksum::Md5Cache;
-use crate::pnp::server::{self, App, Peer};
-use crate::state::Registry;
+use crate::http::{self, App, Peer};
+use crate::store::Registry;
 
 /// Opens state and checksums images; returns the ready application and the warnings printed.
 pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
@@ -22,7 +22,11 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
     let mut interrupted = 0;
     for d in registry.summaries().await {
         if registry
-            .update(&d.serial, || None, crate::pnp::workflow::mark_interrupted)
+            .update(
+                &d.serial,
+                || None,
+                crate::domain::workflow::mark_interrupted,
+            )
             .await
             .unwrap_or(false)
         {
@@ -96,7 +100,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         plan: Arc::new(plan),
         registry,
         leases: Arc::new(std::sync::Mutex::new(leases)),
-        transfers: crate::transfers::Transfers::default(),
+        transfers: crate::files::transfers::Transfers::default(),
         latency: Default::default(),
     };
     Ok((app, warnings))
@@ -191,7 +195,7 @@ pub async fn run(
         transfers: app.transfers.clone(),
         bulk: Some(bulk.handle().clone()),
     });
-    serve_http(server::router(app), fast, listener, cancel.clone()).await;
+    serve_http(http::router(app), fast, listener, cancel.clone()).await;
     bulk.shutdown_background();
     cancel.cancel();
     let l = latency.view();

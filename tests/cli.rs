@@ -120,14 +120,14 @@ fn offline_resume_changes_the_saved_record() {
     let port = common::free_port();
     let cfg = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
     std::fs::create_dir_all(dir.path().join("state/devices")).unwrap();
-    let mut d = pnp_appliance::device::Device::new(
+    let mut d = pnp_appliance::domain::device::Device::new(
         "PARK1",
         "PID:C1131-8PWB,VID:V01,SN:PARK1",
         "C1131-8PWB",
         "V01",
         chrono::Local::now(),
     );
-    d.state = pnp_appliance::device::State::BootflashNoSpace;
+    d.state = pnp_appliance::domain::device::State::BootflashNoSpace;
     std::fs::write(
         dir.path().join("state/devices/PARK1.json"),
         serde_json::to_vec(&d).unwrap(),

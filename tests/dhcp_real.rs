@@ -280,7 +280,7 @@ fn real_clients_get_exact_option_43_and_others_get_nothing() {
         .args(["--time-scale", "0.01", "--timeout", "20"])
         .output()
         .unwrap();
-    let saved = pnp_appliance::state::read_saved(&lab.path("state")).unwrap();
+    let saved = pnp_appliance::store::read_saved(&lab.path("state")).unwrap();
     let record = saved
         .iter()
         .find(|d| d.serial == "LEASE00001")

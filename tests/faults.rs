@@ -42,7 +42,7 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
     b.start();
     let out = b.simulate(1, &["--serial-prefix", "ROK"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let saved = pnp_appliance::state::read_saved(&b.path("state")).unwrap();
+    let saved = pnp_appliance::store::read_saved(&b.path("state")).unwrap();
     let journal = b.path("state/journal.log");
     let journal_before = std::fs::read(&journal).unwrap();
 
@@ -77,7 +77,7 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
     );
     // What was saved is untouched, and nothing half-written appeared.
     assert_eq!(std::fs::read(&journal).unwrap(), journal_before);
-    let now = pnp_appliance::state::read_saved(&b.path("state")).unwrap();
+    let now = pnp_appliance::store::read_saved(&b.path("state")).unwrap();
     assert_eq!(now, saved);
     assert_eq!(now.len(), 1);
 }
@@ -134,10 +134,10 @@ fn full_disk_while_persisting_keeps_whole_entries() {
     );
     assert!(journal.ends_with('\n'));
     for line in journal.lines() {
-        let e: pnp_appliance::journal::Entry = serde_json::from_str(line)
+        let e: pnp_appliance::store::journal::Entry = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("torn journal line ({e}): {line}"));
         assert!(
-            matches!(&e, pnp_appliance::journal::Entry::Update { device, .. } if device.serial.starts_with("FULL")),
+            matches!(&e, pnp_appliance::store::journal::Entry::Update { device, .. } if device.serial.starts_with("FULL")),
             "{line}"
         );
     }

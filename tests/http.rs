@@ -7,7 +7,7 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use pnp_appliance::config::Config;
-use pnp_appliance::pnp::server::{self, App, Peer};
+use pnp_appliance::http::{self, App, Peer};
 use tower::ServiceExt;
 
 const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL2548L0AW";
@@ -45,7 +45,7 @@ impl Fixture {
             remote: "198.51.100.20:51000".parse::<SocketAddr>().unwrap(),
             local: "198.51.100.1:8080".parse::<SocketAddr>().unwrap(),
         };
-        server::router(self.app.clone()).layer(MockConnectInfo(peer))
+        http::router(self.app.clone()).layer(MockConnectInfo(peer))
     }
 
     async fn call(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -73,7 +73,7 @@ impl Fixture {
 
     /// Serials of the saved records (files and journal).
     fn records(&self) -> Vec<String> {
-        pnp_appliance::state::read_saved(&self.dir.path().join("state"))
+        pnp_appliance::store::read_saved(&self.dir.path().join("state"))
             .unwrap()
             .into_iter()
             .map(|d| d.serial)
@@ -329,7 +329,7 @@ async fn file_routes_stream_with_length_range_and_no_traversal() {
         "/day0/FGL2548L0AW/default.cfg",
         "/day0/NOPE/default.cfg",
     ] {
-        let resp = server::router(f.app.clone())
+        let resp = http::router(f.app.clone())
             .layer(MockConnectInfo(other))
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await

@@ -181,7 +181,7 @@ fn status_show_report_and_actions() {
     let out = b.run(&["device", "forget", "OPS00001"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(b.device("OPS00001").is_none());
-    let saved = pnp_appliance::state::read_saved(&b.path("state")).unwrap();
+    let saved = pnp_appliance::store::read_saved(&b.path("state")).unwrap();
     assert!(
         !saved.iter().any(|d| d.serial == "OPS00001"),
         "forgotten on disk too"

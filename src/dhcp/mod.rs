@@ -215,7 +215,7 @@ impl LeaseSaver {
                     // The snapshot is taken after every waiter's change was made.
                     let json = serde_json::to_vec(&*lock(&leases)).unwrap_or_default();
                     let result =
-                        crate::state::write_atomic(&path, &json).map_err(|e| e.to_string());
+                        crate::store::write_atomic(&path, &json).map_err(|e| e.to_string());
                     for w in waiters {
                         let _ = w.send(result.clone());
                     }

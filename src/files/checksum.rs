@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::state::write_atomic;
+use crate::store::write_atomic;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct Entry {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::domain::device::Device;
 
 /// Built-in template variables of one router.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,18 @@ pub struct Builtins {
     pub vid: String,
     /// Address it talks from.
     pub ip: String,
+}
+
+impl Builtins {
+    /// The built-ins of `d`.
+    pub fn of(d: &Device) -> Builtins {
+        Builtins {
+            serial: d.serial.clone(),
+            pid: d.pid.clone(),
+            vid: d.vid.clone(),
+            ip: d.ip.clone(),
+        }
+    }
 }
 
 /// The inventory: serial → column → value. Missing file: empty.

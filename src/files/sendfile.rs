@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::transfers::Transfers;
+use crate::files::transfers::Transfers;
 
 /// Longest request head looked at; longer heads go to hyper.
 const HEAD_MAX: usize = 8 << 10;

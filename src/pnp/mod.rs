@@ -4,6 +4,4 @@
 //! ours, `workflow` decides (pure), `server` is the axum shell.
 
 pub mod message;
-pub mod server;
-pub mod workflow;
 pub mod xml;

@@ -270,7 +270,7 @@ async fn servedir_answer(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = crate::files::router::<()>(&fast.images, &fast.files)
+    let resp = crate::http::files::router::<()>(&fast.images, &fast.files)
         .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 //!
 //! Owns the [`State`] names (stable strings, the reference server's names plus `FAILED`) and the
 //! [`Device`] record that is persisted as JSON, shown in `DEVICE_STATUS.csv` and changed only by
-//! the pure workflow functions in [`crate::pnp::workflow`] under the registry's lock.
+//! the pure workflow functions (the `workflow` module beside this one) under the registry's lock.
 
 use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
@@ -301,6 +301,26 @@ impl Device {
             last_contact: now,
             ..Device::default()
         }
+    }
+
+    /// Forgets everything the workflow did, for a router that starts over (wiped, or reset by
+    /// an operator): identity, first contact, address, lease and history stay.
+    pub fn start_over(&mut self) {
+        let fresh = Device::new(
+            &self.serial,
+            &self.udi,
+            &self.pid,
+            &self.vid,
+            self.first_seen,
+        );
+        *self = Device {
+            ip: std::mem::take(&mut self.ip),
+            lease: self.lease.take(),
+            last_contact: self.last_contact,
+            history: std::mem::take(&mut self.history),
+            logged: self.logged,
+            ..fresh
+        };
     }
 
     /// Appends a history line at `now`.

@@ -1,80 +1,16 @@
 //! What operators read: the status rows (`status`, `/api/status`), one router's full record
 //! (`device show`) and the provisioning report (`report`).
 //!
-//! Owns the stable JSON shapes ([`StatusRow`], [`ReportRow`]; documented in README.md) and
-//! their text renderings. Everything here is derived from device records and the transfer
+//! Owns the report's stable JSON shape ([`ReportRow`], documented in README.md) and the text
+//! renderings of status rows and records. Everything here is derived from device records and the transfer
 //! table; nothing is stored.
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Device, DeviceLease, State};
-use crate::state::TIME_FORMAT;
-use crate::transfers::{TransferView, Transfers};
-
-/// One router in `status --json` and `GET /api/status` (stable).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusRow {
-    /// Serial number.
-    pub serial: String,
-    /// PID.
-    pub platform: String,
-    /// VID.
-    pub hw_rev: String,
-    /// Address it talks from.
-    pub ip: String,
-    /// `YYYY-MM-DDTHH:MM:SS`.
-    pub first_seen: String,
-    /// `YYYY-MM-DDTHH:MM:SS`.
-    pub last_contact: String,
-    /// Running version.
-    pub current_version: String,
-    /// Target image file.
-    pub target_image: String,
-    /// Guestshell tarball copied.
-    pub guestshell_tarball: bool,
-    /// Python script copied.
-    pub python_script: bool,
-    /// Day-0 config applied.
-    pub config_update: bool,
-    /// Workflow state name.
-    pub state: String,
-    /// The job in flight, e.g. `image-install http://...`.
-    pub step: Option<String>,
-    /// The newest download to this router (running, stalled, done or aborted).
-    pub transfer: Option<TransferView>,
-    /// Last error the router reported.
-    pub last_error: Option<String>,
-    /// Why it is FAILED.
-    pub fail_reason: Option<String>,
-    /// Its DHCP lease from our responder.
-    pub lease: Option<DeviceLease>,
-}
-
-/// Rows for `devices` (already newest first), with transfers when the server runs.
-pub fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<StatusRow> {
-    devices
-        .iter()
-        .map(|d| StatusRow {
-            serial: d.serial.clone(),
-            platform: d.pid.clone(),
-            hw_rev: d.vid.clone(),
-            ip: d.ip.clone(),
-            first_seen: d.first_seen.format(TIME_FORMAT).to_string(),
-            last_contact: d.last_contact.format(TIME_FORMAT).to_string(),
-            current_version: d.current_version.clone(),
-            target_image: d.target_image.clone(),
-            guestshell_tarball: d.tarball_done,
-            python_script: d.script_done,
-            config_update: d.config_file.is_some(),
-            state: d.state.as_str().to_string(),
-            step: d.pending.as_ref().map(|p| p.summary.clone()),
-            transfer: transfers.and_then(|t| t.for_ip(&d.ip).into_iter().next()),
-            last_error: d.last_error.clone(),
-            fail_reason: d.fail_reason.clone(),
-            lease: d.lease.clone(),
-        })
-        .collect()
-}
+use crate::domain::device::{Device, State};
+use crate::files::transfers::TransferView;
+use crate::http::api::StatusRow;
+use crate::store::TIME_FORMAT;
 
 fn mb(b: u64) -> String {
     format!("{:.1}MB", b as f64 / 1e6)
@@ -369,7 +305,7 @@ mod tests {
         let mut d = Device::new("S1", "u", "C1131-8PWB", "V01", now);
         d.state = State::Failed;
         d.fail_reason = Some("image install failed: PnP Service Error 1816".into());
-        let mut r = rows(&[d], None);
+        let mut r = crate::http::api::rows(&[d], None);
         r[0].transfer = Some(TransferView {
             path: "/images/x.bin".into(),
             bytes: 50_000_000,

@@ -8,99 +8,14 @@
 
 use chrono::{DateTime, Local};
 
-use super::message::{self, ErrorInfo, Request, Response, WorkRequest};
-use crate::device::{Device, Pending, State};
+use crate::pnp::message::{self, ErrorInfo, Request, Response, WorkRequest};
+mod action;
 
-/// One target image, chosen by PID prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageTarget {
-    /// PID prefix this image is for (`""` = every PID).
-    pub pid_prefix: String,
-    /// File name under `images/`.
-    pub file: String,
-    /// Normalised version, e.g. `17.12.3a`.
-    pub version: String,
-    /// Lower-case md5, `None` when the file is missing on the appliance.
-    pub md5: Option<String>,
-}
+pub use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
+pub use super::plan::{Backoffs, FileCopy, ImageTarget, Plan};
+pub use action::{Action, mark_interrupted, operator, resume, set_state};
 
-/// A file under `files/` copied to the device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileCopy {
-    /// File name under `files/`.
-    pub file: String,
-    /// Destination directory on the device, e.g. `bootflash:guest-share/`.
-    pub destination: String,
-    /// Whether the file exists on the appliance.
-    pub present: bool,
-}
-
-impl FileCopy {
-    /// Full destination path: directory plus file name.
-    pub fn target(&self) -> String {
-        if self.destination.ends_with(':') || self.destination.ends_with('/') {
-            format!("{}{}", self.destination, self.file)
-        } else {
-            format!("{}/{}", self.destination, self.file)
-        }
-    }
-}
-
-/// Backoff delays in seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoffs {
-    /// After a successful image install, while the device reloads.
-    pub after_image_install: u64,
-    /// While Guestshell comes up.
-    pub wait_for_guestshell: u64,
-    /// While parked in BOOTFLASH_NO_SPACE.
-    pub no_space: u64,
-    /// For a FINISHED device.
-    pub finished: u64,
-    /// For a FAILED device.
-    pub failed: u64,
-}
-
-/// The validated workflow settings: what each step does, or `None` to skip it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Value for `config-register`, e.g. `0x2102`.
-    pub config_register: Option<String>,
-    /// Target images by PID prefix (longest prefix wins).
-    pub images: Vec<ImageTarget>,
-    /// Destination for images, e.g. `bootflash:`.
-    pub image_destination: String,
-    /// Guestshell tarball.
-    pub tarball: Option<FileCopy>,
-    /// Python script.
-    pub script: Option<FileCopy>,
-    /// Command that runs the script; `{file}` is replaced by the script's file name.
-    pub script_command: String,
-    /// Push a day-0 config.
-    pub day0_config: bool,
-    /// Minimum bootflash free bytes (0 skips the check).
-    pub min_bootflash_free: i64,
-    /// EEM applet that installs Guestshell.
-    pub eem_applet: Option<String>,
-    /// Retries of a failed job before FAILED.
-    pub max_retries: u32,
-    /// `show app-hosting list` checks before FAILED.
-    pub guestshell_max_checks: u32,
-    /// Send `terminate` to finished devices instead of a long backoff.
-    pub terminate_when_finished: bool,
-    /// Backoff delays.
-    pub backoff: Backoffs,
-}
-
-impl Plan {
-    /// The image for `pid`: the longest matching prefix.
-    pub fn image_for(&self, pid: &str) -> Option<&ImageTarget> {
-        self.images
-            .iter()
-            .filter(|i| pid.starts_with(&i.pid_prefix))
-            .max_by_key(|i| i.pid_prefix.len())
-    }
-}
+use crate::domain::device::{Device, Pending, State};
 
 /// What the pure functions may know of the world.
 pub struct Ctx<'a> {
@@ -118,82 +33,6 @@ pub struct Ctx<'a> {
 pub enum Reply {
     /// Send this job (the device's correlator is echoed).
     Job(Request),
-}
-
-/// Normalises an IOS-XE version: `17.12.03a` → `17.12.3a` (device-info reports it unpadded,
-/// file names pad it; §6.1). Finds the first `N.N.N[suffix]` token in `s`.
-pub fn normalize_version(s: &str) -> Option<String> {
-    let tokens = s.split(|c: char| c.is_whitespace() || c == ',' || c == '-' || c == '_');
-    for token in tokens {
-        let parts: Vec<&str> = token.split('.').collect();
-        for w in parts.windows(3) {
-            let (a, b, c) = (w[0], w[1], w[2]);
-            let digits = |p: &str| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit());
-            let lead = c.bytes().take_while(u8::is_ascii_digit).count();
-            if digits(a) && digits(b) && lead > 0 {
-                let num = |p: &str| p.trim_start_matches('0').parse::<u64>().unwrap_or(0);
-                let suffix = &c[lead..];
-                if !suffix.bytes().all(|x| x.is_ascii_alphanumeric()) {
-                    continue;
-                }
-                return Some(format!(
-                    "{}.{}.{}{}",
-                    num(a),
-                    num(b),
-                    num(&c[..lead]),
-                    suffix.to_ascii_lowercase()
-                ));
-            }
-        }
-    }
-    None
-}
-
-/// Guestshell state read from `show app-hosting list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guestshell {
-    /// `RUNNING`.
-    Running,
-    /// Installed but not running (`DEPLOYED`, `ACTIVATED`, `STOPPED`).
-    Installed,
-    /// `No App found`, or no guestshell line.
-    Missing,
-    /// Something else (e.g. in transition): check again later.
-    Other,
-}
-
-/// Reads `show app-hosting list` output (ianz94 looks for `RUNNING`, `DEPLOYED`, `No App found`).
-pub fn guestshell_state(output: &str) -> Guestshell {
-    for line in output.lines() {
-        let mut words = line.split_whitespace();
-        if words
-            .next()
-            .is_some_and(|w| w.eq_ignore_ascii_case("guestshell"))
-        {
-            return match words.next().map(str::to_ascii_uppercase).as_deref() {
-                Some("RUNNING") => Guestshell::Running,
-                Some("DEPLOYED" | "ACTIVATED" | "STOPPED") => Guestshell::Installed,
-                _ => Guestshell::Other,
-            };
-        }
-    }
-    Guestshell::Missing
-}
-
-/// An IOS error in CLI output (`% Invalid input`, `%Error ...`): the command did not work even
-/// though cli-exec reports success.
-pub fn cli_error(output: &str) -> Option<String> {
-    output
-        .lines()
-        .map(str::trim)
-        .find(|l| {
-            l.starts_with("% Invalid")
-                || l.starts_with("% Incomplete")
-                || l.starts_with("% Ambiguous")
-                || l.starts_with("%Error")
-                || l.starts_with("% Error")
-        })
-        .map(str::to_string)
 }
 
 fn fail(dev: &mut Device, now: DateTime<Local>, reason: String) {
@@ -280,16 +119,7 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
             && (dev.startup_saved || matches!(dev.state, State::Finished | State::Failed));
         if wiped {
             let was = dev.state;
-            let fresh = Device::new(&dev.serial, &dev.udi, &dev.pid, &dev.vid, dev.first_seen);
-            let history = std::mem::take(&mut dev.history);
-            let ip = std::mem::take(&mut dev.ip);
-            *dev = Device {
-                history,
-                logged: dev.logged,
-                ip,
-                last_contact: now,
-                ..fresh
-            };
+            dev.start_over();
             dev.log(
                 now,
                 format!("came back factory-fresh in {was}: starting over"),
@@ -884,143 +714,6 @@ fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &messa
             ),
         );
     }
-}
-
-/// Operator action `resume`: continues a router parked in BOOTFLASH_NO_SPACE with the next step,
-/// or retries the step a FAILED router stopped at. Returns what was done.
-pub fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> {
-    match dev.state {
-        State::BootflashNoSpace => {
-            goto(dev, now, State::RunEventManager, "resumed by operator");
-            Ok(format!(
-                "{}: BOOTFLASH_NO_SPACE -> RUN_EVENT_MANAGER (continues at its next poll)",
-                dev.serial
-            ))
-        }
-        State::Failed => {
-            let back = match dev.failed_in {
-                Some(State::UpgradeInProgress) | None => State::CheckImageVer,
-                Some(s) => s,
-            };
-            dev.fail_reason = None;
-            dev.failed_in = None;
-            dev.upgrade_attempts = 0;
-            dev.guestshell_checks = 0;
-            dev.pending = None;
-            goto(dev, now, back, "resumed by operator: retrying");
-            Ok(format!(
-                "{}: FAILED -> {back} (retried at its next poll)",
-                dev.serial
-            ))
-        }
-        other => Err(format!(
-            "{} is in {other}, not BOOTFLASH_NO_SPACE or FAILED: nothing to resume",
-            dev.serial
-        )),
-    }
-}
-
-/// At start-up: a job in flight when the server stopped is marked interrupted (its answer is
-/// still accepted; a failure or no answer does not count against the router).
-pub fn mark_interrupted(dev: &mut Device) -> bool {
-    match dev.pending.as_mut() {
-        Some(p) if !p.interrupted => {
-            p.interrupted = true;
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Operator actions on a device record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Continue from BOOTFLASH_NO_SPACE, or retry the step a FAILED router stopped at.
-    Resume,
-    /// Send the current step's job again (a FAILED router retries its failed step; a parked
-    /// one re-checks its free space).
-    Retry,
-    /// Provision the router again from the start.
-    Reset,
-    /// Delete the record (done by the registry, not here).
-    Forget,
-}
-
-/// Applies `action` (not `Forget`) to `dev`; returns what was done.
-pub fn operator(dev: &mut Device, action: Action, now: DateTime<Local>) -> Result<String, String> {
-    match action {
-        Action::Resume => resume(dev, now),
-        Action::Forget => Err("forget is done by the registry".into()),
-        Action::Retry => match dev.state {
-            State::Failed => resume(dev, now),
-            State::Finished => Err(format!(
-                "{} is FINISHED: use `reset` to provision it again",
-                dev.serial
-            )),
-            State::BootflashNoSpace => {
-                goto(
-                    dev,
-                    now,
-                    State::CheckBootflashSize,
-                    "retry by operator: checking free space again",
-                );
-                Ok(format!(
-                    "{}: BOOTFLASH_NO_SPACE -> CHECK_BOOTFLASH_SIZE",
-                    dev.serial
-                ))
-            }
-            st => {
-                dev.pending = None;
-                dev.attempts = 0;
-                dev.log(now, "retry by operator: the current job is sent again");
-                Ok(format!(
-                    "{}: {st} job sent again at its next poll",
-                    dev.serial
-                ))
-            }
-        },
-        Action::Reset => {
-            let was = dev.state;
-            let keep = Device::new(&dev.serial, &dev.udi, &dev.pid, &dev.vid, dev.first_seen);
-            *dev = Device {
-                history: std::mem::take(&mut dev.history),
-                logged: dev.logged,
-                ip: std::mem::take(&mut dev.ip),
-                lease: dev.lease.take(),
-                last_contact: dev.last_contact,
-                ..keep
-            };
-            dev.log(now, format!("reset by operator in {was}: starting over"));
-            Ok(format!(
-                "{}: {was} -> NEW_DEVICE (starts over at its next poll)",
-                dev.serial
-            ))
-        }
-    }
-}
-
-/// An operator's direct choice of state (the reference's way out of BOOTFLASH_NO_SPACE: editing
-/// "Device State" in DEVICE_STATUS.csv). The router continues from `state` at its next poll.
-pub fn set_state(dev: &mut Device, state: State, now: DateTime<Local>, how: &str) {
-    let was = dev.state;
-    dev.pending = None;
-    dev.attempts = 0;
-    if state != State::Failed {
-        dev.fail_reason = None;
-        dev.failed_in = None;
-    }
-    if matches!(state, State::UpgradeNeeded | State::CheckImageVer) {
-        dev.upgrade_attempts = 0;
-    }
-    if matches!(
-        state,
-        State::CheckGuestshell | State::RunEventManager | State::WaitForGuestshell
-    ) {
-        dev.guestshell_checks = 0;
-    }
-    dev.log(now, format!("operator set state {was} -> {state} ({how})"));
-    dev.state = state;
 }
 
 #[cfg(test)]

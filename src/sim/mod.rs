@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 
-use crate::pnp::workflow::normalize_version;
+use crate::domain::workflow::normalize_version;
 use crate::pnp::xml::{self, Element, escape};
 
 /// Settings of a simulation run.
@@ -885,7 +885,7 @@ mod tests {
 
     #[test]
     fn app_hosting_output_is_read_by_the_server_classifier() {
-        use crate::pnp::workflow::{Guestshell, guestshell_state};
+        use crate::domain::workflow::{Guestshell, guestshell_state};
         assert_eq!(guestshell_state(&app_list("RUNNING")), Guestshell::Running);
         assert_eq!(
             guestshell_state(&app_list("DEPLOYED")),

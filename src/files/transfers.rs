@@ -1,26 +1,16 @@
 //! Live download progress: bytes served, total, rate, ETA and stalls, per router address.
 //!
-//! Owns the table of downloads in flight (and recently ended) and the response-body wrapper that
-//! feeds it. Downloads served with sendfile (`files::sendfile`) feed it directly, the hyper file
-//! routes through [`track`]; `status`, the dashboard and the JSON API
-//! read [`Transfers::for_ip`]. A router that disconnects mid-transfer ends its entry as aborted
+//! Owns the table of downloads in flight (and recently ended). Downloads served with sendfile
+//! ([`super::sendfile`]) feed it directly, the hyper file routes through the HTTP layer's
+//! counting body; `status`, the dashboard and the JSON API read [`Transfers::for_ip`]. A router that disconnects mid-transfer ends its entry as aborted
 //! (logged); the next job simply downloads again.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::Serialize;
-
-use crate::pnp::server::Peer;
 
 /// No byte for this long while incomplete: the transfer is flagged as stalled.
 pub const STALL_AFTER: Duration = Duration::from_secs(30);
@@ -157,89 +147,6 @@ fn view(e: &Entry) -> TransferView {
         elapsed_secs: elapsed.as_secs(),
         state: state.to_string(),
     }
-}
-
-/// Body wrapper that counts what is sent and ends the entry when the body ends or is dropped.
-struct Counting {
-    inner: Body,
-    table: Transfers,
-    id: u64,
-    ended: bool,
-}
-
-impl http_body::Body for Counting {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(d) = frame.data_ref() {
-                    this.table.add(this.id, d.len());
-                }
-            }
-            Poll::Ready(None) => {
-                this.ended = true;
-                this.table.end(this.id, true);
-            }
-            Poll::Ready(Some(Err(_))) => {
-                this.ended = true;
-                this.table.end(this.id, false);
-            }
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Counting {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.table.end(self.id, false);
-        }
-    }
-}
-
-/// Middleware for the file routes: counts every successful GET body.
-pub async fn track(
-    State(table): State<Transfers>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let path = req.uri().path().to_string();
-    let is_get = req.method() == Method::GET;
-    let resp = next.run(req).await;
-    if !is_get || !resp.status().is_success() {
-        return resp;
-    }
-    let total = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let id = table.start(peer.remote.ip(), path, total);
-    resp.map(|inner| {
-        Body::new(Counting {
-            inner,
-            table,
-            id,
-            ended: false,
-        })
-    })
 }
 
 #[cfg(test)]

@@ -1,86 +1,28 @@
 //! The device registry: the one owner of device state, and its persistence.
 //!
 //! Owns the in-memory records and their persistence: every durable change goes to the journal
-//! (`crate::journal`, group-committed, fsynced before a reply leaves, so `kill -9` at any moment
+//! (`crate::store::journal`, group-committed, fsynced before a reply leaves, so `kill -9` at any moment
 //! loses nothing that was answered) and from there into one JSON file per router under
 //! `<state>/devices/` (rewritten atomically at start-up and compaction); and `DEVICE_STATUS.csv`
 //! (rewritten atomically in the background, coalescing bursts). DHCP, PnP and the operator commands change
 //! records only through [`Registry::update`].
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::device::Device;
+mod atomic;
+pub mod journal;
+mod status_csv;
 
-/// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync
-/// of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(temp_name(name, std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+use atomic::sweep_temp_files;
+pub use atomic::write_atomic;
+pub use status_csv::{STATUS_COLUMNS, TIME_FORMAT, status_table};
 
-/// The temp file [`write_atomic`] writes `name` through, in process `pid`.
-fn temp_name(name: &str, pid: u32) -> String {
-    format!(".{name}.tmp{pid}")
-}
-
-/// The writing process of a [`temp_name`], if `file` is one.
-fn temp_writer(file: &str) -> Option<u32> {
-    let (_, pid) = file.strip_prefix('.')?.rsplit_once(".tmp")?;
-    pid.parse().ok()
-}
-
-/// Removes from `dir` the temp files of writes that a crash or `kill -9` cut off before their
-/// rename: never read (the file they were replacing is intact), they would only take disk.
-/// A temp file whose writer still runs (another command writing here) is left alone. Returns
-/// a line per file for the log.
-fn sweep_temp_files(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut notes = Vec::new();
-    for entry in rd.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(temp_writer) else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        let path = entry.path();
-        notes.push(match std::fs::remove_file(&path) {
-            Ok(()) => format!(
-                "{}: removed, the temp file of a write cut off by a crash (what it was replacing is intact)",
-                path.display()
-            ),
-            Err(e) => format!(
-                "{}: temp file of a write cut off by a crash, cannot remove it ({e}): delete it",
-                path.display()
-            ),
-        });
-    }
-    notes
-}
+use crate::domain::device::Device;
 
 /// (mtime, length) of our last status CSV write, and the state cell we wrote per serial.
 type CsvWritten = (
@@ -90,7 +32,7 @@ type CsvWritten = (
 
 struct Shared {
     dir: PathBuf,
-    journal: crate::journal::Journal,
+    journal: crate::store::journal::Journal,
     /// Exclusive lock on the state directory while this registry writes to it.
     _lock: std::fs::File,
     status_csv: PathBuf,
@@ -147,11 +89,11 @@ fn load_state(state_dir: &Path) -> std::io::Result<(HashMap<String, Device>, Vec
     let (mut devices, mut problems) = load_files(&state_dir.join("devices"));
     let journal = state_dir.join("journal.log");
     // A fold cut short leaves journal.1.log: it is older than journal.log.
-    for path in [crate::journal::rotated_path(&journal), journal] {
-        let (entries, mut p) = crate::journal::replay(&path)?;
+    for path in [crate::store::journal::rotated_path(&journal), journal] {
+        let (entries, mut p) = crate::store::journal::replay(&path)?;
         problems.append(&mut p);
         for e in entries {
-            crate::journal::apply(&mut devices, e);
+            crate::store::journal::apply(&mut devices, e);
         }
     }
     Ok((devices, problems))
@@ -218,7 +160,7 @@ impl Registry {
         // Fold the journal into the files, then read them; if it cannot be folded (full
         // disk, read-only), it is kept and replayed over the files in memory.
         let journal_path = state_dir.join("journal.log");
-        problems.append(&mut match crate::journal::compact(&journal_path, &dir) {
+        problems.append(&mut match crate::store::journal::compact(&journal_path, &dir) {
             Ok(p) => p,
             Err(e) => vec![format!(
                 "cannot fold {} into {}: {e}; it is kept and replayed (free disk space or fix permissions)",
@@ -233,7 +175,7 @@ impl Registry {
             )
         })?;
         problems.append(&mut more);
-        let journal = crate::journal::Journal::start(&journal_path, &dir).map_err(|e| {
+        let journal = crate::store::journal::Journal::start(&journal_path, &dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot open {}: {e} (check permissions or set [paths] state)",
                 journal_path.display()
@@ -355,14 +297,14 @@ impl Registry {
             if written.get(serial).map(String::as_str) == Some(cell) {
                 continue;
             }
-            match crate::device::State::parse(cell) {
+            match crate::domain::device::State::parse(cell) {
                 Some(state) => {
                     let done = self
                         .update(
                             serial,
                             || None,
                             |d| {
-                                crate::pnp::workflow::set_state(
+                                crate::domain::workflow::set_state(
                                     d,
                                     state,
                                     now,
@@ -497,95 +439,11 @@ impl Registry {
     }
 }
 
-/// Column titles and widths of the reference `DEVICE_STATUS.csv` (ianz94's layout).
-pub const STATUS_COLUMNS: [(&str, usize); 12] = [
-    ("Serial Number", 15),
-    ("Platform", 16),
-    ("HW rev.", 9),
-    ("IP Address", 16),
-    ("First Seen", 24),
-    ("Last Contact", 24),
-    ("Current Version", 22),
-    ("Target Image", 40),
-    ("Guestshell Tarball", 20),
-    ("Python Script", 15),
-    ("Config Update", 15),
-    ("Device State", 22),
-];
-
-/// Time format of the status table.
-pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
-
-fn done(b: bool) -> &'static str {
-    if b { "Done" } else { "Not yet" }
-}
-
-/// Renders the status table: `|`-separated, each cell centred in its fixed width.
-pub fn status_table(devices: &[Device]) -> String {
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(b'|')
-        .quote_style(csv::QuoteStyle::Necessary)
-        .from_writer(Vec::new());
-    let cell = |s: &str, width: usize| format!("{s:^width$}");
-    let header: Vec<String> = STATUS_COLUMNS.iter().map(|(t, w)| cell(t, *w)).collect();
-    let _ = w.write_record(&header);
-    for d in devices {
-        let values = [
-            d.serial.clone(),
-            d.pid.clone(),
-            d.vid.clone(),
-            d.ip.clone(),
-            d.first_seen.format(TIME_FORMAT).to_string(),
-            d.last_contact.format(TIME_FORMAT).to_string(),
-            d.current_version.clone(),
-            d.target_image.clone(),
-            done(d.tarball_done).to_string(),
-            done(d.script_done).to_string(),
-            done(d.config_file.is_some()).to_string(),
-            d.state.as_str().to_string(),
-        ];
-        let row: Vec<String> = values
-            .iter()
-            .zip(STATUS_COLUMNS)
-            .map(|(v, (_, width))| cell(v, width))
-            .collect();
-        let _ = w.write_record(&row);
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::atomic::{temp_name, temp_writer};
     use super::*;
-    use crate::device::State;
-
-    #[test]
-    fn status_table_matches_reference_header_and_centres_cells() {
-        let t = status_table(&[]);
-        assert_eq!(
-            t,
-            " Serial Number |    Platform    | HW rev. |   IP Address   |       First Seen       |      Last Contact      |   Current Version    |              Target Image              | Guestshell Tarball | Python Script | Config Update |     Device State     \n"
-        );
-        let now = chrono::Local::now();
-        let mut d = Device::new(
-            "FGL1",
-            "PID:C1131-8PWB,VID:V01,SN:FGL1",
-            "C1131-8PWB",
-            "V01",
-            now,
-        );
-        d.state = State::Finished;
-        d.tarball_done = true;
-        let t = status_table(&[d]);
-        let row = t.lines().nth(1).unwrap();
-        let cells: Vec<&str> = row.split('|').collect();
-        assert_eq!(cells.len(), 12);
-        assert_eq!(cells[0], "     FGL1      ");
-        assert_eq!(cells[8].trim(), "Done");
-        assert_eq!(cells[9].trim(), "Not yet");
-        assert_eq!(cells[11].trim(), "FINISHED");
-        assert_eq!(cells[4].trim(), now.format(TIME_FORMAT).to_string());
-    }
+    use crate::domain::device::State;
 
     #[tokio::test]
     async fn temp_files_of_cut_off_writes_are_swept_at_open() {

@@ -1,7 +1,7 @@
 //! Table-driven tests of the pure workflow: conversations with a scripted device.
 
 use super::*;
-use crate::device::{Device, State};
+use crate::domain::device::{Device, State};
 use crate::pnp::message::{self, DeviceMessage, ReloadReason, Request, Udi, WorkRequest};
 
 const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL1";

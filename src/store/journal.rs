@@ -20,8 +20,8 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Device, Event, HISTORY_LIMIT};
-use crate::state::write_atomic;
+use crate::domain::device::{Device, Event, HISTORY_LIMIT};
+use crate::store::write_atomic;
 
 /// Nice value of the background fold thread (CFS gives a nice-0 thread ~10× its share).
 const FOLD_NICE: i32 = 10;

@@ -6,12 +6,15 @@
 //! records directly through the registry (the same atomic writes the server uses) and rewrite
 //! the status table.
 
+pub mod check;
+pub mod status;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::config::Config;
-use crate::device::Device;
-use crate::pnp::workflow::{self, Action};
-use crate::state::Registry;
+use crate::domain::device::Device;
+use crate::domain::workflow::{self, Action};
+use crate::store::Registry;
 
 /// Where a local client reaches the configured listener.
 pub fn local_url(cfg: &Config) -> String {
@@ -54,13 +57,16 @@ fn offline(cfg: &Config) -> anyhow::Result<Registry> {
 
 /// The saved records, newest contact first (server not running); writes nothing.
 pub async fn offline_devices(cfg: &Config) -> anyhow::Result<Vec<Device>> {
-    crate::state::read_saved(&cfg.state_dir)
+    crate::store::read_saved(&cfg.state_dir)
 }
 
 /// Applies `action` to `serial`; returns the message to print.
 pub async fn act(cfg: &Config, serial: &str, action: Action) -> anyhow::Result<String> {
-    let name = format!("{action:?}").to_ascii_lowercase();
-    let url = format!("{}/api/devices/{serial}/{name}", local_url(cfg));
+    let url = format!(
+        "{}/api/devices/{serial}/{}",
+        local_url(cfg),
+        action.as_str()
+    );
     let mut req = client()?.post(&url);
     if let Some(t) = &cfg.admin_token {
         req = req.header("X-Admin-Token", t);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::pnp::workflow::{Backoffs, FileCopy, ImageTarget, Plan, normalize_version};
+use crate::domain::workflow::{Backoffs, FileCopy, ImageTarget, Plan, normalize_version};
 
 /// A configuration error, already phrased for the operator.
 #[derive(Debug, thiserror::Error)]

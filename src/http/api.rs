@@ -1,0 +1,197 @@
+//! The operator's JSON API and device actions.
+//!
+//! Owns the stable status-row shape ([`StatusRow`], documented in README.md), read by
+//! `status`, the dashboard and `/api/status`; the record routes; the latency metrics; and the
+//! action route with its authorization.
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Local;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::error::HttpError;
+use super::{App, Peer};
+use crate::domain::device::{Device, DeviceLease};
+use crate::domain::workflow::{self, Action};
+use crate::files::transfers::{TransferView, Transfers};
+use crate::store::TIME_FORMAT;
+
+/// One router in `status --json` and `GET /api/status` (stable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusRow {
+    /// Serial number.
+    pub serial: String,
+    /// PID.
+    pub platform: String,
+    /// VID.
+    pub hw_rev: String,
+    /// Address it talks from.
+    pub ip: String,
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    pub first_seen: String,
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    pub last_contact: String,
+    /// Running version.
+    pub current_version: String,
+    /// Target image file.
+    pub target_image: String,
+    /// Guestshell tarball copied.
+    pub guestshell_tarball: bool,
+    /// Python script copied.
+    pub python_script: bool,
+    /// Day-0 config applied.
+    pub config_update: bool,
+    /// Workflow state name.
+    pub state: String,
+    /// The job in flight, e.g. `image-install http://...`.
+    pub step: Option<String>,
+    /// The newest download to this router (running, stalled, done or aborted).
+    pub transfer: Option<TransferView>,
+    /// Last error the router reported.
+    pub last_error: Option<String>,
+    /// Why it is FAILED.
+    pub fail_reason: Option<String>,
+    /// Its DHCP lease from our responder.
+    pub lease: Option<DeviceLease>,
+}
+
+/// Rows for `devices` (already newest first), with transfers when the server runs.
+pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<StatusRow> {
+    devices
+        .iter()
+        .map(|d| StatusRow {
+            serial: d.serial.clone(),
+            platform: d.pid.clone(),
+            hw_rev: d.vid.clone(),
+            ip: d.ip.clone(),
+            first_seen: d.first_seen.format(TIME_FORMAT).to_string(),
+            last_contact: d.last_contact.format(TIME_FORMAT).to_string(),
+            current_version: d.current_version.clone(),
+            target_image: d.target_image.clone(),
+            guestshell_tarball: d.tarball_done,
+            python_script: d.script_done,
+            config_update: d.config_file.is_some(),
+            state: d.state.as_str().to_string(),
+            step: d.pending.as_ref().map(|p| p.summary.clone()),
+            transfer: transfers.and_then(|t| t.for_ip(&d.ip).into_iter().next()),
+            last_error: d.last_error.clone(),
+            fail_reason: d.fail_reason.clone(),
+            lease: d.lease.clone(),
+        })
+        .collect()
+}
+
+fn no_device(serial: &str) -> HttpError {
+    HttpError::NotFound(format!(
+        "no device with serial {serial} (`pnp-appliance status` lists them)"
+    ))
+}
+
+/// Every record without its history: up to 300 lines each, so with them a poll of this list
+/// for 1000 routers was a ~43 MB body built from copies of every record (BENCHMARKS.md, "Soak").
+/// A record's history is at `/api/devices/{serial}`.
+pub(super) async fn devices(State(app): State<App>) -> Response {
+    let list: Vec<serde_json::Value> = app
+        .registry
+        .summaries()
+        .await
+        .into_iter()
+        .filter_map(|d| {
+            let mut v = serde_json::to_value(d).ok()?;
+            if let Some(record) = v.as_object_mut() {
+                record.remove("history");
+            }
+            Some(v)
+        })
+        .collect();
+    axum::Json(list).into_response()
+}
+
+pub(super) async fn device(
+    State(app): State<App>,
+    Path(serial): Path<String>,
+) -> Result<Response, HttpError> {
+    let d = app
+        .registry
+        .get(&serial)
+        .await
+        .ok_or_else(|| no_device(&serial))?;
+    Ok(axum::Json(d).into_response())
+}
+
+/// Server metrics: PnP exchange latency as measured inside the server.
+pub(super) async fn metrics(State(app): State<App>) -> Response {
+    axum::Json(serde_json::json!({ "pnp": app.latency.view() })).into_response()
+}
+
+pub(super) async fn status(State(app): State<App>) -> Response {
+    let devices = app.registry.summaries().await;
+    axum::Json(rows(&devices, Some(&app.transfers))).into_response()
+}
+
+/// Device actions need the admin token when one is configured, else a client on this host.
+fn authorize(app: &App, headers: &HeaderMap, peer: &Peer) -> Result<(), HttpError> {
+    match &app.cfg.admin_token {
+        Some(token) => {
+            let given = headers
+                .get("x-admin-token")
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| {
+                    headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                });
+            if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                Ok(())
+            } else {
+                Err(HttpError::Unauthorized(
+                    "device actions need the admin token ([http] admin-token) in an X-Admin-Token header",
+                ))
+            }
+        }
+        None if peer.remote.ip().is_loopback() || peer.remote.ip() == peer.local.ip() => Ok(()),
+        None => Err(HttpError::Forbidden(
+            "device actions are accepted from this host only: set [http] admin-token to allow them from elsewhere",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) async fn action(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path((serial, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    if let Err(refused) = authorize(&app, &headers, &peer) {
+        warn!(ip = %peer.remote.ip(), serial, action, "device action refused: not authorized");
+        return Err(refused);
+    }
+    let action: Action = action.parse().map_err(HttpError::NotFound)?;
+    let now = Local::now();
+    let result = if action == Action::Forget {
+        app.registry.remove(&serial).await.then(|| {
+            Ok(format!(
+                "{serial}: record deleted (a router that calls again starts as NEW_DEVICE)"
+            ))
+        })
+    } else {
+        app.registry
+            .update(&serial, || None, |d| workflow::operator(d, action, now))
+            .await
+    };
+    match result {
+        None => Err(no_device(&serial)),
+        Some(Ok(msg)) => {
+            info!(serial, ip = %peer.remote.ip(), "operator: {msg}");
+            Ok(format!("{msg}\n").into_response())
+        }
+        Some(Err(msg)) => Err(HttpError::Conflict(msg)),
+    }
+}

@@ -1,0 +1,118 @@
+//! The download routes `/images` and `/files`, as tower-http serves them, with each body
+//! counted in the transfer table.
+//!
+//! Plain downloads are answered before they reach hyper by [`crate::files::sendfile`]
+//! (zero-copy); everything else, and the same requests in tests that call the router directly,
+//! by `ServeDir`, which streams from disk in 64 KiB chunks (memory stays flat however many
+//! routers pull a 700 MB image), does HEAD, Content-Length, Range (206/416), Last-Modified, and
+//! refuses `..` traversal.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tower_http::services::ServeDir;
+
+use super::Peer;
+use crate::files::transfers::Transfers;
+
+/// Routes for the image and file directories.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(images: &Path, files: &Path) -> Router<S> {
+    let serve = |dir: &Path| {
+        ServeDir::new(dir)
+            .with_buf_chunk_size(64 << 10)
+            .append_index_html_on_directories(false)
+    };
+    Router::new()
+        .nest_service("/images", serve(images))
+        .nest_service("/files", serve(files))
+}
+
+/// Body wrapper that counts what is sent and ends the entry when the body ends or is dropped.
+struct Counting {
+    inner: Body,
+    table: Transfers,
+    id: u64,
+    ended: bool,
+}
+
+impl http_body::Body for Counting {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.table.add(this.id, d.len());
+                }
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                this.table.end(this.id, true);
+            }
+            Poll::Ready(Some(Err(_))) => {
+                this.ended = true;
+                this.table.end(this.id, false);
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counting {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.table.end(self.id, false);
+        }
+    }
+}
+
+/// Middleware for the file routes: counts every successful GET body.
+pub(super) async fn track(
+    State(table): State<Transfers>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let is_get = req.method() == Method::GET;
+    let resp = next.run(req).await;
+    if !is_get || !resp.status().is_success() {
+        return resp;
+    }
+    let total = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let id = table.start(peer.remote.ip(), path, total);
+    resp.map(|inner| {
+        Body::new(Counting {
+            inner,
+            table,
+            id,
+            ended: false,
+        })
+    })
+}

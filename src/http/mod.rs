@@ -1,0 +1,112 @@
+//! The HTTP layer: one router on the HTTP port, split by audience.
+//!
+//! `pnp` answers routers' PnP exchanges, `day0` serves each router its own day-0 config,
+//! `files` the image and file downloads (tower-http, with progress counted; the zero-copy fast
+//! path in front of it is [`crate::files::sendfile`]), `api` the operator's JSON API and
+//! actions, `dashboard` the two pages. Handlers are thin: parse, call the domain through the
+//! store, render; refusals are one [`error::HttpError`] that renders itself. Nothing here panics
+//! on what the network sends.
+
+pub mod api;
+pub(crate) mod dashboard;
+mod day0;
+mod error;
+pub(crate) mod files;
+mod pnp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::connect_info::Connected;
+use axum::routing::{any, get, post};
+use axum::serve::IncomingStream;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::domain::workflow::Plan;
+use crate::store::Registry;
+
+/// Both ends of a TCP connection: the router's address, and ours (used in URLs by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client.
+    pub remote: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        let remote = *stream.remote_addr();
+        Peer {
+            remote,
+            local: stream.io().local_addr().unwrap_or(remote),
+        }
+    }
+}
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct App {
+    /// Validated configuration.
+    pub cfg: Arc<Config>,
+    /// The workflow with image md5s filled in.
+    pub plan: Arc<Plan>,
+    /// Device records.
+    pub registry: Registry,
+    /// DHCP leases (empty when the responder is off).
+    pub leases: crate::dhcp::SharedLeases,
+    /// Downloads in flight.
+    pub transfers: crate::files::transfers::Transfers,
+    /// Server-side latency of `/pnp/*` exchanges.
+    pub latency: Arc<crate::metrics::Latency>,
+}
+
+impl App {
+    /// Base URL routers download from: the configured advertise address, else the address
+    /// this connection reached.
+    pub(crate) fn base_url(&self, local: SocketAddr) -> String {
+        match &self.cfg.advertise {
+            Some(a) if a.parse::<SocketAddr>().is_ok() => format!("http://{a}"),
+            Some(a) if a.parse::<std::net::Ipv6Addr>().is_ok() => {
+                format!("http://[{a}]:{}", self.cfg.listen.port())
+            }
+            Some(a) if a.contains(':') => format!("http://{a}"),
+            Some(a) => format!("http://{a}:{}", self.cfg.listen.port()),
+            None => format!("http://{local}"),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(app: App) -> Router {
+    let max_body = app.cfg.max_body_bytes;
+    let files = files::router(&app.cfg.images_dir, &app.cfg.files_dir).layer(
+        axum::middleware::from_fn_with_state(app.transfers.clone(), files::track),
+    );
+    let pnp = Router::new()
+        .route("/pnp/HELLO", any(pnp::hello))
+        .route("/pnp/WORK-REQUEST", post(pnp::work_request))
+        .route("/pnp/WORK-RESPONSE", post(pnp::work_response))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.latency.clone(),
+            pnp::timed,
+        ));
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/device/{serial}", get(dashboard::device))
+        .merge(pnp)
+        .route("/api/metrics", get(api::metrics))
+        .route("/api/devices", get(api::devices))
+        .route("/api/devices/{serial}", get(api::device))
+        .route("/day0/{serial}/{file}", get(day0::day0))
+        .route("/configs/{file}", get(day0::configs))
+        .route("/api/status", get(api::status))
+        .route("/api/devices/{serial}/{action}", post(api::action))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+        .merge(files)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}

@@ -1,0 +1,237 @@
+//! The PnP routes routers speak: `/pnp/HELLO`, `/pnp/WORK-REQUEST`, `/pnp/WORK-RESPONSE`.
+//!
+//! Bytes in, [`crate::pnp::message`] parse, [`crate::domain::workflow`] decision under the
+//! registry's per-device lock, XML out, one `key=value` log line per exchange. Bad input gets a
+//! 400 with the reason and changes nothing.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Local;
+use tracing::{debug, info, warn};
+
+use super::error::HttpError;
+use super::{App, Peer};
+use crate::domain::device::Device;
+use crate::domain::workflow::{self, Ctx, Reply, ResponseOutcome};
+use crate::pnp::message::{self, DeviceMessage};
+
+fn xml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+fn rejected(kind: &'static str, peer: &Peer, why: impl std::fmt::Display) -> HttpError {
+    warn!(ip = %peer.remote.ip(), error = %why, "rejected {kind}");
+    HttpError::BadRequest {
+        kind,
+        why: why.to_string(),
+    }
+}
+
+/// Runs `f` with the workflow's view of the world: now, the download base URL, and the
+/// day-0 config lookup.
+fn with_ctx<R>(
+    app: &App,
+    base: &str,
+    now: chrono::DateTime<Local>,
+    f: impl FnOnce(&Ctx<'_>) -> R,
+) -> R {
+    let cfg = &app.cfg;
+    let config_for = |d: &Device| {
+        crate::files::day0::render(cfg, &crate::files::day0::Builtins::of(d)).map(|(file, _)| file)
+    };
+    f(&Ctx {
+        now,
+        base_url: base,
+        config_for: &config_for,
+    })
+}
+
+pub(super) async fn hello() -> StatusCode {
+    StatusCode::OK
+}
+
+pub(super) async fn work_request(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let req = match message::parse_device_message(&body) {
+        Ok(DeviceMessage::WorkRequest(r)) => r,
+        Ok(_) => {
+            return Err(rejected(
+                "work-request",
+                &peer,
+                "body is not a work request (<info>)",
+            ));
+        }
+        Err(e) => return Err(rejected("work-request", &peer, e)),
+    };
+    debug!(serial = %req.udi.serial, xml = %String::from_utf8_lossy(&body), "work-request received");
+    let now = Local::now();
+    let base = app.base_url(peer.local);
+    let ip = peer.remote.ip().to_string();
+    let plan = app.plan.clone();
+    let udi = req.udi.clone();
+    let lease = lease_of(&app, &peer);
+    let outcome = app
+        .registry
+        .update(
+            &udi.serial,
+            || {
+                let mut d = Device::new(&udi.serial, &udi.raw, &udi.pid, &udi.vid, now);
+                d.log(now, format!("new device {} from {ip}", udi.raw));
+                Some(d)
+            },
+            |dev| {
+                dev.last_contact = now;
+                dev.ip.clone_from(&ip);
+                if lease.is_some() {
+                    dev.lease.clone_from(&lease);
+                }
+                if dev.udi != udi.raw {
+                    dev.udi.clone_from(&udi.raw);
+                    dev.pid.clone_from(&udi.pid);
+                    dev.vid.clone_from(&udi.vid);
+                }
+                let before = dev.state;
+                let reply = with_ctx(&app, &base, now, |ctx| {
+                    workflow::on_work_request(dev, &req, &plan, ctx)
+                });
+                (before, dev.state, reply, dev.fail_reason.clone())
+            },
+        )
+        .await;
+    let Some((before, after, Reply::Job(job), fail)) = outcome else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    let body = message::render_request(&udi.raw, &req.correlator, &job);
+    info!(
+        serial = %udi.serial,
+        ip = %peer.remote.ip(),
+        state = %after,
+        from = %before,
+        job = %job.summary(),
+        result = "sent",
+        reason = fail.as_deref().unwrap_or(""),
+        "work-request"
+    );
+    debug!(serial = %udi.serial, xml = %body, "job sent");
+    Ok(xml(body))
+}
+
+/// The responder's current lease for the address a router talks from.
+fn lease_of(app: &App, peer: &Peer) -> Option<crate::domain::device::DeviceLease> {
+    let std::net::IpAddr::V4(ip) = peer.remote.ip() else {
+        return None;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let leases = crate::dhcp::lock(&app.leases);
+    let l = leases.bound(ip, now)?;
+    let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.expires);
+    Some(crate::domain::device::DeviceLease {
+        ip: l.ip.to_string(),
+        mac: l.mac.clone(),
+        expires: expires.into(),
+    })
+}
+
+pub(super) async fn work_response(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let msg =
+        message::parse_device_message(&body).map_err(|e| rejected("work-response", &peer, e))?;
+    let now = Local::now();
+    let resp = match msg {
+        DeviceMessage::Fault(f) => {
+            let serial = f.udi.as_ref().map(|u| u.serial.clone()).unwrap_or_default();
+            warn!(serial = %serial, ip = %peer.remote.ip(), code = %f.code, text = %f.text, "device fault: it did not understand our request");
+            if !serial.is_empty() {
+                let text = format!("protocol fault {}: {}", f.code, f.text);
+                app.registry
+                    .update(
+                        &serial,
+                        || None,
+                        |d| {
+                            d.last_contact = now;
+                            d.log(now, text);
+                        },
+                    )
+                    .await;
+            }
+            // §7.2: a fault has no correlator; peers answer with an empty 200.
+            return Ok(StatusCode::OK.into_response());
+        }
+        DeviceMessage::WorkRequest(_) => {
+            return Err(rejected(
+                "work-response",
+                &peer,
+                "body is a work request, not a response",
+            ));
+        }
+        DeviceMessage::Response(r) => r,
+    };
+    debug!(serial = %resp.udi.serial, xml = %String::from_utf8_lossy(&body), "work-response received");
+    let base = app.base_url(peer.local);
+    let ip = peer.remote.ip().to_string();
+    let plan = app.plan.clone();
+    let outcome = app
+        .registry
+        .update(
+            &resp.udi.serial,
+            || None,
+            |dev| {
+                dev.last_contact = now;
+                dev.ip.clone_from(&ip);
+                let before = dev.state;
+                let outcome = with_ctx(&app, &base, now, |ctx| {
+                    workflow::on_work_response(dev, &resp, &plan, ctx)
+                });
+                (before, dev.state, outcome, dev.last_error.clone())
+            },
+        )
+        .await;
+    let result = if resp.success { "success" } else { "failure" };
+    match outcome {
+        None => warn!(
+            serial = %resp.udi.serial, ip = %peer.remote.ip(), service = %resp.service,
+            "work-response from an unknown device: ignored (it must send a work request first)"
+        ),
+        Some((before, after, ResponseOutcome::Applied, err)) => info!(
+            serial = %resp.udi.serial,
+            ip = %peer.remote.ip(),
+            state = %after,
+            from = %before,
+            job = %resp.service,
+            result,
+            error = err.as_deref().filter(|_| !resp.success).unwrap_or(""),
+            "work-response"
+        ),
+        Some((_, after, ResponseOutcome::Unexpected(why), _)) => warn!(
+            serial = %resp.udi.serial, ip = %peer.remote.ip(), state = %after, job = %resp.service,
+            result, "work-response ignored: {why}"
+        ),
+    }
+    // Every work response gets a bye with its correlator (§6.8).
+    Ok(xml(message::render_bye(&resp.udi.raw, &resp.correlator)))
+}
+
+/// Measures a PnP exchange inside the server (see [`crate::metrics`]).
+pub(super) async fn timed(
+    State(latency): State<Arc<crate::metrics::Latency>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    latency.record(started.elapsed());
+    resp
+}
