@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use pnp_appliance::pnp::message::{self, DeviceMessage, Request};
+use pnp_appliance::domain::job::{Job, Output, Service};
+use pnp_appliance::pnp::message::{self, DeviceMessage};
 use pnp_appliance::pnp::xml::{self, Element};
 
 fn vectors() -> PathBuf {
@@ -46,13 +47,17 @@ fn every_device_vector_parses() {
             .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         match msg {
-            DeviceMessage::WorkRequest(w) => {
+            DeviceMessage::WorkRequest { request, .. } => {
                 assert!(name.contains("work-request"), "{name}");
-                assert!(!w.correlator.is_empty());
+                assert!(!request.correlator.is_empty());
             }
-            DeviceMessage::Response(r) => {
+            DeviceMessage::Response { result, .. } => {
                 assert!(name.starts_with("device-response"), "{name}");
-                assert!(name.contains(&r.service), "{name} parsed as {}", r.service);
+                assert!(
+                    name.contains(&result.service_name),
+                    "{name} parsed as {}",
+                    result.service_name
+                );
             }
             DeviceMessage::Fault(f) => assert!(name.contains("fault"), "{name}: {f:?}"),
         }
@@ -61,17 +66,19 @@ fn every_device_vector_parses() {
 
 #[test]
 fn real_csr_device_info_gives_version_image_and_bootflash() {
-    let DeviceMessage::Response(r) = message::parse_device_message(&read(
+    let DeviceMessage::Response { result: r, .. } = message::parse_device_message(&read(
         "device-response.device-info.all.csr1000v-17.3.4a.xml",
     ))
     .unwrap() else {
         panic!("not a response")
     };
     assert!(r.success);
-    let info = message::device_info(&r.body);
+    assert_eq!(r.service, Some(Service::DeviceInfo));
+    let Output::DeviceInfo(info) = r.output else {
+        panic!("no device-info output: {:?}", r.output)
+    };
     assert_eq!(info.version.as_deref(), Some("17.3.4a"));
     assert_eq!(info.image_file.as_deref(), Some("bootflash:packages.conf"));
-    assert_eq!(info.config_reg.as_deref(), Some("0x2102"));
     assert_eq!(info.file_systems.len(), 3);
     // 64-bit sizes, bootflash picked out of several file systems.
     assert_eq!(info.bootflash_free(), Some(5_438_058_496));
@@ -79,38 +86,40 @@ fn real_csr_device_info_gives_version_image_and_bootflash() {
 
 #[test]
 fn ios_3945_device_info_has_no_bootflash() {
-    let DeviceMessage::Response(r) =
+    let DeviceMessage::Response { result: r, .. } =
         message::parse_device_message(&read("device-response.device-info.all.cisco3945.xml"))
             .unwrap()
     else {
         panic!("not a response")
     };
-    let info = message::device_info(&r.body);
-    assert_eq!(info.config_reg.as_deref(), Some("0x0"));
+    let Output::DeviceInfo(info) = r.output else {
+        panic!("no device-info output: {:?}", r.output)
+    };
+    assert!(info.version.is_some());
     assert_eq!(info.bootflash_free(), None);
     assert_eq!(info.file_systems[0].name, "flash0");
 }
 
 #[test]
 fn real_work_request_carries_the_reload_reason() {
-    let DeviceMessage::WorkRequest(w) =
+    let DeviceMessage::WorkRequest { udi, request: w } =
         message::parse_device_message(&read("device-work-request.csr1000v-17.3.reload-reason.xml"))
             .unwrap()
     else {
         panic!("not a work request")
     };
-    assert_eq!(w.udi.serial, "99CWJ5DOLWQ");
-    assert_eq!(w.udi.pid, "CSR1000V");
+    assert_eq!(udi.serial, "99CWJ5DOLWQ");
+    assert_eq!(udi.pid, "CSR1000V");
     let reason = w.reason.unwrap();
     assert_eq!(reason.message, "factory-reset");
     assert_eq!(reason.startup_config_present, Some(false));
-    let DeviceMessage::WorkRequest(w) =
+    let DeviceMessage::WorkRequest { udi, request: w } =
         message::parse_device_message(&read("device-work-request.schema-sample.7206vxr.xml"))
             .unwrap()
     else {
         panic!("not a work request")
     };
-    assert_eq!(w.udi.vid, "");
+    assert_eq!(udi.vid, "");
     assert!(w.reason.is_none());
 }
 
@@ -151,21 +160,21 @@ fn shape(xml_bytes: &[u8]) -> (BTreeSet<String>, String) {
 #[test]
 fn rendered_requests_follow_the_sample_shapes() {
     let udi = "PID:C1131-8PWB,VID:V01,SN:FGL2548L0AW";
-    let cases: Vec<(Request, &str)> = vec![
+    let cases: Vec<(Job, &str)> = vec![
         (
-            Request::CliConfig(vec!["config-register 0x2102".into()]),
+            Job::SetConfigRegister {
+                value: "0x2102".into(),
+            },
             "derived/peer-server-request.cli-config.ianz94.xml",
         ),
+        (Job::WriteMemory, "server-request.cli-exec.xml"),
         (
-            Request::CliExec("write memory".into()),
-            "server-request.cli-exec.xml",
-        ),
-        (
-            Request::DeviceInfo,
+            Job::DeviceInfo,
             "derived/peer-server-request.device-info.all.ianz94.xml",
         ),
         (
-            Request::ImageInstall {
+            Job::ImageInstall {
+                file: "c1100-universalk9.17.12.03a.SPA.bin".into(),
                 url: "http://198.51.100.1:8080/images/c1100-universalk9.17.12.03a.SPA.bin".into(),
                 md5: "ac8c06a8431d26b723c92f0aa245bfe7".into(),
                 destination: "bootflash:c1100-universalk9.17.12.03a.SPA.bin".into(),
@@ -173,27 +182,29 @@ fn rendered_requests_follow_the_sample_shapes() {
             "derived/peer-server-request.image-install.no-reload-element.ianz94.xml",
         ),
         (
-            Request::FileTransfer {
+            Job::FileTransfer {
+                file: "g.tar".into(),
                 url: "http://198.51.100.1:8080/files/g.tar".into(),
                 destination: "bootflash:g.tar".into(),
             },
             "server-request.file-transfer.xml",
         ),
         (
-            Request::ConfigUpgrade {
+            Job::ConfigUpgrade {
+                file: "default.cfg".into(),
                 url: "http://198.51.100.1:8080/configs/default.cfg".into(),
             },
             "derived/peer-server-request.config-upgrade.noReload.ianz94.xml",
         ),
         (
-            Request::Backoff {
+            Job::Backoff {
                 seconds: 7825,
                 reason: "take it easy".into(),
             },
             "server-request.backoff.callbackAfter.xml",
         ),
         (
-            Request::Terminate {
+            Job::Terminate {
                 reason: "done".into(),
             },
             "derived/peer-server-request.backoff-terminate.greatsymphonia.xml",

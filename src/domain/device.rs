@@ -5,7 +5,9 @@
 //! the pure workflow functions (the `workflow` module beside this one) under the registry's lock.
 
 use chrono::{DateTime, Local};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::job::Job;
 
 /// Where a router is in the provisioning workflow. The names are stable: they appear in
 /// `DEVICE_STATUS.csv`, logs, JSON and the CLI.
@@ -132,18 +134,32 @@ impl std::fmt::Display for State {
 /// The job we sent and are waiting for an answer to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
-    /// PnP service name of the job (`cli-exec`, `backoff`, ...).
-    pub service: String,
+    /// The job.
+    pub job: Job,
     /// The correlator the job carried.
     pub correlator: String,
-    /// Short description for logs.
-    pub summary: String,
     /// When it was sent.
     pub sent_at: DateTime<Local>,
     /// The server restarted while it was in flight: if it fails or goes unanswered, that is
     /// the server's doing and does not count against the router's retries.
     #[serde(default)]
     pub interrupted: bool,
+}
+
+/// Reads `pending`; the untyped job of a record written before jobs were typed (`service`,
+/// `summary` strings) reads as none: the router's answer to it is then ignored and its next work
+/// request gets the job of its state again, so nothing is lost but one round trip.
+fn pending_or_legacy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pending>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Typed(Pending),
+        Legacy(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        Some(Either::Typed(p)) => Some(p),
+        Some(Either::Legacy(_)) | None => None,
+    })
 }
 
 /// The router's DHCP lease, as handed out by the built-in responder.
@@ -208,6 +224,7 @@ pub struct Device {
     /// Last error the device reported for the current step.
     pub last_error: Option<String>,
     /// The job in flight.
+    #[serde(deserialize_with = "pending_or_legacy")]
     pub pending: Option<Pending>,
     /// Failed attempts at the current step.
     pub attempts: u32,
@@ -435,6 +452,27 @@ mod tests {
         let mut c = a.clone();
         c.log(now, "x");
         assert!(!a.same_durable(&c));
+    }
+
+    #[test]
+    fn a_legacy_untyped_pending_job_reads_as_none() {
+        let now = chrono::Local::now();
+        let mut d = Device::new("S", "u", "p", "v", now);
+        d.pending = Some(Pending {
+            job: Job::WriteMemory,
+            correlator: "C1".into(),
+            sent_at: now,
+            interrupted: false,
+        });
+        let json = serde_json::to_value(&d).unwrap();
+        let back: Device = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.pending, d.pending);
+        let mut old = json;
+        old["pending"] = serde_json::json!({"service": "cli-exec", "correlator": "C1",
+            "summary": "cli-exec \"write memory\"", "sent_at": now, "interrupted": false});
+        let back: Device = serde_json::from_value(old).unwrap();
+        assert_eq!(back.pending, None);
+        assert_eq!(back.serial, "S");
     }
 
     #[test]

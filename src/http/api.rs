@@ -74,7 +74,7 @@ pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<Sta
             python_script: d.script_done,
             config_update: d.config_file.is_some(),
             state: d.state.as_str().to_string(),
-            step: d.pending.as_ref().map(|p| p.summary.clone()),
+            step: d.pending.as_ref().map(|p| p.job.summary()),
             transfer: transfers.and_then(|t| t.for_ip(&d.ip).into_iter().next()),
             last_error: d.last_error.clone(),
             fail_reason: d.fail_reason.clone(),

@@ -11,12 +11,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Local;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::error::HttpError;
 use super::{App, Peer};
 use crate::domain::device::Device;
-use crate::domain::workflow::{self, Ctx, Reply, ResponseOutcome};
+use crate::domain::workflow::{self, Ctx, ResponseOutcome};
 use crate::pnp::message::{self, DeviceMessage};
 
 fn xml(body: String) -> Response {
@@ -59,8 +59,8 @@ pub(super) async fn work_request(
     ConnectInfo(peer): ConnectInfo<Peer>,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    let req = match message::parse_device_message(&body) {
-        Ok(DeviceMessage::WorkRequest(r)) => r,
+    let (udi, req) = match message::parse_device_message(&body) {
+        Ok(DeviceMessage::WorkRequest { udi, request }) => (udi, request),
         Ok(_) => {
             return Err(rejected(
                 "work-request",
@@ -70,12 +70,24 @@ pub(super) async fn work_request(
         }
         Err(e) => return Err(rejected("work-request", &peer, e)),
     };
-    debug!(serial = %req.udi.serial, xml = %String::from_utf8_lossy(&body), "work-request received");
+    let span = info_span!("pnp", serial = %udi.serial, correlator = %req.correlator);
+    exchange_request(app, peer, udi, req, body)
+        .instrument(span)
+        .await
+}
+
+async fn exchange_request(
+    app: App,
+    peer: Peer,
+    udi: message::Udi,
+    req: crate::domain::job::WorkRequest,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    debug!(xml = %String::from_utf8_lossy(&body), "work-request received");
     let now = Local::now();
     let base = app.base_url(peer.local);
     let ip = peer.remote.ip().to_string();
     let plan = app.plan.clone();
-    let udi = req.udi.clone();
     let lease = lease_of(&app, &peer);
     let outcome = app
         .registry
@@ -105,12 +117,11 @@ pub(super) async fn work_request(
             },
         )
         .await;
-    let Some((before, after, Reply::Job(job), fail)) = outcome else {
+    let Some((before, after, job, fail)) = outcome else {
         return Ok(StatusCode::OK.into_response());
     };
     let body = message::render_request(&udi.raw, &req.correlator, &job);
     info!(
-        serial = %udi.serial,
         ip = %peer.remote.ip(),
         state = %after,
         from = %before,
@@ -119,7 +130,7 @@ pub(super) async fn work_request(
         reason = fail.as_deref().unwrap_or(""),
         "work-request"
     );
-    debug!(serial = %udi.serial, xml = %body, "job sent");
+    debug!(xml = %body, "job sent");
     Ok(xml(body))
 }
 
@@ -149,9 +160,9 @@ pub(super) async fn work_response(
 ) -> Result<Response, HttpError> {
     let msg =
         message::parse_device_message(&body).map_err(|e| rejected("work-response", &peer, e))?;
-    let now = Local::now();
-    let resp = match msg {
+    let (udi, resp) = match msg {
         DeviceMessage::Fault(f) => {
+            let now = Local::now();
             let serial = f.udi.as_ref().map(|u| u.serial.clone()).unwrap_or_default();
             warn!(serial = %serial, ip = %peer.remote.ip(), code = %f.code, text = %f.text, "device fault: it did not understand our request");
             if !serial.is_empty() {
@@ -170,23 +181,37 @@ pub(super) async fn work_response(
             // §7.2: a fault has no correlator; peers answer with an empty 200.
             return Ok(StatusCode::OK.into_response());
         }
-        DeviceMessage::WorkRequest(_) => {
+        DeviceMessage::WorkRequest { .. } => {
             return Err(rejected(
                 "work-response",
                 &peer,
                 "body is a work request, not a response",
             ));
         }
-        DeviceMessage::Response(r) => r,
+        DeviceMessage::Response { udi, result } => (udi, result),
     };
-    debug!(serial = %resp.udi.serial, xml = %String::from_utf8_lossy(&body), "work-response received");
+    let span = info_span!("pnp", serial = %udi.serial, correlator = %resp.correlator);
+    exchange_response(app, peer, udi, resp, body)
+        .instrument(span)
+        .await
+}
+
+async fn exchange_response(
+    app: App,
+    peer: Peer,
+    udi: message::Udi,
+    resp: crate::domain::job::JobResult,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let now = Local::now();
+    debug!(xml = %String::from_utf8_lossy(&body), "work-response received");
     let base = app.base_url(peer.local);
     let ip = peer.remote.ip().to_string();
     let plan = app.plan.clone();
     let outcome = app
         .registry
         .update(
-            &resp.udi.serial,
+            &udi.serial,
             || None,
             |dev| {
                 dev.last_contact = now;
@@ -202,26 +227,25 @@ pub(super) async fn work_response(
     let result = if resp.success { "success" } else { "failure" };
     match outcome {
         None => warn!(
-            serial = %resp.udi.serial, ip = %peer.remote.ip(), service = %resp.service,
+            ip = %peer.remote.ip(), service = %resp.service_name,
             "work-response from an unknown device: ignored (it must send a work request first)"
         ),
         Some((before, after, ResponseOutcome::Applied, err)) => info!(
-            serial = %resp.udi.serial,
             ip = %peer.remote.ip(),
             state = %after,
             from = %before,
-            job = %resp.service,
+            job = %resp.service_name,
             result,
             error = err.as_deref().filter(|_| !resp.success).unwrap_or(""),
             "work-response"
         ),
         Some((_, after, ResponseOutcome::Unexpected(why), _)) => warn!(
-            serial = %resp.udi.serial, ip = %peer.remote.ip(), state = %after, job = %resp.service,
+            ip = %peer.remote.ip(), state = %after, job = %resp.service_name,
             result, "work-response ignored: {why}"
         ),
     }
     // Every work response gets a bye with its correlator (§6.8).
-    Ok(xml(message::render_bye(&resp.udi.raw, &resp.correlator)))
+    Ok(xml(message::render_bye(&udi.raw, &resp.correlator)))
 }
 
 /// Measures a PnP exchange inside the server (see [`crate::metrics`]).

@@ -135,7 +135,7 @@ pub fn show(d: &Device, transfers: &[TransferView]) -> String {
     if let Some(p) = &d.pending {
         s.push_str(&format!(
             "in flight     {} (since {})\n",
-            p.summary,
+            p.job.summary(),
             p.sent_at.format(TIME_FORMAT)
         ));
     }

@@ -7,6 +7,9 @@
 //! server used successfully against ISR1k routers (`vectors/derived/*.ianz94.xml`).
 
 use super::xml::{self, Element, XmlError, escape};
+use crate::domain::job::{
+    DeviceInfo, ErrorInfo, FileSystem, Job, JobResult, Output, ReloadReason, Service, WorkRequest,
+};
 
 /// Why a well-formed XML body is still not a PnP message we can act on.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,71 +79,6 @@ pub fn is_safe_serial(sn: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// `<reason><reload>` of the first work request after a boot (§5, REAL CSR 17.3 capture).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ReloadReason {
-    /// e.g. `factory-reset`, `reload`.
-    pub message: String,
-    /// e.g. `PnP Service Info 2408`.
-    pub code: String,
-    /// `startupConfigPresent`; `Some(false)` = factory-fresh.
-    pub startup_config_present: Option<bool>,
-}
-
-/// A device's `POST /pnp/WORK-REQUEST`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkRequest {
-    /// Who is asking.
-    pub udi: Udi,
-    /// Device-chosen correlator, echoed in our job.
-    pub correlator: String,
-    /// Present on the first request after each boot.
-    pub reason: Option<ReloadReason>,
-    /// `deviceId/hostname`.
-    pub hostname: Option<String>,
-}
-
-/// `errorInfo` of a `success="0"` response (§6).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ErrorInfo {
-    /// `errorSeverity`, when sent.
-    pub severity: Option<String>,
-    /// Numeric code: last token of `PnP Service Error NNNN` (as thl-cmk reads it).
-    pub code: Option<u32>,
-    /// `errorCode` text as sent.
-    pub code_text: String,
-    /// `errorMessage`.
-    pub message: String,
-}
-
-impl std::fmt::Display for ErrorInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.code_text.is_empty(), self.message.is_empty()) {
-            (false, false) => write!(f, "{}: {}", self.code_text, self.message),
-            (false, true) => f.write_str(&self.code_text),
-            (true, false) => f.write_str(&self.message),
-            (true, true) => f.write_str("device reported failure without errorInfo"),
-        }
-    }
-}
-
-/// A device's `POST /pnp/WORK-RESPONSE` to one of our jobs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// Who answers.
-    pub udi: Udi,
-    /// Service from `xmlns="urn:cisco:pnp:<svc>"`, e.g. `cli-exec`.
-    pub service: String,
-    /// Echo of our job's correlator.
-    pub correlator: String,
-    /// `success="1"`.
-    pub success: bool,
-    /// Failure details when `success="0"`.
-    pub error: Option<ErrorInfo>,
-    /// The `<response>` element, for service-specific extraction.
-    pub body: Element,
-}
-
 /// A protocol fault (§7.2): the device did not understand our request; no correlator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -155,15 +93,29 @@ pub struct Fault {
 /// Anything a device POSTs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceMessage {
-    /// A work request.
-    WorkRequest(WorkRequest),
-    /// A job result.
-    Response(Response),
+    /// A work request (`<info>`), from the router `udi`.
+    WorkRequest {
+        /// Who is asking.
+        udi: Udi,
+        /// What the workflow reads of it.
+        request: WorkRequest,
+    },
+    /// A job result (`<response>`), from the router `udi`.
+    Response {
+        /// Who answers.
+        udi: Udi,
+        /// The answer, reduced to what the workflow reads.
+        result: JobResult,
+    },
     /// A protocol fault.
     Fault(Fault),
 }
 
 const NS_PREFIX: &str = "urn:cisco:pnp:";
+
+/// The longest backoff the PnP schema can say: `callbackAfter` hours 0..47, minutes and
+/// seconds 0..59 (Cisco PnP XSD 2017, `backoff`).
+pub const MAX_BACKOFF_SECS: u64 = 47 * 3600 + 59 * 60 + 59;
 
 /// Parses a device's POST body into a [`DeviceMessage`].
 pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError> {
@@ -197,14 +149,24 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
             ));
         }
         let error = resp.child("errorInfo").map(parse_error_info);
-        return Ok(DeviceMessage::Response(Response {
+        let known = Service::parse(&service);
+        let output = match known {
+            Some(Service::DeviceInfo) if success => Output::DeviceInfo(device_info(resp)),
+            Some(Service::CliExec) if success => Output::Cli(exec_output(resp)),
+            Some(Service::CliConfig) if success => Output::ConfigFailures(config_failures(resp)),
+            _ => Output::None,
+        };
+        return Ok(DeviceMessage::Response {
             udi,
-            service,
-            correlator,
-            success,
-            error,
-            body: resp.clone(),
-        }));
+            result: JobResult {
+                service: known,
+                service_name: service,
+                correlator,
+                success,
+                error,
+                output,
+            },
+        });
     }
     if let Some(info) = root.child("info") {
         let udi = Udi::parse(&udi_raw)?;
@@ -219,12 +181,10 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
                 .text_at(&["startupConfigPresent"])
                 .map(|t| t.eq_ignore_ascii_case("true")),
         });
-        return Ok(DeviceMessage::WorkRequest(WorkRequest {
+        return Ok(DeviceMessage::WorkRequest {
             udi,
-            correlator,
-            reason,
-            hostname: info.text_at(&["deviceId", "hostname"]),
-        }));
+            request: WorkRequest { correlator, reason },
+        });
     }
     Err(ProtocolError::Shape(
         "message: <pnp> holds neither <info> nor <response>",
@@ -234,7 +194,6 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
 fn parse_error_info(e: &Element) -> ErrorInfo {
     let code_text = e.text_at(&["errorCode"]).unwrap_or_default();
     ErrorInfo {
-        severity: e.text_at(&["errorSeverity"]),
         code: code_text
             .split_whitespace()
             .last()
@@ -264,50 +223,9 @@ fn parse_fault(root: &Element, resp: &Element) -> Fault {
     }
 }
 
-/// One file system of a device-info answer (§6.1: sizes are 64-bit, names colon-free).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSystem {
-    /// e.g. `bootflash`.
-    pub name: String,
-    /// e.g. `disk`.
-    pub kind: String,
-    /// Total bytes.
-    pub size: i64,
-    /// Free bytes.
-    pub free: i64,
-}
-
-/// What we use of a device-info answer.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeviceInfo {
-    /// `imageInfo/versionString`, trimmed.
-    pub version: Option<String>,
-    /// `imageInfo/imageFile`, e.g. `bootflash:packages.conf`.
-    pub image_file: Option<String>,
-    /// `imageInfo/configReg`.
-    pub config_reg: Option<String>,
-    /// `hardwareInfo/platformName`.
-    pub platform: Option<String>,
-    /// `hardwareInfo/hwRevision`.
-    pub hw_revision: Option<String>,
-    /// Every `fileSystemList/fileSystem`.
-    pub file_systems: Vec<FileSystem>,
-}
-
-impl DeviceInfo {
-    /// Free bytes on `bootflash` (else `flash`, as thl-cmk looks for either).
-    pub fn bootflash_free(&self) -> Option<i64> {
-        ["bootflash", "flash"]
-            .iter()
-            .find_map(|n| self.file_systems.iter().find(|f| f.name == *n))
-            .map(|f| f.free)
-    }
-}
-
 /// Extracts [`DeviceInfo`] from a device-info `<response>`.
-pub fn device_info(resp: &Element) -> DeviceInfo {
+fn device_info(resp: &Element) -> DeviceInfo {
     let image = resp.child("imageInfo");
-    let hw = resp.child("hardwareInfo");
     let mut file_systems = Vec::new();
     if let Some(list) = resp.child("fileSystemList") {
         for fs in list.children_named("fileSystem") {
@@ -322,8 +240,6 @@ pub fn device_info(resp: &Element) -> DeviceInfo {
                     .unwrap_or_default()
                     .trim_end_matches(':')
                     .to_string(),
-                kind: fs.attr("type").unwrap_or_default().to_string(),
-                size: num("size"),
                 free: num("freespace"),
             });
         }
@@ -331,15 +247,12 @@ pub fn device_info(resp: &Element) -> DeviceInfo {
     DeviceInfo {
         version: image.and_then(|i| i.text_at(&["versionString"])),
         image_file: image.and_then(|i| i.text_at(&["imageFile"])),
-        config_reg: image.and_then(|i| i.text_at(&["configReg"])),
-        platform: hw.and_then(|h| h.text_at(&["platformName"])),
-        hw_revision: hw.and_then(|h| h.text_at(&["hwRevision"])),
         file_systems,
     }
 }
 
 /// All CLI output of a cli-exec `<response>`: every `dialogueLog/received/text`, joined.
-pub fn exec_output(resp: &Element) -> String {
+fn exec_output(resp: &Element) -> String {
     let mut logs = Vec::new();
     resp.descendants("dialogueLog", &mut logs);
     let mut out = String::new();
@@ -355,7 +268,7 @@ pub fn exec_output(resp: &Element) -> String {
 }
 
 /// Lines of a cli-config `<response>` that did not succeed (`failure`, `invalid`).
-pub fn config_failures(resp: &Element) -> Vec<String> {
+fn config_failures(resp: &Element) -> Vec<String> {
     let mut entries = Vec::new();
     resp.descendants("resultEntry", &mut entries);
     entries
@@ -371,81 +284,6 @@ pub fn config_failures(resp: &Element) -> Vec<String> {
         .collect()
 }
 
-/// A job we send, with everything needed to render it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// cli-config `configApply` with these lines (§6.2).
-    CliConfig(Vec<String>),
-    /// cli-exec of one command (§6.3).
-    CliExec(String),
-    /// device-info `type="all"` (§6.1).
-    DeviceInfo,
-    /// image-install with md5 and destination, no reload element (§6.5, §8: ISR1k reloads by itself).
-    ImageInstall {
-        /// Full URL of the image.
-        url: String,
-        /// Lower-case hex md5.
-        md5: String,
-        /// e.g. `bootflash:c1100-....bin`.
-        destination: String,
-    },
-    /// file-transfer (§6.6).
-    FileTransfer {
-        /// Full URL.
-        url: String,
-        /// e.g. `bootflash:guest-share/x.py`.
-        destination: String,
-    },
-    /// config-upgrade merged into running config, `noReload` (§6.4).
-    ConfigUpgrade {
-        /// Full URL.
-        url: String,
-    },
-    /// backoff with `callbackAfter` (§6.7).
-    Backoff {
-        /// Delay in seconds, clamped to the schema's 47h59m59s.
-        seconds: u64,
-        /// Free text reason.
-        reason: String,
-    },
-    /// backoff `terminate`: the agent deletes its PnP profile.
-    Terminate {
-        /// Free text reason.
-        reason: String,
-    },
-}
-
-impl Request {
-    /// The PnP service this request belongs to (`urn:cisco:pnp:<service>`).
-    pub fn service(&self) -> &'static str {
-        match self {
-            Request::CliConfig(_) => "cli-config",
-            Request::CliExec(_) => "cli-exec",
-            Request::DeviceInfo => "device-info",
-            Request::ImageInstall { .. } => "image-install",
-            Request::FileTransfer { .. } => "file-transfer",
-            Request::ConfigUpgrade { .. } => "config-upgrade",
-            Request::Backoff { .. } | Request::Terminate { .. } => "backoff",
-        }
-    }
-
-    /// Short text for logs and history, e.g. `cli-exec "write memory"`.
-    pub fn summary(&self) -> String {
-        match self {
-            Request::CliConfig(lines) => format!("cli-config {:?}", lines.join("; ")),
-            Request::CliExec(cmd) => format!("cli-exec {cmd:?}"),
-            Request::DeviceInfo => "device-info all".into(),
-            Request::ImageInstall { url, .. } => format!("image-install {url}"),
-            Request::FileTransfer { url, destination } => {
-                format!("file-transfer {url} -> {destination}")
-            }
-            Request::ConfigUpgrade { url } => format!("config-upgrade {url}"),
-            Request::Backoff { seconds, .. } => format!("backoff {seconds}s"),
-            Request::Terminate { .. } => "backoff terminate".into(),
-        }
-    }
-}
-
 fn pnp(udi: &str, inner: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{}\">\n{}</pnp>\n",
@@ -454,63 +292,78 @@ fn pnp(udi: &str, inner: &str) -> String {
     )
 }
 
-/// Renders `req` as a `<request>` for the device `udi`, echoing its `correlator`.
-pub fn render_request(udi: &str, correlator: &str, req: &Request) -> String {
-    let body = match req {
-        Request::CliConfig(lines) => {
-            let cmds: String = lines
-                .iter()
-                .map(|l| format!("        <cmd>{}</cmd>\n", escape(l)))
-                .collect();
-            format!(
-                "    <configApply details=\"all\">\n      <config-data>\n      <cli-config-data>\n{cmds}      </cli-config-data>\n      </config-data>\n    </configApply>\n"
-            )
-        }
-        Request::CliExec(cmd) => format!(
+/// Renders `job` as a `<request>` for the device `udi`, echoing its `correlator`.
+pub fn render_request(udi: &str, correlator: &str, job: &Job) -> String {
+    let body = if let Some(lines) = job.config_lines() {
+        // §6.2: configApply with the lines as cli-config-data.
+        let cmds: String = lines
+            .iter()
+            .map(|l| format!("        <cmd>{}</cmd>\n", escape(l)))
+            .collect();
+        format!(
+            "    <configApply details=\"all\">\n      <config-data>\n      <cli-config-data>\n{cmds}      </cli-config-data>\n      </config-data>\n    </configApply>\n"
+        )
+    } else if let Some(cmd) = job.exec_command() {
+        // §6.3: execCLI, the XSD's maxWait and xsd attributes as ISR1k peers send them.
+        format!(
             "    <execCLI maxWait=\"PT60S\" xsd=\"false\">\n      <cmd>{}</cmd>\n    </execCLI>\n",
-            escape(cmd)
-        ),
-        Request::DeviceInfo => "    <deviceInfo type=\"all\"/>\n".into(),
-        Request::ImageInstall {
-            url,
-            md5,
-            destination,
-        } => format!(
-            "    <image>\n      <copy>\n        <source>\n          <location>{}</location>\n          <checksum>{}</checksum>\n        </source>\n        <destination>\n          <location>{}</location>\n        </destination>\n      </copy>\n    </image>\n",
-            escape(url),
-            escape(md5),
-            escape(destination)
-        ),
-        Request::FileTransfer { url, destination } => format!(
-            "    <fileTransfer>\n      <copy>\n        <source>\n          <location>{}</location>\n        </source>\n        <destination>\n          <location>{}</location>\n        </destination>\n      </copy>\n    </fileTransfer>\n",
-            escape(url),
-            escape(destination)
-        ),
-        Request::ConfigUpgrade { url } => format!(
-            "    <config details=\"all\">\n      <copy>\n        <source>\n          <location>{}</location>\n        </source>\n      </copy>\n    </config>\n    <noReload/>\n",
-            escape(url)
-        ),
-        Request::Backoff { seconds, reason } => {
-            // XSD backoff: hours 0..47, minutes 0..59, seconds 0..59; all absent means 15 min.
-            let s = (*seconds).clamp(1, 47 * 3600 + 59 * 60 + 59);
-            format!(
-                "    <backoff>\n      <reason>{}</reason>\n      <callbackAfter>\n        <hours>{}</hours>\n        <minutes>{}</minutes>\n        <seconds>{}</seconds>\n      </callbackAfter>\n    </backoff>\n",
-                escape(reason),
-                s / 3600,
-                (s / 60) % 60,
-                s % 60
-            )
+            escape(&cmd)
+        )
+    } else {
+        match job {
+            Job::DeviceInfo => "    <deviceInfo type=\"all\"/>\n".into(),
+            Job::ImageInstall {
+                url,
+                md5,
+                destination,
+                ..
+            } => format!(
+                "    <image>\n      <copy>\n        <source>\n          <location>{}</location>\n          <checksum>{}</checksum>\n        </source>\n        <destination>\n          <location>{}</location>\n        </destination>\n      </copy>\n    </image>\n",
+                escape(url),
+                escape(md5),
+                escape(destination)
+            ),
+            Job::FileTransfer {
+                url, destination, ..
+            } => format!(
+                "    <fileTransfer>\n      <copy>\n        <source>\n          <location>{}</location>\n        </source>\n        <destination>\n          <location>{}</location>\n        </destination>\n      </copy>\n    </fileTransfer>\n",
+                escape(url),
+                escape(destination)
+            ),
+            Job::ConfigUpgrade { url, .. } => format!(
+                "    <config details=\"all\">\n      <copy>\n        <source>\n          <location>{}</location>\n        </source>\n      </copy>\n    </config>\n    <noReload/>\n",
+                escape(url)
+            ),
+            Job::Backoff { seconds, reason } => {
+                // XSD backoff: hours 0..47, minutes 0..59, seconds 0..59; all absent means 15 min.
+                let s = (*seconds).clamp(1, MAX_BACKOFF_SECS);
+                format!(
+                    "    <backoff>\n      <reason>{}</reason>\n      <callbackAfter>\n        <hours>{}</hours>\n        <minutes>{}</minutes>\n        <seconds>{}</seconds>\n      </callbackAfter>\n    </backoff>\n",
+                    escape(reason),
+                    s / 3600,
+                    (s / 60) % 60,
+                    s % 60
+                )
+            }
+            Job::Terminate { reason } => format!(
+                "    <backoff>\n      <reason>{}</reason>\n      <terminate/>\n    </backoff>\n",
+                escape(reason)
+            ),
+            // Rendered above as cli-config / cli-exec.
+            Job::SetConfigRegister { .. }
+            | Job::WriteMemory
+            | Job::RunEemApplet { .. }
+            | Job::ShowAppHosting
+            | Job::InstallGuestshell { .. }
+            | Job::EnableGuestshell
+            | Job::RunScript { .. } => String::new(),
         }
-        Request::Terminate { reason } => format!(
-            "    <backoff>\n      <reason>{}</reason>\n      <terminate/>\n    </backoff>\n",
-            escape(reason)
-        ),
     };
     pnp(
         udi,
         &format!(
             "  <request xmlns=\"urn:cisco:pnp:{}\" correlator=\"{}\">\n{body}  </request>\n",
-            req.service(),
+            job.service(),
             escape(correlator)
         ),
     )
@@ -560,10 +413,8 @@ mod tests {
                 b.splice(at..at, text.bytes());
             }
             b.truncate(cut.max(1));
-            if let Ok(DeviceMessage::Response(r)) = parse_device_message(&b) {
-                let _ = device_info(&r.body);
-                let _ = exec_output(&r.body);
-                let _ = config_failures(&r.body);
+            if let Ok(DeviceMessage::Response { result, .. }) = parse_device_message(&b) {
+                let _ = result.output;
             }
         }
     }
@@ -620,7 +471,7 @@ mod tests {
         let x = render_request(
             "U",
             "C",
-            &Request::Backoff {
+            &Job::Backoff {
                 seconds: 3725,
                 reason: "r".into(),
             },
@@ -634,7 +485,7 @@ mod tests {
         let x = render_request(
             "U",
             "C",
-            &Request::Backoff {
+            &Job::Backoff {
                 seconds: 999_999,
                 reason: "r".into(),
             },

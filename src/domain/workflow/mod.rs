@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, Local};
 
-use crate::pnp::message::{self, ErrorInfo, Request, Response, WorkRequest};
 mod action;
 
 pub use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
@@ -16,6 +15,7 @@ pub use super::plan::{Backoffs, FileCopy, ImageTarget, Plan};
 pub use action::{Action, mark_interrupted, operator, resume, set_state};
 
 use crate::domain::device::{Device, Pending, State};
+use crate::domain::job::{DeviceInfo, ErrorInfo, Job, JobResult, Output, WorkRequest};
 
 /// What the pure functions may know of the world.
 pub struct Ctx<'a> {
@@ -26,13 +26,6 @@ pub struct Ctx<'a> {
     /// The day-0 config file name for a router (`<SERIAL>.cfg` else `default.cfg`), checked to
     /// render; or why there is none.
     pub config_for: &'a dyn Fn(&Device) -> Result<String, String>,
-}
-
-/// Our answer to a work request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// Send this job (the device's correlator is echoed).
-    Job(Request),
 }
 
 fn fail(dev: &mut Device, now: DateTime<Local>, reason: String) {
@@ -97,8 +90,9 @@ fn parked(state: State) -> bool {
     )
 }
 
-/// Handles a work request: updates `dev` and returns the job to send.
-pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &Ctx<'_>) -> Reply {
+/// Handles a work request: updates `dev` and returns the job to send (the device's correlator
+/// is echoed with it).
+pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &Ctx<'_>) -> Job {
     let now = ctx.now;
     if let Some(reason) = &req.reason {
         dev.log(
@@ -127,12 +121,15 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
         }
     }
     if let Some(p) = dev.pending.take() {
-        if p.service == "backoff" {
+        if matches!(p.job, Job::Backoff { .. }) {
             // The device waited as told (it may skip the acknowledgement).
             after_backoff(dev, now);
         } else if dev.state == State::UpgradeInProgress && req.reason.is_some() {
             // Rebooted during the install without answering: check what it runs now.
-            dev.log(now, format!("no answer to {} before the reboot", p.summary));
+            dev.log(
+                now,
+                format!("no answer to {} before the reboot", p.job.summary()),
+            );
             goto(dev, now, State::UpgradeReloading, "");
         } else {
             if p.interrupted {
@@ -140,7 +137,7 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
                     now,
                     format!(
                         "{} was cut short by a server restart: sending it again",
-                        p.summary
+                        p.job.summary()
                     ),
                 );
                 if dev.state == State::UpgradeInProgress {
@@ -153,7 +150,7 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
                     now,
                     format!(
                         "device asked for work again without answering {}",
-                        p.summary
+                        p.job.summary()
                     ),
                 );
             }
@@ -164,28 +161,27 @@ pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &C
     }
     // Each pass either returns a job or moves forward; the bound guards against a cycle.
     for _ in 0..64 {
-        if let Some(request) = next_job(dev, plan, ctx) {
+        if let Some(job) = next_job(dev, plan, ctx) {
             if !parked(dev.state) {
                 dev.pending = Some(Pending {
-                    service: request.service().to_string(),
+                    job: job.clone(),
                     correlator: req.correlator.clone(),
-                    summary: request.summary(),
                     sent_at: now,
                     interrupted: false,
                 });
             }
-            return Reply::Job(request);
+            return job;
         }
     }
     fail(dev, now, "internal error: workflow did not settle".into());
-    Reply::Job(Request::Backoff {
+    Job::Backoff {
         seconds: plan.backoff.failed,
         reason: "failed".into(),
-    })
+    }
 }
 
 /// The job for the current state, or `None` after moving to another state (caller loops).
-fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
+fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
     let now = ctx.now;
     let skip = |dev: &mut Device, next: State| {
         if !matches!(
@@ -201,10 +197,10 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
         State::NewDevice => skip(dev, State::ConfigReg),
         State::ConfigReg => match &plan.config_register {
             None => skip(dev, State::CheckImageVer),
-            Some(value) if !dev.config_reg_applied => {
-                Some(Request::CliConfig(vec![format!("config-register {value}")]))
-            }
-            Some(_) => Some(Request::CliExec("write memory".into())),
+            Some(value) if !dev.config_reg_applied => Some(Job::SetConfigRegister {
+                value: value.clone(),
+            }),
+            Some(_) => Some(Job::WriteMemory),
         },
         State::CheckBootflashSize
             if plan.min_bootflash_free == 0
@@ -213,7 +209,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
             skip(dev, State::RunEventManager)
         }
         State::CheckImageVer | State::UpgradeReloading | State::CheckBootflashSize => {
-            Some(Request::DeviceInfo)
+            Some(Job::DeviceInfo)
         }
         State::UpgradeNeeded => {
             let Some(target) = plan.image_for(&dev.pid).cloned() else {
@@ -243,14 +239,15 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
             }
             dev.upgrade_attempts += 1;
             dev.state = State::UpgradeInProgress;
-            Some(Request::ImageInstall {
+            Some(Job::ImageInstall {
                 url: url(ctx, "images", &target.file),
                 md5,
                 destination: format!("{}{}", plan.image_destination, target.file),
+                file: target.file,
             })
         }
         State::UpgradeInProgress => skip(dev, State::UpgradeNeeded),
-        State::UpgradeReloadNeeded => Some(Request::Backoff {
+        State::UpgradeReloadNeeded => Some(Job::Backoff {
             seconds: plan.backoff.after_image_install,
             reason: "image installed: reload".into(),
         }),
@@ -264,9 +261,10 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
             match copy {
                 Some(c) if !done => {
                     if c.present {
-                        Some(Request::FileTransfer {
+                        Some(Job::FileTransfer {
                             url: url(ctx, "files", &c.file),
                             destination: c.target(),
+                            file: c.file.clone(),
                         })
                     } else {
                         fail(
@@ -289,8 +287,9 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
             }
             match (ctx.config_for)(dev) {
                 // Per-router URL: templates are rendered for it, and only it may fetch it.
-                Ok(file) => Some(Request::ConfigUpgrade {
+                Ok(file) => Some(Job::ConfigUpgrade {
                     url: url(ctx, &format!("day0/{}", dev.serial), &file),
+                    file,
                 }),
                 Err(why) => {
                     fail(dev, now, why);
@@ -298,17 +297,19 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
                 }
             }
         }
-        State::ConfigSaveStartup => Some(Request::CliExec("write memory".into())),
-        State::BootflashNoSpace => Some(Request::Backoff {
+        State::ConfigSaveStartup => Some(Job::WriteMemory),
+        State::BootflashNoSpace => Some(Job::Backoff {
             seconds: plan.backoff.no_space,
             reason: "not enough bootflash space: waiting for an operator".into(),
         }),
         State::RunEventManager => match &plan.eem_applet {
-            Some(applet) => Some(Request::CliExec(format!("event manager run {applet}"))),
+            Some(applet) => Some(Job::RunEemApplet {
+                applet: applet.clone(),
+            }),
             None if plan.script.is_some() => skip(dev, State::CheckGuestshell),
             None => skip(dev, State::Finished),
         },
-        State::WaitForGuestshell => Some(Request::Backoff {
+        State::WaitForGuestshell => Some(Job::Backoff {
             seconds: plan.backoff.wait_for_guestshell,
             reason: "waiting for guestshell".into(),
         }),
@@ -323,20 +324,19 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
                 return None;
             }
             dev.guestshell_checks += 1;
-            Some(Request::CliExec("show app-hosting list".into()))
+            Some(Job::ShowAppHosting)
         }
         State::InstallGuestshell => match &plan.tarball {
-            Some(t) => Some(Request::CliExec(format!(
-                "app-hosting install appid guestshell package {}",
-                t.target()
-            ))),
+            Some(t) => Some(Job::InstallGuestshell {
+                package: t.target(),
+            }),
             None => skip(dev, State::EnableGuestshell),
         },
-        State::EnableGuestshell => Some(Request::CliExec("guestshell enable".into())),
+        State::EnableGuestshell => Some(Job::EnableGuestshell),
         State::RunPyScript => match &plan.script {
-            Some(s) => Some(Request::CliExec(
-                plan.script_command.replace("{file}", &s.file),
-            )),
+            Some(s) => Some(Job::RunScript {
+                command: plan.script_command.replace("{file}", &s.file),
+            }),
             None => skip(dev, State::Finished),
         },
         State::Finished => {
@@ -344,17 +344,17 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Request> {
                 dev.finished_at = Some(now);
             }
             Some(if plan.terminate_when_finished {
-                Request::Terminate {
+                Job::Terminate {
                     reason: "provisioning finished".into(),
                 }
             } else {
-                Request::Backoff {
+                Job::Backoff {
                     seconds: plan.backoff.finished,
                     reason: "provisioning finished".into(),
                 }
             })
         }
-        State::Failed => Some(Request::Backoff {
+        State::Failed => Some(Job::Backoff {
             seconds: plan.backoff.failed,
             reason: "provisioning failed: see the appliance".into(),
         }),
@@ -373,13 +373,16 @@ pub enum ResponseOutcome {
 /// Handles a work response: updates `dev` from the answer to its pending job.
 pub fn on_work_response(
     dev: &mut Device,
-    resp: &Response,
+    resp: &JobResult,
     plan: &Plan,
     ctx: &Ctx<'_>,
 ) -> ResponseOutcome {
     let now = ctx.now;
-    let pending_backoff = dev.pending.as_ref().is_some_and(|p| p.service == "backoff");
-    if resp.service == "backoff" {
+    let pending_backoff = dev
+        .pending
+        .as_ref()
+        .is_some_and(|p| matches!(p.job, Job::Backoff { .. }));
+    if resp.service == Some(crate::domain::job::Service::Backoff) {
         // An acknowledged backoff (§6.7); parked states do not track them.
         if pending_backoff || parked(dev.state) {
             dev.pending = None;
@@ -393,24 +396,28 @@ pub fn on_work_response(
     let Some(pending) = dev.pending.clone() else {
         return ResponseOutcome::Unexpected(format!(
             "{} response (correlator {}) but no job is pending",
-            resp.service, resp.correlator
+            resp.service_name, resp.correlator
         ));
     };
     if pending.correlator != resp.correlator {
         return ResponseOutcome::Unexpected(format!(
             "{} response for correlator {}, waiting for {} ({})",
-            resp.service, resp.correlator, pending.correlator, pending.summary
+            resp.service_name,
+            resp.correlator,
+            pending.correlator,
+            pending.job.summary()
         ));
     }
     dev.pending = None;
-    if pending.service != resp.service {
+    if resp.service != Some(pending.job.service()) {
         failed_attempt(
             dev,
             plan,
             now,
             format!(
                 "answered {} with a {} response",
-                pending.summary, resp.service
+                pending.job.summary(),
+                resp.service_name
             ),
         );
         return ResponseOutcome::Applied;
@@ -425,7 +432,7 @@ pub fn on_work_response(
 }
 
 fn on_failure(dev: &mut Device, plan: &Plan, now: DateTime<Local>, p: &Pending, err: &ErrorInfo) {
-    let text = format!("{} failed: {err}", p.summary);
+    let text = format!("{} failed: {err}", p.job.summary());
     if p.interrupted {
         // E.g. a download cut by the restart: the router is not to blame.
         dev.log(
@@ -459,21 +466,20 @@ fn on_failure(dev: &mut Device, plan: &Plan, now: DateTime<Local>, p: &Pending, 
     failed_attempt(dev, plan, now, text);
 }
 
-fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Local>, p: &Pending) {
-    match dev.state {
-        State::ConfigReg if !dev.config_reg_applied => {
-            let failures = message::config_failures(&resp.body);
+fn on_success(dev: &mut Device, resp: &JobResult, plan: &Plan, now: DateTime<Local>, p: &Pending) {
+    let done = format!("{} done", p.job.summary());
+    match (&p.job, &resp.output) {
+        (Job::SetConfigRegister { .. }, Output::ConfigFailures(failures)) => {
             if failures.is_empty() {
                 dev.step(State::ConfigReg, "config-register set", now);
                 dev.config_reg_applied = true;
                 dev.attempts = 0;
-                dev.log(now, format!("{} done", p.summary));
+                dev.log(now, done);
             } else {
                 failed_attempt(dev, plan, now, failures.join("; "));
             }
         }
-        State::CheckImageVer | State::UpgradeReloading | State::CheckBootflashSize => {
-            let info = message::device_info(&resp.body);
+        (Job::DeviceInfo, Output::DeviceInfo(info)) => {
             if let Some(v) = &info.version {
                 dev.current_version = v.clone();
             }
@@ -487,72 +493,61 @@ fn on_success(dev: &mut Device, resp: &Response, plan: &Plan, now: DateTime<Loca
                 dev.initial_version.clone_from(&dev.current_version);
             }
             if dev.state == State::CheckBootflashSize {
-                check_space(dev, plan, now, &info);
+                check_space(dev, plan, now, info);
             } else {
-                check_version(dev, plan, now, &info);
+                check_version(dev, plan, now, info);
             }
         }
-        State::UpgradeInProgress => {
+        (Job::ImageInstall { .. }, _) => {
             dev.step(State::UpgradeInProgress, "done", now);
             goto(
                 dev,
                 now,
                 State::UpgradeReloadNeeded,
-                format!("{} succeeded", p.summary),
+                format!("{} succeeded", p.job.summary()),
             );
         }
-        State::GsTarballTransfer => {
+        (Job::FileTransfer { .. }, _) if dev.state == State::GsTarballTransfer => {
             dev.step(State::GsTarballTransfer, "done", now);
             dev.tarball_done = true;
-            goto(
-                dev,
-                now,
-                State::PyScriptTransfer,
-                format!("{} done", p.summary),
-            );
+            goto(dev, now, State::PyScriptTransfer, done);
         }
-        State::PyScriptTransfer => {
+        (Job::FileTransfer { .. }, _) => {
             dev.step(State::PyScriptTransfer, "done", now);
             dev.script_done = true;
-            goto(dev, now, State::ConfigStart, format!("{} done", p.summary));
+            goto(dev, now, State::ConfigStart, done);
         }
-        State::ConfigStart => {
-            dev.config_file = p.summary.rsplit('/').next().map(str::to_string);
-            dev.step(
-                State::ConfigStart,
-                format!("done ({})", dev.config_file.clone().unwrap_or_default()),
-                now,
-            );
-            goto(
-                dev,
-                now,
-                State::ConfigSaveStartup,
-                format!("{} done", p.summary),
-            );
+        (Job::ConfigUpgrade { file, .. }, _) => {
+            dev.config_file = Some(file.clone());
+            dev.step(State::ConfigStart, format!("done ({file})"), now);
+            goto(dev, now, State::ConfigSaveStartup, done);
         }
-        _ => on_exec_success(dev, resp, plan, now, p),
+        (_, Output::Cli(output)) => on_exec_success(dev, output, plan, now, p),
+        (job, _) => failed_attempt(
+            dev,
+            plan,
+            now,
+            format!(
+                "{} answered without the {} output it needs",
+                job.summary(),
+                job.service()
+            ),
+        ),
     }
 }
 
-fn on_exec_success(
-    dev: &mut Device,
-    resp: &Response,
-    plan: &Plan,
-    now: DateTime<Local>,
-    p: &Pending,
-) {
-    let output = message::exec_output(&resp.body);
-    if let Some(err) = cli_error(&output) {
+fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Local>, p: &Pending) {
+    if let Some(err) = cli_error(output) {
         if dev.state == State::CheckGuestshell {
             dev.last_error = Some(err);
             goto_keep(dev, now, State::WaitForGuestshell);
         } else {
-            failed_attempt(dev, plan, now, format!("{}: {err}", p.summary));
+            failed_attempt(dev, plan, now, format!("{}: {err}", p.job.summary()));
         }
         return;
     }
-    let done = format!("{} done", p.summary);
-    if p.summary == "cli-exec \"write memory\"" {
+    let done = format!("{} done", p.job.summary());
+    if p.job == Job::WriteMemory {
         dev.startup_saved = true;
     }
     if matches!(
@@ -569,8 +564,8 @@ fn on_exec_success(
             goto(dev, now, State::WaitForGuestshell, done);
         }
         State::CheckGuestshell => {
-            let gs = guestshell_state(&output);
-            dev.last_error = Some(format!("show app-hosting list: {}", first_lines(&output)));
+            let gs = guestshell_state(output);
+            dev.last_error = Some(format!("show app-hosting list: {}", first_lines(output)));
             dev.log(now, format!("guestshell: {gs:?}"));
             if gs == Guestshell::Running {
                 dev.step(State::CheckGuestshell, "running", now);
@@ -590,7 +585,7 @@ fn on_exec_success(
             dev.log(now, done);
         }
         State::RunPyScript => {
-            dev.script_output = Some(output.clone());
+            dev.script_output = Some(output.to_string());
             dev.finished_at = Some(now);
             goto(
                 dev,
@@ -601,7 +596,10 @@ fn on_exec_success(
         }
         other => {
             // A success for a state that sends no such job: keep the state, note it.
-            dev.log(now, format!("ignored {} success in {other}", p.summary));
+            dev.log(
+                now,
+                format!("ignored {} success in {other}", p.job.summary()),
+            );
         }
     }
 }
@@ -617,7 +615,7 @@ fn first_lines(s: &str) -> String {
     t.join(" / ")
 }
 
-fn check_version(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &message::DeviceInfo) {
+fn check_version(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &DeviceInfo) {
     let Some(target) = plan.image_for(&dev.pid) else {
         dev.target_image.clear();
         goto(
@@ -675,7 +673,7 @@ fn check_version(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &mes
     }
 }
 
-fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &message::DeviceInfo) {
+fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &DeviceInfo) {
     let Some(free) = info.bootflash_free() else {
         let names: Vec<&str> = info.file_systems.iter().map(|f| f.name.as_str()).collect();
         failed_attempt(

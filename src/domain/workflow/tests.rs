@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::domain::device::{Device, State};
-use crate::pnp::message::{self, DeviceMessage, ReloadReason, Request, Udi, WorkRequest};
+use crate::domain::job::{Job, ReloadReason, WorkRequest};
+use crate::pnp::message::{self, DeviceMessage};
 
 const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL1";
 
@@ -62,13 +63,11 @@ impl Conv {
         }
     }
 
-    fn request_with(&mut self, reason: Option<ReloadReason>) -> Request {
+    fn request_with(&mut self, reason: Option<ReloadReason>) -> Job {
         self.n += 1;
         let req = WorkRequest {
-            udi: Udi::parse(UDI).unwrap(),
             correlator: format!("C{}", self.n),
             reason,
-            hostname: None,
         };
         let cfg = self.config.clone();
         let lookup = move |_: &Device| cfg.clone();
@@ -77,11 +76,10 @@ impl Conv {
             base_url: "http://198.51.100.1:8080",
             config_for: &lookup,
         };
-        let Reply::Job(job) = on_work_request(&mut self.dev, &req, &self.plan, &ctx);
-        job
+        on_work_request(&mut self.dev, &req, &self.plan, &ctx)
     }
 
-    fn request(&mut self) -> Request {
+    fn request(&mut self) -> Job {
         self.request_with(None)
     }
 
@@ -96,7 +94,8 @@ impl Conv {
             "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{UDI}\"><response xmlns=\"urn:cisco:pnp:{service}\" correlator=\"{corr}\" success=\"{}\">{inner}</response></pnp>",
             u8::from(ok)
         );
-        let DeviceMessage::Response(resp) = message::parse_device_message(xml.as_bytes()).unwrap()
+        let DeviceMessage::Response { result: resp, .. } =
+            message::parse_device_message(xml.as_bytes()).unwrap()
         else {
             panic!("not a response")
         };
@@ -164,13 +163,15 @@ const GB2: i64 = 2 << 30;
 fn to_image_check(c: &mut Conv) {
     assert_eq!(
         c.request_with(reboot("factory-reset", false)),
-        Request::CliConfig(vec!["config-register 0x2102".into()])
+        Job::SetConfigRegister {
+            value: "0x2102".into()
+        }
     );
     c.ok("cli-config");
-    assert_eq!(c.request(), Request::CliExec("write memory".into()));
+    assert_eq!(c.request(), Job::WriteMemory);
     c.exec("[OK]");
     assert_eq!(c.dev.state, State::CheckImageVer);
-    assert_eq!(c.request(), Request::DeviceInfo);
+    assert_eq!(c.request(), Job::DeviceInfo);
 }
 
 #[test]
@@ -183,7 +184,8 @@ fn full_workflow_in_reference_order() {
     let image = c.request();
     assert_eq!(
         image,
-        Request::ImageInstall {
+        Job::ImageInstall {
+            file: "c1100-universalk9.17.12.03a.SPA.bin".into(),
             url: "http://198.51.100.1:8080/images/c1100-universalk9.17.12.03a.SPA.bin".into(),
             md5: "0123456789abcdef0123456789abcdef".into(),
             destination: "bootflash:c1100-universalk9.17.12.03a.SPA.bin".into(),
@@ -193,15 +195,16 @@ fn full_workflow_in_reference_order() {
     c.ok("image-install");
     assert_eq!(c.dev.state, State::UpgradeReloadNeeded);
     // The poll right after a successful install gets a backoff, never device-info (§8).
-    assert!(matches!(c.request(), Request::Backoff { seconds: 120, .. }));
+    assert!(matches!(c.request(), Job::Backoff { seconds: 120, .. }));
     c.ok("backoff");
     assert_eq!(c.dev.state, State::UpgradeReloading);
-    assert_eq!(c.request_with(reboot("reload", true)), Request::DeviceInfo);
+    assert_eq!(c.request_with(reboot("reload", true)), Job::DeviceInfo);
     c.info("17.12.3a", GB2);
     assert_eq!(c.dev.state, State::UpgradeDone);
     assert_eq!(
         c.request(),
-        Request::FileTransfer {
+        Job::FileTransfer {
+            file: "guestshell.tar".into(),
             url: "http://198.51.100.1:8080/files/guestshell.tar".into(),
             destination: "bootflash:guestshell.tar".into()
         }
@@ -210,7 +213,8 @@ fn full_workflow_in_reference_order() {
     c.ok("file-transfer");
     assert_eq!(
         c.request(),
-        Request::FileTransfer {
+        Job::FileTransfer {
+            file: "s.py".into(),
             url: "http://198.51.100.1:8080/files/s.py".into(),
             destination: "bootflash:guest-share/s.py".into()
         }
@@ -219,34 +223,36 @@ fn full_workflow_in_reference_order() {
     assert_eq!(c.dev.state, State::ConfigStart);
     assert_eq!(
         c.request(),
-        Request::ConfigUpgrade {
+        Job::ConfigUpgrade {
+            file: "default.cfg".into(),
             url: "http://198.51.100.1:8080/day0/FGL1/default.cfg".into()
         }
     );
     c.ok("config-upgrade");
     assert_eq!(c.dev.config_file.as_deref(), Some("default.cfg"));
-    assert_eq!(c.request(), Request::CliExec("write memory".into()));
+    assert_eq!(c.request(), Job::WriteMemory);
     assert_eq!(c.dev.state, State::ConfigSaveStartup);
     c.exec("Building configuration...\n[OK]");
-    assert_eq!(c.request(), Request::DeviceInfo);
+    assert_eq!(c.request(), Job::DeviceInfo);
     c.info("17.12.3a", GB2);
     assert_eq!(c.dev.state, State::RunEventManager);
     assert_eq!(
         c.request(),
-        Request::CliExec("event manager run InstallGuestShell".into())
+        Job::RunEemApplet {
+            applet: "InstallGuestShell".into()
+        }
     );
     c.exec("");
-    assert!(matches!(c.request(), Request::Backoff { seconds: 60, .. }));
+    assert!(matches!(c.request(), Job::Backoff { seconds: 60, .. }));
     assert_eq!(c.dev.state, State::WaitForGuestshell);
     c.ok("backoff");
-    assert_eq!(
-        c.request(),
-        Request::CliExec("show app-hosting list".into())
-    );
+    assert_eq!(c.request(), Job::ShowAppHosting);
     c.exec(RUNNING);
     assert_eq!(
         c.request(),
-        Request::CliExec("guestshell run python3 /bootflash/guest-share/s.py".into())
+        Job::RunScript {
+            command: "guestshell run python3 /bootflash/guest-share/s.py".into()
+        }
     );
     c.exec("hello from the script");
     assert_eq!(c.dev.state, State::Finished);
@@ -255,10 +261,7 @@ fn full_workflow_in_reference_order() {
         Some("hello from the script")
     );
     assert!(c.dev.tarball_done && c.dev.script_done);
-    assert!(matches!(
-        c.request(),
-        Request::Backoff { seconds: 1200, .. }
-    ));
+    assert!(matches!(c.request(), Job::Backoff { seconds: 1200, .. }));
     // Finished routers' backoffs are not tracked: the ack changes nothing.
     assert!(c.dev.pending.is_none());
     c.ok("backoff");
@@ -274,19 +277,16 @@ fn steps_with_nothing_configured_are_skipped() {
     p.script = None;
     p.eem_applet = None;
     let mut c = Conv::new(p);
-    assert_eq!(c.request(), Request::DeviceInfo);
+    assert_eq!(c.request(), Job::DeviceInfo);
     assert_eq!(c.dev.state, State::CheckImageVer);
     c.info("17.9.4a", GB2);
     assert_eq!(c.dev.state, State::UpgradeDone);
-    assert!(matches!(c.request(), Request::ConfigUpgrade { .. }));
+    assert!(matches!(c.request(), Job::ConfigUpgrade { .. }));
     c.ok("config-upgrade");
-    assert_eq!(c.request(), Request::CliExec("write memory".into()));
+    assert_eq!(c.request(), Job::WriteMemory);
     c.exec("[OK]");
     // No applet, no script: no space check, no guestshell.
-    assert!(matches!(
-        c.request(),
-        Request::Backoff { seconds: 1200, .. }
-    ));
+    assert!(matches!(c.request(), Job::Backoff { seconds: 1200, .. }));
     assert_eq!(c.dev.state, State::Finished);
 }
 
@@ -296,7 +296,7 @@ fn terminate_when_finished_is_sent_when_configured() {
     p.terminate_when_finished = true;
     let mut c = Conv::new(p);
     c.dev.state = State::Finished;
-    assert!(matches!(c.request(), Request::Terminate { .. }));
+    assert!(matches!(c.request(), Job::Terminate { .. }));
 }
 
 #[test]
@@ -344,14 +344,14 @@ fn image_error_1817_means_already_running() {
     let mut c = Conv::new(plan());
     to_image_check(&mut c);
     c.info("17.12.03", GB2); // unusual string: upgrade attempted
-    assert!(matches!(c.request(), Request::ImageInstall { .. }));
+    assert!(matches!(c.request(), Job::ImageInstall { .. }));
     c.fail(
         "image-install",
         1817,
         "Running Image checksum same as provided checksum. Upgrade not needed",
     );
     assert_eq!(c.dev.state, State::CheckImageVer);
-    assert_eq!(c.request(), Request::DeviceInfo);
+    assert_eq!(c.request(), Job::DeviceInfo);
     c.info("17.12.3a", GB2);
     assert_eq!(c.dev.state, State::UpgradeDone);
 }
@@ -362,14 +362,14 @@ fn image_checksum_failure_is_retried_then_failed_with_device_text() {
     to_image_check(&mut c);
     c.info("17.9.4a", GB2);
     for _ in 0..3 {
-        assert!(matches!(c.request(), Request::ImageInstall { .. }));
+        assert!(matches!(c.request(), Job::ImageInstall { .. }));
         c.fail("image-install", 1816, "Error verifying checksum");
-        assert_eq!(c.request(), Request::DeviceInfo);
+        assert_eq!(c.request(), Job::DeviceInfo);
         c.info("17.9.4a", GB2);
         assert_eq!(c.dev.state, State::UpgradeNeeded);
     }
     // 1 try + max_retries (2) used up.
-    assert!(matches!(c.request(), Request::Backoff { seconds: 600, .. }));
+    assert!(matches!(c.request(), Job::Backoff { seconds: 600, .. }));
     assert_eq!(c.dev.state, State::Failed);
     let reason = c.dev.fail_reason.clone().unwrap();
     assert!(
@@ -385,11 +385,11 @@ fn still_old_version_after_reload_reinstalls_then_fails() {
     to_image_check(&mut c);
     c.info("17.9.4a", GB2);
     for _ in 0..3 {
-        assert!(matches!(c.request(), Request::ImageInstall { .. }));
+        assert!(matches!(c.request(), Job::ImageInstall { .. }));
         c.ok("image-install");
-        assert!(matches!(c.request(), Request::Backoff { .. }));
+        assert!(matches!(c.request(), Job::Backoff { .. }));
         c.ok("backoff");
-        assert_eq!(c.request_with(reboot("reload", true)), Request::DeviceInfo);
+        assert_eq!(c.request_with(reboot("reload", true)), Job::DeviceInfo);
         c.info("17.9.4a", GB2);
     }
     c.request();
@@ -408,8 +408,8 @@ fn missing_backoff_ack_still_moves_on() {
     // NSO-emulator style device: waits but never acknowledges the backoff.
     let mut c = Conv::new(plan());
     c.dev.state = State::UpgradeReloadNeeded;
-    assert!(matches!(c.request(), Request::Backoff { .. }));
-    assert_eq!(c.request_with(reboot("reload", true)), Request::DeviceInfo);
+    assert!(matches!(c.request(), Job::Backoff { .. }));
+    assert_eq!(c.request_with(reboot("reload", true)), Job::DeviceInfo);
     assert_eq!(c.dev.state, State::UpgradeReloading);
 }
 
@@ -417,12 +417,12 @@ fn missing_backoff_ack_still_moves_on() {
 fn bootflash_space_reads_the_bootflash_entry_and_parks() {
     let mut c = Conv::new(plan());
     c.dev.state = State::CheckBootflashSize;
-    assert_eq!(c.request(), Request::DeviceInfo);
+    assert_eq!(c.request(), Job::DeviceInfo);
     c.info("17.12.3a", 500_000_000);
     assert_eq!(c.dev.state, State::BootflashNoSpace);
     assert_eq!(c.dev.bootflash_free, Some(500_000_000));
     for _ in 0..3 {
-        assert!(matches!(c.request(), Request::Backoff { seconds: 600, .. }));
+        assert!(matches!(c.request(), Job::Backoff { seconds: 600, .. }));
         c.ok("backoff");
         assert_eq!(c.dev.state, State::BootflashNoSpace);
     }
@@ -430,7 +430,9 @@ fn bootflash_space_reads_the_bootflash_entry_and_parks() {
     assert!(msg.contains("RUN_EVENT_MANAGER"), "{msg}");
     assert_eq!(
         c.request(),
-        Request::CliExec("event manager run InstallGuestShell".into())
+        Job::RunEemApplet {
+            applet: "InstallGuestShell".into()
+        }
     );
     assert!(resume(&mut c.dev, Local::now()).is_err());
 }
@@ -463,20 +465,18 @@ fn guestshell_missing_installed_running() {
     for (output, next) in table {
         let mut c = Conv::new(plan());
         c.dev.state = State::CheckGuestshell;
-        assert_eq!(
-            c.request(),
-            Request::CliExec("show app-hosting list".into())
-        );
+        assert_eq!(c.request(), Job::ShowAppHosting);
         c.exec(output);
-        assert_eq!(c.request(), Request::CliExec(next.into()), "{output}");
+        assert_eq!(
+            c.request().exec_command().as_deref(),
+            Some(next),
+            "{output}"
+        );
         c.exec("ok");
         assert_eq!(c.dev.state, State::WaitForGuestshell);
-        assert!(matches!(c.request(), Request::Backoff { seconds: 60, .. }));
+        assert!(matches!(c.request(), Job::Backoff { seconds: 60, .. }));
         c.ok("backoff");
-        assert_eq!(
-            c.request(),
-            Request::CliExec("show app-hosting list".into())
-        );
+        assert_eq!(c.request(), Job::ShowAppHosting);
         c.exec(RUNNING);
         assert_eq!(c.dev.state, State::RunPyScript);
     }
@@ -487,12 +487,9 @@ fn guestshell_that_never_runs_fails_after_max_checks() {
     let mut c = Conv::new(plan());
     c.dev.state = State::CheckGuestshell;
     for _ in 0..4 {
-        assert_eq!(
-            c.request(),
-            Request::CliExec("show app-hosting list".into())
-        );
+        assert_eq!(c.request(), Job::ShowAppHosting);
         c.exec("App id   State\nguestshell   ACTIVATING");
-        assert!(matches!(c.request(), Request::Backoff { .. }));
+        assert!(matches!(c.request(), Job::Backoff { .. }));
         c.ok("backoff");
     }
     c.request();
@@ -505,7 +502,7 @@ fn failed_job_retried_then_failed_with_device_error() {
     let mut c = Conv::new(plan());
     c.dev.state = State::GsTarballTransfer;
     for attempt in 1..=3 {
-        assert!(matches!(c.request(), Request::FileTransfer { .. }));
+        assert!(matches!(c.request(), Job::FileTransfer { .. }));
         c.fail("file-transfer", 1702, "copy failed: HTTP 404");
         assert_eq!(c.dev.attempts, attempt);
     }
@@ -521,7 +518,7 @@ fn failed_job_retried_then_failed_with_device_error() {
     // Resume retries the step that failed, with a fresh budget.
     resume(&mut c.dev, Local::now()).unwrap();
     assert_eq!(c.dev.state, State::GsTarballTransfer);
-    assert!(matches!(c.request(), Request::FileTransfer { .. }));
+    assert!(matches!(c.request(), Job::FileTransfer { .. }));
     c.ok("file-transfer");
     assert_eq!(c.dev.state, State::PyScriptTransfer);
 }
@@ -581,7 +578,7 @@ fn asking_again_without_answering_is_bounded() {
     let mut c = Conv::new(plan());
     c.dev.state = State::ConfigStart;
     for _ in 0..3 {
-        assert!(matches!(c.request(), Request::ConfigUpgrade { .. }));
+        assert!(matches!(c.request(), Job::ConfigUpgrade { .. }));
     }
     c.request();
     assert_eq!(c.dev.state, State::Failed);
@@ -613,7 +610,9 @@ fn factory_fresh_return_starts_over() {
         if over {
             assert_eq!(
                 job,
-                Request::CliConfig(vec!["config-register 0x2102".into()]),
+                Job::SetConfigRegister {
+                    value: "0x2102".into()
+                },
                 "{state}"
             );
             assert!(!c.dev.tarball_done);
@@ -761,7 +760,9 @@ fn set_state_from_csv_edit_clears_the_pending_job() {
     assert!(c.dev.pending.is_none());
     assert_eq!(
         c.request(),
-        Request::CliExec("event manager run InstallGuestShell".into())
+        Job::RunEemApplet {
+            applet: "InstallGuestShell".into()
+        }
     );
 }
 
@@ -788,7 +789,7 @@ fn jobs_cut_by_a_restart_do_not_count_against_the_router() {
     c.dev.state = State::GsTarballTransfer;
     c.request();
     assert!(mark_interrupted(&mut c.dev));
-    assert!(matches!(c.request(), Request::FileTransfer { .. }));
+    assert!(matches!(c.request(), Job::FileTransfer { .. }));
     assert_eq!(c.dev.attempts, 0);
     // Failed because the download was cut: not counted either.
     assert!(mark_interrupted(&mut c.dev));

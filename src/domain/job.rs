@@ -1,0 +1,360 @@
+//! The jobs the workflow sends a router, and what a router answers, as typed values.
+//!
+//! A [`Job`] names what it does (set the config-register, save the config, install this image
+//! ...) with its parameters; the PnP codec (`crate::pnp::message`) renders it as the service's
+//! XML (`docs/pnp-protocol.md` §6) and reads the router's `<response>` into a [`JobResult`],
+//! already reduced to what the workflow reads ([`Output`]). Nothing here knows XML.
+
+use serde::{Deserialize, Serialize};
+
+/// A PnP service (`urn:cisco:pnp:<service>`, `docs/pnp-protocol.md` §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    /// `cli-config` (§6.2).
+    CliConfig,
+    /// `cli-exec` (§6.3).
+    CliExec,
+    /// `device-info` (§6.1).
+    DeviceInfo,
+    /// `image-install` (§6.5).
+    ImageInstall,
+    /// `file-transfer` (§6.6).
+    FileTransfer,
+    /// `config-upgrade` (§6.4).
+    ConfigUpgrade,
+    /// `backoff` (§6.7), `terminate` included.
+    Backoff,
+}
+
+impl Service {
+    /// Every service we send.
+    pub const ALL: [Service; 7] = [
+        Service::CliConfig,
+        Service::CliExec,
+        Service::DeviceInfo,
+        Service::ImageInstall,
+        Service::FileTransfer,
+        Service::ConfigUpgrade,
+        Service::Backoff,
+    ];
+
+    /// The name in `urn:cisco:pnp:<name>`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::CliConfig => "cli-config",
+            Service::CliExec => "cli-exec",
+            Service::DeviceInfo => "device-info",
+            Service::ImageInstall => "image-install",
+            Service::FileTransfer => "file-transfer",
+            Service::ConfigUpgrade => "config-upgrade",
+            Service::Backoff => "backoff",
+        }
+    }
+
+    /// The service of a name, if it is one we send.
+    pub fn parse(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job the workflow sends, with everything needed to render it. Kept in the record while
+/// in flight (so it survives a restart), hence serialisable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "kebab-case")]
+pub enum Job {
+    /// cli-config `config-register <value>`.
+    SetConfigRegister {
+        /// e.g. `0x2102`.
+        value: String,
+    },
+    /// cli-exec `write memory`.
+    WriteMemory,
+    /// device-info `type="all"`.
+    DeviceInfo,
+    /// image-install with md5 and destination, no reload element (§6.5, §8: ISR1k reloads by
+    /// itself).
+    ImageInstall {
+        /// File name under `images/`.
+        file: String,
+        /// Full URL of the image.
+        url: String,
+        /// Lower-case hex md5.
+        md5: String,
+        /// e.g. `bootflash:c1100-....bin`.
+        destination: String,
+    },
+    /// file-transfer of a file under `files/`.
+    FileTransfer {
+        /// File name under `files/`.
+        file: String,
+        /// Full URL.
+        url: String,
+        /// e.g. `bootflash:guest-share/x.py`.
+        destination: String,
+    },
+    /// config-upgrade of a day-0 config, merged into the running config, `noReload` (§6.4).
+    ConfigUpgrade {
+        /// The config's file name (`<SERIAL>.cfg` or the default).
+        file: String,
+        /// Full URL.
+        url: String,
+    },
+    /// cli-exec `event manager run <applet>`.
+    RunEemApplet {
+        /// Applet name.
+        applet: String,
+    },
+    /// cli-exec `show app-hosting list`.
+    ShowAppHosting,
+    /// cli-exec `app-hosting install appid guestshell package <package>`.
+    InstallGuestshell {
+        /// Where the tarball is on the router.
+        package: String,
+    },
+    /// cli-exec `guestshell enable`.
+    EnableGuestshell,
+    /// cli-exec of the configured script command.
+    RunScript {
+        /// The command line.
+        command: String,
+    },
+    /// backoff with `callbackAfter`.
+    Backoff {
+        /// Delay in seconds (the codec clamps it to the schema's 47h59m59s).
+        seconds: u64,
+        /// Free text reason.
+        reason: String,
+    },
+    /// backoff `terminate`: the agent deletes its PnP profile.
+    Terminate {
+        /// Free text reason.
+        reason: String,
+    },
+}
+
+impl Job {
+    /// The PnP service the job is sent as.
+    pub fn service(&self) -> Service {
+        match self {
+            Job::SetConfigRegister { .. } => Service::CliConfig,
+            Job::WriteMemory
+            | Job::RunEemApplet { .. }
+            | Job::ShowAppHosting
+            | Job::InstallGuestshell { .. }
+            | Job::EnableGuestshell
+            | Job::RunScript { .. } => Service::CliExec,
+            Job::DeviceInfo => Service::DeviceInfo,
+            Job::ImageInstall { .. } => Service::ImageInstall,
+            Job::FileTransfer { .. } => Service::FileTransfer,
+            Job::ConfigUpgrade { .. } => Service::ConfigUpgrade,
+            Job::Backoff { .. } | Job::Terminate { .. } => Service::Backoff,
+        }
+    }
+
+    /// The command line of a cli-exec job.
+    pub fn exec_command(&self) -> Option<String> {
+        Some(match self {
+            Job::WriteMemory => "write memory".into(),
+            Job::RunEemApplet { applet } => format!("event manager run {applet}"),
+            Job::ShowAppHosting => "show app-hosting list".into(),
+            Job::InstallGuestshell { package } => {
+                format!("app-hosting install appid guestshell package {package}")
+            }
+            Job::EnableGuestshell => "guestshell enable".into(),
+            Job::RunScript { command } => command.clone(),
+            _ => return None,
+        })
+    }
+
+    /// The configuration lines of a cli-config job.
+    pub fn config_lines(&self) -> Option<Vec<String>> {
+        match self {
+            Job::SetConfigRegister { value } => Some(vec![format!("config-register {value}")]),
+            _ => None,
+        }
+    }
+
+    /// Short text for logs and history, e.g. `cli-exec "write memory"`.
+    pub fn summary(&self) -> String {
+        if let Some(cmd) = self.exec_command() {
+            return format!("cli-exec {cmd:?}");
+        }
+        if let Some(lines) = self.config_lines() {
+            return format!("cli-config {:?}", lines.join("; "));
+        }
+        match self {
+            Job::DeviceInfo => "device-info all".into(),
+            Job::ImageInstall { url, .. } => format!("image-install {url}"),
+            Job::FileTransfer {
+                url, destination, ..
+            } => format!("file-transfer {url} -> {destination}"),
+            Job::ConfigUpgrade { url, .. } => format!("config-upgrade {url}"),
+            Job::Backoff { seconds, .. } => format!("backoff {seconds}s"),
+            Job::Terminate { .. } => "backoff terminate".into(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// `<reason><reload>` of the first work request after a boot (§5, REAL CSR 17.3 capture).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReloadReason {
+    /// e.g. `factory-reset`, `reload`.
+    pub message: String,
+    /// e.g. `PnP Service Info 2408`.
+    pub code: String,
+    /// `startupConfigPresent`; `Some(false)` = factory-fresh.
+    pub startup_config_present: Option<bool>,
+}
+
+/// What the workflow reads of a work request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkRequest {
+    /// Device-chosen correlator, echoed in our job.
+    pub correlator: String,
+    /// Present on the first request after each boot.
+    pub reason: Option<ReloadReason>,
+}
+
+/// `errorInfo` of a `success="0"` response (§6).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorInfo {
+    /// Numeric code: last token of `PnP Service Error NNNN` (as thl-cmk reads it).
+    pub code: Option<u32>,
+    /// `errorCode` text as sent.
+    pub code_text: String,
+    /// `errorMessage`.
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code_text.is_empty(), self.message.is_empty()) {
+            (false, false) => write!(f, "{}: {}", self.code_text, self.message),
+            (false, true) => f.write_str(&self.code_text),
+            (true, false) => f.write_str(&self.message),
+            (true, true) => f.write_str("device reported failure without errorInfo"),
+        }
+    }
+}
+
+/// One file system of a device-info answer (§6.1: sizes are 64-bit, names colon-free).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSystem {
+    /// e.g. `bootflash`.
+    pub name: String,
+    /// Free bytes.
+    pub free: i64,
+}
+
+/// What we use of a device-info answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceInfo {
+    /// `imageInfo/versionString`, trimmed.
+    pub version: Option<String>,
+    /// `imageInfo/imageFile`, e.g. `bootflash:packages.conf`.
+    pub image_file: Option<String>,
+    /// Every `fileSystemList/fileSystem`.
+    pub file_systems: Vec<FileSystem>,
+}
+
+impl DeviceInfo {
+    /// Free bytes on `bootflash` (else `flash`, as thl-cmk looks for either).
+    pub fn bootflash_free(&self) -> Option<i64> {
+        ["bootflash", "flash"]
+            .iter()
+            .find_map(|n| self.file_systems.iter().find(|f| f.name == *n))
+            .map(|f| f.free)
+    }
+}
+
+/// The service-specific part of a successful answer, as the codec read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Output {
+    /// A device-info answer.
+    DeviceInfo(DeviceInfo),
+    /// What a cli-exec printed: every `dialogueLog/received/text`, joined.
+    Cli(String),
+    /// The lines of a cli-config that did not succeed (`failure`, `invalid`).
+    ConfigFailures(Vec<String>),
+    /// Nothing the workflow reads (image-install, file-transfer, config-upgrade, backoff).
+    #[default]
+    None,
+}
+
+/// A router's answer to one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobResult {
+    /// The service from `xmlns="urn:cisco:pnp:<svc>"`, when it is one we send.
+    pub service: Option<Service>,
+    /// The service name as sent (for messages about a service we do not know).
+    pub service_name: String,
+    /// Echo of our job's correlator.
+    pub correlator: String,
+    /// `success="1"`.
+    pub success: bool,
+    /// Failure details when `success="0"`.
+    pub error: Option<ErrorInfo>,
+    /// What the answer holds for the workflow.
+    pub output: Output,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_name_their_service_command_and_summary() {
+        let cases = [
+            (
+                Job::SetConfigRegister {
+                    value: "0x2102".into(),
+                },
+                Service::CliConfig,
+                "cli-config \"config-register 0x2102\"",
+            ),
+            (
+                Job::WriteMemory,
+                Service::CliExec,
+                "cli-exec \"write memory\"",
+            ),
+            (
+                Job::RunEemApplet {
+                    applet: "InstallGuestShell".into(),
+                },
+                Service::CliExec,
+                "cli-exec \"event manager run InstallGuestShell\"",
+            ),
+            (
+                Job::ConfigUpgrade {
+                    file: "default.cfg".into(),
+                    url: "http://h/day0/S/default.cfg".into(),
+                },
+                Service::ConfigUpgrade,
+                "config-upgrade http://h/day0/S/default.cfg",
+            ),
+            (
+                Job::Terminate { reason: "r".into() },
+                Service::Backoff,
+                "backoff terminate",
+            ),
+        ];
+        for (job, service, summary) in cases {
+            assert_eq!(job.service(), service, "{job:?}");
+            assert_eq!(job.summary(), summary);
+            let json = serde_json::to_string(&job).unwrap();
+            assert_eq!(serde_json::from_str::<Job>(&json).unwrap(), job, "{json}");
+        }
+        for s in Service::ALL {
+            assert_eq!(Service::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Service::parse("fault"), None);
+    }
+}
