@@ -145,7 +145,7 @@ async fn work_request_gets_a_job_echoing_udi_and_correlator_and_response_gets_by
         );
     }
     let d = f.app.registry.get("FGL2548L0AW").await.unwrap();
-    assert_eq!(d.ip, "198.51.100.20");
+    assert_eq!(d.ip, "198.51.100.20".parse().ok());
     assert_eq!(d.attempts, 3);
     assert!(d.last_error.unwrap().contains("boom"));
     assert_eq!(f.records(), ["FGL2548L0AW"]);

@@ -75,6 +75,19 @@ pub enum Outcome {
     },
 }
 
+/// The client state a REQUEST is sent in, told apart by RFC 2131 §4.3.2 (table 4): the server
+/// identifier marks SELECTING, a requested address without `ciaddr` INIT-REBOOT, `ciaddr`
+/// alone RENEWING or REBINDING (which the server answers alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    /// Answering our OFFER.
+    Selecting,
+    /// Rebooted, asking for the address it had.
+    InitReboot,
+    /// Extending a lease it holds.
+    RenewingOrRebinding,
+}
+
 /// RFC 2131 §4.1, "the server sends the reply": relay → giaddr:67; NAK → broadcast; ciaddr set
 /// → unicast ciaddr:68; otherwise broadcast (we do not inject ARP entries to unicast to
 /// yiaddr). A server not on port 67 (tests) answers the packet's source.
@@ -269,13 +282,13 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
                     leases.drop_offer(&client);
                     return silent(mac, format!("client chose server {sid}"), false, false);
                 }
-                (Some(_), Some(ip), _) => (ip, "SELECTING"),
-                (Some(_), None, c) if !c.is_unspecified() => (c, "SELECTING"),
-                (None, Some(ip), c) if c.is_unspecified() => (ip, "INIT-REBOOT"),
-                (None, _, c) if !c.is_unspecified() => (c, "RENEWING"),
+                (Some(_), Some(ip), _) => (ip, ClientState::Selecting),
+                (Some(_), None, c) if !c.is_unspecified() => (c, ClientState::Selecting),
+                (None, Some(ip), c) if c.is_unspecified() => (ip, ClientState::InitReboot),
+                (None, _, c) if !c.is_unspecified() => (c, ClientState::RenewingOrRebinding),
                 _ => return silent(mac, "REQUEST without address".into(), false, false),
             };
-            if state != "SELECTING" && p.giaddr.is_unspecified() && !in_subnet(s, ip) {
+            if state != ClientState::Selecting && p.giaddr.is_unspecified() && !in_subnet(s, ip) {
                 // "the client is on the wrong network": NAK (§4.3.2 INIT-REBOOT).
                 return reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, false);
             }

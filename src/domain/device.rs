@@ -4,8 +4,10 @@
 //! [`Device`] record that is persisted as JSON, shown in `DEVICE_STATUS.csv` and changed only by
 //! the pure workflow functions (the `workflow` module beside this one) under the registry's lock.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use chrono::{DateTime, Local};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::job::Job;
 
@@ -146,6 +148,27 @@ pub struct Pending {
     pub interrupted: bool,
 }
 
+/// `Device::ip` as the address text, `""` for none: the shape records had when the address was
+/// a string, which `DEVICE_STATUS.csv` readers and the API keep seeing.
+mod ip_or_empty {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match ip {
+            Some(ip) => s.collect_str(ip),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Reads `pending`; the untyped job of a record written before jobs were typed (`service`,
 /// `summary` strings) reads as none: the router's answer to it is then ignored and its next work
 /// request gets the job of its state again, so nothing is lost but one round trip.
@@ -166,7 +189,7 @@ fn pending_or_legacy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pending>,
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceLease {
     /// Leased address.
-    pub ip: String,
+    pub ip: Ipv4Addr,
     /// Hardware address.
     pub mac: String,
     /// Expiry.
@@ -209,8 +232,9 @@ pub struct Device {
     pub pid: String,
     /// Hardware revision (`VID:`).
     pub vid: String,
-    /// Address the device last talked to us from.
-    pub ip: String,
+    /// Address the device last talked to us from (`""` in JSON until it has talked).
+    #[serde(with = "ip_or_empty")]
+    pub ip: Option<IpAddr>,
     /// First contact.
     pub first_seen: DateTime<Local>,
     /// Last contact.
@@ -275,7 +299,7 @@ impl Default for Device {
             udi: String::new(),
             pid: String::new(),
             vid: String::new(),
-            ip: String::new(),
+            ip: None,
             first_seen: epoch,
             last_contact: epoch,
             state: State::NewDevice,
@@ -331,7 +355,7 @@ impl Device {
             self.first_seen,
         );
         *self = Device {
-            ip: std::mem::take(&mut self.ip),
+            ip: self.ip.take(),
             lease: self.lease.take(),
             last_contact: self.last_contact,
             history: std::mem::take(&mut self.history),
@@ -445,7 +469,7 @@ mod tests {
         let a = Device::new("S", "u", "p", "v", now);
         let mut b = a.clone();
         b.last_contact = now + chrono::Duration::seconds(5);
-        b.ip = "198.51.100.9".into();
+        b.ip = "198.51.100.9".parse().ok();
         assert!(a.same_durable(&b));
         b.attempts = 1;
         assert!(!a.same_durable(&b));

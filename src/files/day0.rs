@@ -32,7 +32,7 @@ impl Builtins {
             serial: d.serial.clone(),
             pid: d.pid.clone(),
             vid: d.vid.clone(),
-            ip: d.ip.clone(),
+            ip: d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         }
     }
 }

@@ -43,8 +43,40 @@ pub struct TransferView {
     pub eta_secs: Option<u64>,
     /// Seconds since it started.
     pub elapsed_secs: u64,
-    /// `running`, `stalled`, `done` or `aborted`.
-    pub state: String,
+    /// Where it is.
+    pub state: TransferState,
+}
+
+/// Where a download is (`running`, `stalled`, `done`, `aborted` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferState {
+    /// Bytes are moving.
+    Running,
+    /// No byte for [`STALL_AFTER`].
+    Stalled,
+    /// Every byte sent.
+    Done,
+    /// The router closed the connection first.
+    Aborted,
+}
+
+impl TransferState {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferState::Running => "running",
+            TransferState::Stalled => "stalled",
+            TransferState::Done => "done",
+            TransferState::Aborted => "aborted",
+        }
+    }
+}
+
+impl std::fmt::Display for TransferState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The shared table.
@@ -111,10 +143,7 @@ impl Transfers {
     }
 
     /// Transfers to `ip`, newest first.
-    pub fn for_ip(&self, ip: &str) -> Vec<TransferView> {
-        let Ok(ip) = ip.parse::<IpAddr>() else {
-            return Vec::new();
-        };
+    pub fn for_ip(&self, ip: IpAddr) -> Vec<TransferView> {
         let mut list: Vec<(Instant, TransferView)> = self.with(|(_, map)| {
             map.values()
                 .filter(|e| e.ip == ip && e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED))
@@ -130,10 +159,10 @@ fn view(e: &Entry) -> TransferView {
     let elapsed = e.started.elapsed();
     let rate = (e.bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64;
     let state = match e.ended {
-        Some((_, true)) => "done",
-        Some((_, false)) => "aborted",
-        None if e.last_progress.elapsed() > STALL_AFTER => "stalled",
-        None => "running",
+        Some((_, true)) => TransferState::Done,
+        Some((_, false)) => TransferState::Aborted,
+        None if e.last_progress.elapsed() > STALL_AFTER => TransferState::Stalled,
+        None => TransferState::Running,
     };
     TransferView {
         path: e.path.clone(),
@@ -145,7 +174,7 @@ fn view(e: &Entry) -> TransferView {
             _ => None,
         },
         elapsed_secs: elapsed.as_secs(),
-        state: state.to_string(),
+        state,
     }
 }
 
@@ -156,29 +185,22 @@ mod tests {
     #[test]
     fn progress_rate_eta_and_end_states() {
         let t = Transfers::default();
-        let id = t.start(
-            "198.51.100.20".parse().unwrap(),
-            "/images/x.bin".into(),
-            Some(1000),
-        );
+        let ip: IpAddr = "198.51.100.20".parse().unwrap();
+        let id = t.start(ip, "/images/x.bin".into(), Some(1000));
         t.add(id, 250);
-        let v = &t.for_ip("198.51.100.20")[0];
+        let v = &t.for_ip(ip)[0];
         assert_eq!(
-            (v.bytes, v.total, v.state.as_str()),
-            (250, Some(1000), "running")
+            (v.bytes, v.total, v.state),
+            (250, Some(1000), TransferState::Running)
         );
         assert!(v.rate_bps > 0 && v.eta_secs.is_some());
-        assert!(t.for_ip("198.51.100.21").is_empty());
+        assert!(t.for_ip("198.51.100.21".parse().unwrap()).is_empty());
         t.end(id, false);
-        assert_eq!(t.for_ip("198.51.100.20")[0].state, "aborted");
-        let id2 = t.start(
-            "198.51.100.20".parse().unwrap(),
-            "/files/g.tar".into(),
-            None,
-        );
+        assert_eq!(t.for_ip(ip)[0].state, TransferState::Aborted);
+        let id2 = t.start(ip, "/files/g.tar".into(), None);
         t.end(id2, true);
-        let list = t.for_ip("198.51.100.20");
+        let list = t.for_ip(ip);
         assert_eq!(list[0].path, "/files/g.tar");
-        assert_eq!(list[0].state, "done");
+        assert_eq!(list[0].state, TransferState::Done);
     }
 }

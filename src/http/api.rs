@@ -65,7 +65,7 @@ pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<Sta
             serial: d.serial.clone(),
             platform: d.pid.clone(),
             hw_rev: d.vid.clone(),
-            ip: d.ip.clone(),
+            ip: d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             first_seen: d.first_seen.format(TIME_FORMAT).to_string(),
             last_contact: d.last_contact.format(TIME_FORMAT).to_string(),
             current_version: d.current_version.clone(),
@@ -75,7 +75,9 @@ pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<Sta
             config_update: d.config_file.is_some(),
             state: d.state.as_str().to_string(),
             step: d.pending.as_ref().map(|p| p.job.summary()),
-            transfer: transfers.and_then(|t| t.for_ip(&d.ip).into_iter().next()),
+            transfer: transfers
+                .zip(d.ip)
+                .and_then(|(t, ip)| t.for_ip(ip).into_iter().next()),
             last_error: d.last_error.clone(),
             fail_reason: d.fail_reason.clone(),
             lease: d.lease.clone(),

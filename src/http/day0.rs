@@ -29,14 +29,14 @@ pub(super) async fn configs(
     ConnectInfo(peer): ConnectInfo<Peer>,
     Path(file): Path<String>,
 ) -> Result<Response, HttpError> {
-    let ip = peer.remote.ip().to_string();
+    let ip = peer.remote.ip();
     let cfg = app.cfg.clone();
     let dev = app
         .registry
         .summaries()
         .await
         .into_iter()
-        .filter(|d| d.ip == ip)
+        .filter(|d| d.ip == Some(ip))
         .find(|d| crate::files::day0::choose(&cfg, &d.serial).is_ok_and(|c| c == file));
     serve_config(&app, &peer, dev, &file, "").await
 }
@@ -52,8 +52,8 @@ async fn serve_config(
         warn!(ip = %peer.remote.ip(), file, serial = asked, "day-0 config requested by an address with no router it belongs to: refused");
         return Err(HttpError::not_found());
     };
-    if dev.ip != peer.remote.ip().to_string() {
-        warn!(ip = %peer.remote.ip(), serial = %dev.serial, router_ip = %dev.ip, "day-0 config of {} requested from another address: refused", dev.serial);
+    if dev.ip != Some(peer.remote.ip()) {
+        warn!(ip = %peer.remote.ip(), serial = %dev.serial, router_ip = ?dev.ip, "day-0 config of {} requested from another address: refused", dev.serial);
         return Err(HttpError::not_found());
     }
     let cfg = app.cfg.clone();

@@ -86,7 +86,7 @@ async fn exchange_request(
     debug!(xml = %String::from_utf8_lossy(&body), "work-request received");
     let now = Local::now();
     let base = app.base_url(peer.local);
-    let ip = peer.remote.ip().to_string();
+    let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let lease = lease_of(&app, &peer);
     let outcome = app
@@ -100,7 +100,7 @@ async fn exchange_request(
             },
             |dev| {
                 dev.last_contact = now;
-                dev.ip.clone_from(&ip);
+                dev.ip = Some(ip);
                 if lease.is_some() {
                     dev.lease.clone_from(&lease);
                 }
@@ -147,7 +147,7 @@ fn lease_of(app: &App, peer: &Peer) -> Option<crate::domain::device::DeviceLease
     let l = leases.bound(ip, now)?;
     let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.expires);
     Some(crate::domain::device::DeviceLease {
-        ip: l.ip.to_string(),
+        ip: l.ip,
         mac: l.mac.clone(),
         expires: expires.into(),
     })
@@ -206,7 +206,7 @@ async fn exchange_response(
     let now = Local::now();
     debug!(xml = %String::from_utf8_lossy(&body), "work-response received");
     let base = app.base_url(peer.local);
-    let ip = peer.remote.ip().to_string();
+    let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let outcome = app
         .registry
@@ -215,7 +215,7 @@ async fn exchange_response(
             || None,
             |dev| {
                 dev.last_contact = now;
-                dev.ip.clone_from(&ip);
+                dev.ip = Some(ip);
                 let before = dev.state;
                 let outcome = with_ctx(&app, &base, now, |ctx| {
                     workflow::on_work_response(dev, &resp, &plan, ctx)

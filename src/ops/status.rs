@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::device::{Device, State};
-use crate::files::transfers::TransferView;
+use crate::files::transfers::{TransferState, TransferView};
 use crate::http::api::StatusRow;
 use crate::store::TIME_FORMAT;
 
@@ -69,7 +69,7 @@ pub fn table(rows: &[StatusRow]) -> String {
             detail.push(cut(s, 50));
         }
         if let Some(t) = &r.transfer
-            && t.state != "done"
+            && t.state != TransferState::Done
         {
             detail.push(progress(t));
         }
@@ -109,7 +109,7 @@ pub fn show(d: &Device, transfers: &[TransferView]) -> String {
         "serial        {}\nudi           {}\nip            {}\nstate         {}\nfirst seen    {}\nlast contact  {}\nversion       {} (was {})\ntarget image  {}\nbootflash     {}\nconfig        {}\n",
         d.serial,
         d.udi,
-        d.ip,
+        d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         d.state,
         d.first_seen.format(TIME_FORMAT),
         d.last_contact.format(TIME_FORMAT),
@@ -313,7 +313,7 @@ mod tests {
             rate_bps: 10_000_000,
             eta_secs: Some(5),
             elapsed_secs: 5,
-            state: "stalled".into(),
+            state: TransferState::Stalled,
         });
         let t = table(&r);
         assert!(

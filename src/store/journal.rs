@@ -489,7 +489,7 @@ mod tests {
         assert_eq!(map["S1"].attempts, 7);
         assert_eq!(map["S1"], d);
         // A contact-only change carries no history and keeps what is there.
-        d.ip = "198.51.100.7".into();
+        d.ip = "198.51.100.7".parse().ok();
         apply(&mut map, entry(&mut d, 0));
         assert_eq!(map["S1"], d);
         // An older entry replayed after a newer one adds no line twice.

@@ -546,9 +546,13 @@ mod tests {
                 .unwrap();
             }
             // Contact-only changes go to the journal at a flush, without history.
-            reg.update("S1", || None, |d| d.ip = format!("198.51.100.{round}"))
-                .await
-                .unwrap();
+            reg.update(
+                "S1",
+                || None,
+                |d| d.ip = format!("198.51.100.{round}").parse().ok(),
+            )
+            .await
+            .unwrap();
             reg.flush().await;
             expected = reg.get("S1").await;
             // Every other round stops cleanly (all folded), the others as after kill -9.
@@ -559,7 +563,7 @@ mod tests {
         let d = expected.unwrap();
         assert_eq!(d.history.len(), 12);
         assert_eq!(d.logged, 12);
-        assert_eq!(d.ip, "198.51.100.3");
+        assert_eq!(d.ip, "198.51.100.3".parse().ok());
         assert_eq!(d.history[11].text, "round 3 line 2");
         assert_eq!(read_saved(dir.path()).unwrap(), vec![d]);
     }

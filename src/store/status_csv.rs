@@ -39,7 +39,7 @@ pub fn status_table(devices: &[Device]) -> String {
             d.serial.clone(),
             d.pid.clone(),
             d.vid.clone(),
-            d.ip.clone(),
+            d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             d.first_seen.format(TIME_FORMAT).to_string(),
             d.last_contact.format(TIME_FORMAT).to_string(),
             d.current_version.clone(),

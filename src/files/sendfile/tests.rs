@@ -436,9 +436,13 @@ async fn keep_alive_serves_several_then_hands_off_and_counts_transfers() {
     assert_eq!(second.status, 206);
     assert_eq!(second.body, (0..10u8).collect::<Vec<_>>());
     assert_eq!(server.await.unwrap(), hello.as_bytes());
-    let seen = fast.transfers.for_ip("127.0.0.1");
+    let seen = fast.transfers.for_ip(std::net::Ipv4Addr::LOCALHOST.into());
     assert_eq!(seen.len(), 2);
-    assert!(seen.iter().all(|t| t.state == "done"), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|t| t.state == crate::files::transfers::TransferState::Done),
+        "{seen:?}"
+    );
     let mut sizes: Vec<_> = seen.iter().map(|t| (t.bytes, t.total)).collect();
     sizes.sort();
     assert_eq!(sizes, vec![(10, Some(10)), (5000, Some(5000))]);
@@ -470,7 +474,7 @@ async fn router_gone_mid_download_is_an_aborted_transfer() {
     }
     drop(c);
     assert!(server.await.unwrap(), "the connection ends with the router");
-    let t = &fast.transfers.for_ip("127.0.0.1")[0];
-    assert_eq!(t.state, "aborted");
+    let t = &fast.transfers.for_ip(std::net::Ipv4Addr::LOCALHOST.into())[0];
+    assert_eq!(t.state, crate::files::transfers::TransferState::Aborted);
     assert!(t.bytes < 64 << 20, "{t:?}");
 }
