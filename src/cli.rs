@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::domain::workflow::Action;
 
 /// Cisco PnP provisioning appliance for ISR1100 routers.
@@ -187,8 +187,29 @@ pub enum DeviceAction {
     },
 }
 
-fn load(path: &std::path::Path) -> anyhow::Result<Config> {
-    Ok(Config::load(path)?)
+/// What the command line says of the configuration: its flags (and `APPLIANCE_*` variables),
+/// to be applied to the file's values before they are validated.
+fn overrides(cli: &Cli) -> Overrides {
+    let mut o = Overrides {
+        admin_token: cli.admin_token.clone(),
+        ..Overrides::default()
+    };
+    match &cli.command {
+        Command::Serve {
+            listen,
+            advertise,
+            log_level,
+            interface,
+        } => {
+            o.listen.clone_from(listen);
+            o.advertise.clone_from(advertise);
+            o.log_level.clone_from(log_level);
+            o.interface.clone_from(interface);
+        }
+        Command::DhcpConfig { interface, .. } => o.interface.clone_from(interface),
+        _ => {}
+    }
+    o
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -210,35 +231,11 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let load = |path: &std::path::Path| -> anyhow::Result<Config> {
-        let mut cfg = load(path)?;
-        if cli.admin_token.is_some() {
-            cfg.admin_token.clone_from(&cli.admin_token);
-        }
-        Ok(cfg)
-    };
+    let ov = overrides(&cli);
+    let load = |path: &std::path::Path| -> anyhow::Result<Config> { Ok(Config::load(path, &ov)?) };
     match cli.command {
-        Command::Serve {
-            listen,
-            advertise,
-            log_level,
-            interface,
-        } => {
-            let mut cfg = load(&cli.config)?;
-            if let Some(l) = listen {
-                cfg.listen = l.parse().map_err(|_| {
-                    anyhow::anyhow!("--listen {l:?} is not address:port (e.g. 0.0.0.0:8080)")
-                })?;
-            }
-            if advertise.is_some() {
-                cfg.advertise = advertise;
-            }
-            if let Some(l) = log_level {
-                cfg.log_level = l;
-            }
-            if interface.is_some() {
-                cfg.dhcp.interface = interface;
-            }
+        Command::Serve { .. } => {
+            let cfg = load(&cli.config)?;
             crate::logging::init_with_file(&cfg.log_level, &cfg.log_dir, cfg.log_keep)?;
             runtime()?.block_on(async move {
                 let (app, _) = crate::serve::prepare(cfg).await?;
@@ -335,11 +332,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::DhcpConfig { format, interface } => {
-            let mut cfg = load(&cli.config)?;
-            if interface.is_some() {
-                cfg.dhcp.interface = interface;
-            }
+        Command::DhcpConfig { format, .. } => {
+            let cfg = load(&cli.config)?;
             let input = crate::dhcp::snippet_input(&cfg).map_err(anyhow::Error::msg)?;
             print!("{}", crate::dhcp::snippet::render(format, &input));
             Ok(ExitCode::SUCCESS)
@@ -465,4 +459,45 @@ async fn show(cfg: &Config, serial: &str, json: bool) -> anyhow::Result<String> 
         _ => Vec::new(),
     };
     Ok(crate::ops::status::show(&device, &transfers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("pnp-appliance").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_become_overrides_of_the_commands_they_belong_to() {
+        let o = overrides(&parse(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:9090",
+            "--advertise",
+            "198.51.100.1",
+            "--log-level",
+            "debug",
+            "--interface",
+            "eth1",
+        ]));
+        assert_eq!(o.listen.as_deref(), Some("127.0.0.1:9090"));
+        assert_eq!(o.advertise.as_deref(), Some("198.51.100.1"));
+        assert_eq!(o.log_level.as_deref(), Some("debug"));
+        assert_eq!(o.interface.as_deref(), Some("eth1"));
+        let o = overrides(&parse(&["dhcp-config", "--interface", "eth2"]));
+        assert_eq!(o.interface.as_deref(), Some("eth2"));
+        assert_eq!(o.listen, None);
+        let o = overrides(&parse(&["--admin-token", "0123456789abcdef", "status"]));
+        assert_eq!(o.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(o.interface, None);
+        // A bad flag is refused by the config's validation, naming the flag.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appliance.toml");
+        std::fs::write(&path, "").unwrap();
+        let o = overrides(&parse(&["serve", "--advertise", "a b"]));
+        let e = Config::load(&path, &o).unwrap_err().to_string();
+        assert!(e.starts_with("--advertise (APPLIANCE_ADVERTISE):"), "{e}");
+    }
 }

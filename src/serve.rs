@@ -188,7 +188,7 @@ pub async fn run(
         ))
     });
     let local = listener.local_addr()?;
-    info!(listen = %local, advertise = app.cfg.advertise.as_deref().unwrap_or("(address each router connects to)"), "PnP server ready");
+    info!(listen = %local, advertise = app.cfg.advertise.as_ref().map_or("(address each router connects to)".to_string(), |a| a.base_url(local.port())), "PnP server ready");
     let fast = Arc::new(crate::files::sendfile::FastFiles {
         images: app.cfg.images_dir.clone(),
         files: app.cfg.files_dir.clone(),

@@ -34,7 +34,7 @@ async fn fixture() -> Fixture {
     let src = "[[workflow.image]]\nfile = \"c1100-universalk9.17.12.03a.SPA.bin\"\n[http]\nmax-body-bytes = 8192\n";
     let path = dir.path().join("appliance.toml");
     std::fs::write(&path, src).unwrap();
-    let cfg = Config::load(&path).unwrap();
+    let cfg = Config::load(&path, &Default::default()).unwrap();
     let (app, _) = pnp_appliance::serve::prepare(cfg).await.unwrap();
     Fixture { dir, app }
 }

@@ -116,17 +116,7 @@ pub fn snippet_input(cfg: &Config) -> Result<snippet::Input, String> {
         Some(i) => Some(interface_v4(i)?),
         None => None,
     };
-    let advertised = cfg
-        .advertise
-        .as_deref()
-        .map(|a| match a.parse::<std::net::SocketAddr>() {
-            Ok(s) => s.ip().to_string(),
-            Err(_) => a
-                .rsplit_once(':')
-                .filter(|(h, _)| !h.contains(':'))
-                .map_or(a, |(h, _)| h)
-                .to_string(),
-        });
+    let advertised = cfg.advertise.as_ref().map(|a| a.host.clone());
     let server = match (&d.o43_server, iface, advertised) {
         (Some(s), _, _) => s.clone(),
         (None, Some((ip, _)), _) => ip.to_string(),

@@ -7,6 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The longest backoff the PnP schema can say: `callbackAfter` hours 0..47, minutes and
+/// seconds 0..59 (Cisco PnP XSD 2017, `backoff`).
+pub const MAX_BACKOFF_SECS: u64 = 47 * 3600 + 59 * 60 + 59;
+
 /// A PnP service (`urn:cisco:pnp:<service>`, `docs/pnp-protocol.md` §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -69,12 +69,7 @@ impl App {
     /// this connection reached.
     pub(crate) fn base_url(&self, local: SocketAddr) -> String {
         match &self.cfg.advertise {
-            Some(a) if a.parse::<SocketAddr>().is_ok() => format!("http://{a}"),
-            Some(a) if a.parse::<std::net::Ipv6Addr>().is_ok() => {
-                format!("http://[{a}]:{}", self.cfg.listen.port())
-            }
-            Some(a) if a.contains(':') => format!("http://{a}"),
-            Some(a) => format!("http://{a}:{}", self.cfg.listen.port()),
+            Some(a) => a.base_url(self.cfg.listen.port()),
             None => format!("http://{local}"),
         }
     }

@@ -224,14 +224,7 @@ fn network_checks(cfg: &Config, out: &mut Vec<Finding>) {
             "advertised address: the address each router connects to",
         )),
         Some(a) => {
-            let host = a
-                .parse::<std::net::SocketAddr>()
-                .map(|s| s.ip().to_string())
-                .unwrap_or_else(|_| {
-                    a.rsplit_once(':')
-                        .filter(|(h, _)| !h.contains(':'))
-                        .map_or(a.clone(), |(h, _)| h.to_string())
-                });
+            let host = &a.host;
             match host.parse::<IpAddr>() {
                 Ok(ip) if local_ips().contains(&ip) => out.push(ok(format!("advertised address {ip} is on this machine"))),
                 Ok(ip) => out.push(bad(

@@ -8,7 +8,8 @@
 
 use super::xml::{self, Element, XmlError, escape};
 use crate::domain::job::{
-    DeviceInfo, ErrorInfo, FileSystem, Job, JobResult, Output, ReloadReason, Service, WorkRequest,
+    DeviceInfo, ErrorInfo, FileSystem, Job, JobResult, MAX_BACKOFF_SECS, Output, ReloadReason,
+    Service, WorkRequest,
 };
 
 /// Why a well-formed XML body is still not a PnP message we can act on.
@@ -112,10 +113,6 @@ pub enum DeviceMessage {
 }
 
 const NS_PREFIX: &str = "urn:cisco:pnp:";
-
-/// The longest backoff the PnP schema can say: `callbackAfter` hours 0..47, minutes and
-/// seconds 0..59 (Cisco PnP XSD 2017, `backoff`).
-pub const MAX_BACKOFF_SECS: u64 = 47 * 3600 + 59 * 60 + 59;
 
 /// Parses a device's POST body into a [`DeviceMessage`].
 pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError> {
