@@ -334,8 +334,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::DhcpConfig { format, .. } => {
             let cfg = load(&cli.config)?;
-            let input = crate::dhcp::snippet_input(&cfg).map_err(anyhow::Error::msg)?;
-            print!("{}", crate::dhcp::snippet::render(format, &input));
+            let settings = crate::ops::check::dhcp_settings(&cfg).map_err(anyhow::Error::msg)?;
+            print!("{}", crate::dhcp::snippet::render(format, &settings));
             Ok(ExitCode::SUCCESS)
         }
         Command::Device { action } => {

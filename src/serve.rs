@@ -114,7 +114,7 @@ pub fn leases_path(cfg: &Config) -> std::path::PathBuf {
 /// A bound DHCP socket and its settings, ready to run.
 pub struct Dhcp {
     socket: std::net::UdpSocket,
-    settings: Arc<crate::dhcp::reply::Settings>,
+    settings: Arc<crate::dhcp::Settings>,
 }
 
 /// Resolves the DHCP settings from the interface and binds the socket; `None` (with a log
@@ -127,7 +127,8 @@ pub fn prepare_dhcp(cfg: &Config) -> anyhow::Result<Option<Dhcp>> {
         return Ok(None);
     };
     let (ip, mask) = crate::dhcp::interface_v4(iface).map_err(anyhow::Error::msg)?;
-    let settings = crate::dhcp::settings(cfg, ip, mask).map_err(anyhow::Error::msg)?;
+    let settings =
+        crate::dhcp::settings::resolve(cfg, Some((ip, mask))).map_err(anyhow::Error::msg)?;
     let socket = crate::dhcp::socket::bind(iface, cfg.dhcp.port).map_err(anyhow::Error::msg)?;
     info!(interface = %iface, address = %ip, "DHCP socket bound");
     Ok(Some(Dhcp {

@@ -1,7 +1,8 @@
 //! The PnP-only DHCPv4 responder.
 //!
 //! `packet` reads datagrams without trusting them, `classify` decides who is a PnP router,
-//! `leases` holds the pool and lease table, `reply` applies RFC 2131 (all pure); `option43` and
+//! `leases` holds the pool and lease table, `settings` resolves the configuration with the
+//! interface, `reply` applies RFC 2131 (all pure); `option43` and
 //! `snippet` format option 43 and configs for other DHCP servers; `socket` binds. This module is
 //! the thin async shell: resolve settings from the interface, receive, answer, persist.
 
@@ -10,6 +11,7 @@ pub mod leases;
 pub mod option43;
 pub mod packet;
 pub mod reply;
+pub mod settings;
 pub mod snippet;
 pub mod socket;
 
@@ -22,9 +24,9 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
-use leases::{Leases, Pool};
-use reply::{Outcome, Settings};
+use leases::Leases;
+use reply::Outcome;
+pub use settings::Settings;
 
 /// The lease table shared by the responder and the PnP server (which shows a router's lease).
 pub type SharedLeases = Arc<Mutex<Leases>>;
@@ -70,108 +72,6 @@ pub fn interface_v4(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
         format!(
             "interface {interface} does not exist: check [dhcp] interface or --interface (`ip -br link` lists them)"
         )
-    })
-}
-
-/// The subnet's host range of `ip`/`mask`.
-pub fn subnet_hosts(ip: Ipv4Addr, mask: Ipv4Addr) -> Option<(Ipv4Addr, Ipv4Addr)> {
-    let net = ipnet::Ipv4Net::with_netmask(ip, mask).ok()?;
-    crate::config::parse_pool(&net.trunc().to_string())
-}
-
-/// Responder settings for `cfg` on the interface with address `ip`/`mask`.
-pub fn settings(cfg: &Config, ip: Ipv4Addr, mask: Ipv4Addr) -> Result<Settings, String> {
-    let d = &cfg.dhcp;
-    let ranges =
-        match &d.pool {
-            Some(p) => p.clone(),
-            None => vec![subnet_hosts(ip, mask).ok_or_else(|| {
-                format!("subnet {ip}/{mask} has no host addresses: set [dhcp] pool")
-            })?],
-        };
-    let server = d.o43_server.clone().unwrap_or_else(|| ip.to_string());
-    let port = d.o43_port.unwrap_or(cfg.listen.port());
-    Ok(Settings {
-        server_ip: ip,
-        netmask: mask,
-        lease_secs: d.lease_secs,
-        cache_threshold: d.cache_threshold,
-        routers: d.routers.clone(),
-        dns: d.dns.clone(),
-        option43: option43::option43(&server, port, d.https, d.debug),
-        prefixes: d.pid_prefixes.clone(),
-        pool: Pool {
-            ranges,
-            exclude: vec![ip],
-            reservations: d.reservations.clone(),
-        },
-        port: d.port,
-    })
-}
-
-/// What `dhcp-config` prints, from the config and (when set) the interface.
-pub fn snippet_input(cfg: &Config) -> Result<snippet::Input, String> {
-    let d = &cfg.dhcp;
-    let iface = match &d.interface {
-        Some(i) => Some(interface_v4(i)?),
-        None => None,
-    };
-    let advertised = cfg.advertise.as_ref().map(|a| a.host.clone());
-    let server = match (&d.o43_server, iface, advertised) {
-        (Some(s), _, _) => s.clone(),
-        (None, Some((ip, _)), _) => ip.to_string(),
-        (None, None, Some(a)) => a,
-        (None, None, None) => {
-            return Err("no PnP server address: set [dhcp.option43] server = \"<address routers reach>\" or give --interface IFACE".into());
-        }
-    };
-    let subnet = match (iface, &d.pool) {
-        (Some((ip, mask)), _) => ipnet::Ipv4Net::with_netmask(ip, mask)
-            .ok()
-            .map(|n| (n.network(), n.netmask())),
-        (None, Some(ranges)) => ranges.first().and_then(|(a, b)| {
-            // Without an interface, the smallest subnet that holds the pool.
-            (8..=30).rev().find_map(|len| {
-                let net = ipnet::Ipv4Net::new(*a, len).ok()?.trunc();
-                (net.contains(b) && net.network() != *a && net.broadcast() != *b)
-                    .then(|| (net.network(), net.netmask()))
-            })
-        }),
-        (None, None) => None,
-    };
-    let range = match (&d.pool, iface) {
-        (Some(r), _) => r.first().copied(),
-        // The interface's subnet without our own address at either end.
-        (None, Some((ip, mask))) => subnet_hosts(ip, mask).map(|(a, b)| {
-            let a = if a == ip {
-                Ipv4Addr::from(u32::from(a) + 1)
-            } else {
-                a
-            };
-            let b = if b == ip {
-                Ipv4Addr::from(u32::from(b) - 1)
-            } else {
-                b
-            };
-            (a, b)
-        }),
-        (None, None) => None,
-    };
-    Ok(snippet::Input {
-        option43: option43::option43(
-            &server,
-            d.o43_port.unwrap_or(cfg.listen.port()),
-            d.https,
-            d.debug,
-        ),
-        prefixes: d.pid_prefixes.clone(),
-        subnet,
-        range,
-        interface: d.interface.clone(),
-        routers: d.routers.clone(),
-        dns: d.dns.clone(),
-        lease_secs: d.lease_secs,
-        exclude: iface.map(|(ip, _)| vec![ip]).unwrap_or_default(),
     })
 }
 
@@ -239,7 +139,7 @@ pub async fn run(
     let socket = Arc::new(UdpSocket::from_std(socket)?);
     let saver = LeaseSaver::start(leases.clone(), leases_path)?;
     info!(
-        server = %settings.server_ip,
+        server = ?settings.server.map(|s| s.ip),
         option43 = %settings.option43,
         pid_prefixes = ?settings.prefixes,
         pool = ?settings.pool.ranges,

@@ -12,33 +12,9 @@ use dhcproto::v4::{self, DhcpOption, MessageType};
 use dhcproto::{Encodable, Encoder};
 
 use super::classify::{Class, classify};
-use super::leases::{Leases, Pool};
+use super::leases::Leases;
 use super::packet::{MsgType, Packet};
-
-/// Everything the responder needs to answer.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Our address on the interface (option 54, siaddr).
-    pub server_ip: Ipv4Addr,
-    /// Subnet mask of the interface (option 1).
-    pub netmask: Ipv4Addr,
-    /// Lease time (option 51); T1 = 1/2, T2 = 7/8 (RFC 2131 §4.4.5).
-    pub lease_secs: u32,
-    /// Lease caching, percent of the lease time (see [`Leases::bind`]).
-    pub cache_threshold: u8,
-    /// Option 3.
-    pub routers: Vec<Ipv4Addr>,
-    /// Option 6.
-    pub dns: Vec<Ipv4Addr>,
-    /// The option 43 string.
-    pub option43: String,
-    /// PID prefixes answered.
-    pub prefixes: Vec<String>,
-    /// Addresses handed out.
-    pub pool: Pool,
-    /// Our UDP port (67 in production; tests use another and get answers at their source).
-    pub port: u16,
-}
+use super::settings::{Server, Settings};
 
 /// What to do with one datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +93,7 @@ pub fn reply_addr(p: &Packet, is_nak: bool, server_port: u16, src: SocketAddr) -
 fn encode(
     p: &Packet,
     s: &Settings,
+    server: Server,
     kind: MessageType,
     yiaddr: Ipv4Addr,
     lease_secs: Option<u32>,
@@ -141,9 +118,9 @@ fn encode(
     let nak = matches!(kind, MessageType::Nak);
     let opts = msg.opts_mut();
     opts.insert(DhcpOption::MessageType(kind));
-    opts.insert(DhcpOption::ServerIdentifier(s.server_ip));
+    opts.insert(DhcpOption::ServerIdentifier(server.ip));
     if !nak {
-        opts.insert(DhcpOption::SubnetMask(s.netmask));
+        opts.insert(DhcpOption::SubnetMask(server.netmask));
         if let Some(secs) = lease_secs {
             opts.insert(DhcpOption::AddressLeaseTime(secs));
             opts.insert(DhcpOption::Renewal(secs / 2));
@@ -171,13 +148,24 @@ fn encode(
     out
 }
 
-fn in_subnet(s: &Settings, ip: Ipv4Addr) -> bool {
-    let m = u32::from(s.netmask);
-    u32::from(ip) & m == u32::from(s.server_ip) & m
+fn in_subnet(server: Server, ip: Ipv4Addr) -> bool {
+    let m = u32::from(server.netmask);
+    u32::from(ip) & m == u32::from(server.ip) & m
 }
 
 /// Decides the answer to datagram `buf` from `src` at Unix time `now`.
 pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, now: u64) -> Outcome {
+    let Some(server) = s.server else {
+        // Settings resolved without an interface are for snippets; the responder never runs
+        // on them (serve binds an interface first).
+        return Outcome::Silent {
+            mac: String::new(),
+            reason: "no interface address to answer from".into(),
+            warn: true,
+            persist: false,
+            foreign: false,
+        };
+    };
     let silent = |mac: String, reason: String, warn: bool, persist: bool| Outcome::Silent {
         mac,
         reason,
@@ -209,7 +197,7 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
             return silent(mac, format!("{} {why}", p.ciaddr), false, freed);
         }
         MsgType::Decline => {
-            if p.server_id() != Some(s.server_ip) {
+            if p.server_id() != Some(server.ip) {
                 return silent(mac, "DECLINE for another server".into(), false, false);
             }
             let Some(ip) = p.requested_ip() else {
@@ -255,7 +243,7 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
     let reply = |kind: MessageType, yiaddr: Ipv4Addr, lease_secs: Option<u32>, persist: bool| {
         let nak = matches!(kind, MessageType::Nak);
         Outcome::Reply {
-            bytes: encode(&p, s, kind, yiaddr, lease_secs),
+            bytes: encode(&p, s, server, kind, yiaddr, lease_secs),
             to: reply_addr(&p, nak, s.port, src),
             kind: match kind {
                 MessageType::Offer => "OFFER",
@@ -278,7 +266,7 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
             // RFC 2131 §4.3.2: SELECTING (server-id), INIT-REBOOT (requested-ip, no ciaddr),
             // RENEWING / REBINDING (ciaddr).
             let (ip, state) = match (p.server_id(), p.requested_ip(), p.ciaddr) {
-                (Some(sid), _, _) if sid != s.server_ip => {
+                (Some(sid), _, _) if sid != server.ip => {
                     leases.drop_offer(&client);
                     return silent(mac, format!("client chose server {sid}"), false, false);
                 }
@@ -288,7 +276,10 @@ pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, no
                 (None, _, c) if !c.is_unspecified() => (c, ClientState::RenewingOrRebinding),
                 _ => return silent(mac, "REQUEST without address".into(), false, false),
             };
-            if state != ClientState::Selecting && p.giaddr.is_unspecified() && !in_subnet(s, ip) {
+            if state != ClientState::Selecting
+                && p.giaddr.is_unspecified()
+                && !in_subnet(server, ip)
+            {
                 // "the client is on the wrong network": NAK (§4.3.2 INIT-REBOOT).
                 return reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, false);
             }

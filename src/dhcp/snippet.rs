@@ -8,6 +8,8 @@
 
 use std::net::Ipv4Addr;
 
+use super::settings::Settings;
+
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -21,27 +23,38 @@ pub enum Format {
     Ios,
 }
 
-/// What the snippet is made of.
-#[derive(Debug, Clone)]
-pub struct Input {
-    /// The option 43 string.
-    pub option43: String,
-    /// PID prefixes.
-    pub prefixes: Vec<String>,
-    /// Subnet (network, mask), when known.
-    pub subnet: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// Address range, when known.
-    pub range: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// Interface for Kea / dnsmasq.
-    pub interface: Option<String>,
-    /// Option 3.
-    pub routers: Vec<Ipv4Addr>,
-    /// Option 6.
-    pub dns: Vec<Ipv4Addr>,
-    /// Lease time, seconds.
-    pub lease_secs: u32,
-    /// Addresses to keep out of the range (the PnP server's own).
-    pub exclude: Vec<Ipv4Addr>,
+/// What a snippet is made of, read from the settings: the routers' address range, without
+/// our own address at either end (the responder excludes it; a pasted range must not hold it).
+struct Input<'a> {
+    s: &'a Settings,
+    range: Option<(Ipv4Addr, Ipv4Addr)>,
+}
+
+impl<'a> Input<'a> {
+    fn of(s: &'a Settings) -> Input<'a> {
+        let range = s.pool.ranges.first().map(|&(a, b)| {
+            let mine = |ip: Ipv4Addr| s.pool.exclude.contains(&ip);
+            let a = if mine(a) && a < b {
+                Ipv4Addr::from(u32::from(a) + 1)
+            } else {
+                a
+            };
+            let b = if mine(b) && a < b {
+                Ipv4Addr::from(u32::from(b) - 1)
+            } else {
+                b
+            };
+            (a, b)
+        });
+        Input { s, range }
+    }
+}
+
+impl std::ops::Deref for Input<'_> {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        self.s
+    }
 }
 
 fn join(ips: &[Ipv4Addr], sep: &str) -> String {
@@ -55,8 +68,9 @@ fn prefix_len(ip: Ipv4Addr) -> u32 {
     u32::from(ip).count_ones()
 }
 
-/// Renders `input` in `format`.
-pub fn render(format: Format, i: &Input) -> String {
+/// Renders the settings in `format`.
+pub fn render(format: Format, settings: &Settings) -> String {
+    let i = &Input::of(settings);
     match format {
         Format::Isc => isc(i),
         Format::Kea => kea(i),
@@ -223,7 +237,7 @@ fn ios(i: &Input) -> String {
     let mut s = String::from(
         "! Cisco PnP (pnp-appliance dhcp-config) for a Cisco IOS DHCP server.\n! IOS cannot match option 124: every client of this pool gets option 43.\n",
     );
-    for e in &i.exclude {
+    for e in &i.pool.exclude {
         s.push_str(&format!("ip dhcp excluded-address {e}\n"));
     }
     s.push_str("ip dhcp pool PNP-ISR1K\n");
@@ -252,24 +266,45 @@ fn ios(i: &Input) -> String {
 mod tests {
     use super::*;
 
-    fn input() -> Input {
-        Input {
-            option43: "5A1D;B2;K4;I198.51.100.1;J8080".into(),
-            prefixes: vec!["C11".into(), "C1161".into()],
+    fn input() -> Settings {
+        Settings {
+            interface: Some("eth1".into()),
+            server: Some(crate::dhcp::settings::Server {
+                ip: "198.51.100.1".parse().unwrap(),
+                netmask: "255.255.255.0".parse().unwrap(),
+            }),
             subnet: Some((
                 "198.51.100.0".parse().unwrap(),
                 "255.255.255.0".parse().unwrap(),
             )),
-            range: Some((
-                "198.51.100.100".parse().unwrap(),
-                "198.51.100.199".parse().unwrap(),
-            )),
-            interface: Some("eth1".into()),
+            lease_secs: 3600,
+            cache_threshold: 25,
             routers: vec!["198.51.100.1".parse().unwrap()],
             dns: vec![],
-            lease_secs: 3600,
-            exclude: vec!["198.51.100.1".parse().unwrap()],
+            option43: "5A1D;B2;K4;I198.51.100.1;J8080".into(),
+            prefixes: vec!["C11".into(), "C1161".into()],
+            pool: crate::dhcp::leases::Pool {
+                ranges: vec![(
+                    "198.51.100.100".parse().unwrap(),
+                    "198.51.100.199".parse().unwrap(),
+                )],
+                exclude: vec!["198.51.100.1".parse().unwrap()],
+                reservations: Default::default(),
+            },
+            port: 67,
         }
+    }
+
+    #[test]
+    fn our_own_address_is_cut_from_either_end_of_the_range() {
+        let mut s = input();
+        s.pool.ranges = vec![(
+            "198.51.100.1".parse().unwrap(),
+            "198.51.100.254".parse().unwrap(),
+        )];
+        assert!(render(Format::Isc, &s).contains("range 198.51.100.2 198.51.100.254;"));
+        s.pool.exclude = vec!["198.51.100.254".parse().unwrap()];
+        assert!(render(Format::Isc, &s).contains("range 198.51.100.1 198.51.100.253;"));
     }
 
     #[test]

@@ -321,8 +321,8 @@ pub fn run(cfg: &Config) -> (Vec<Finding>, String) {
             text.push_str(&format!("  FAIL  {}\n        fix: {}\n", x.what, x.fix));
         }
     }
-    match crate::dhcp::snippet_input(cfg) {
-        Ok(i) => text.push_str(&format!("\noption 43: {}\n", i.option43)),
+    match dhcp_settings(cfg) {
+        Ok(s) => text.push_str(&format!("\noption 43: {}\n", s.option43)),
         Err(e) => text.push_str(&format!("\noption 43: unknown ({e})\n")),
     }
     text.push_str("\nA new router goes through:\n");
@@ -341,6 +341,16 @@ pub fn run(cfg: &Config) -> (Vec<Finding>, String) {
         n => format!("\n{n} problem(s): fix them before routers arrive\n"),
     });
     (f, text)
+}
+
+/// The DHCP settings `check` and `dhcp-config` show: resolved with the interface when one is
+/// configured, else from the config alone.
+pub fn dhcp_settings(cfg: &Config) -> Result<crate::dhcp::Settings, String> {
+    let iface = match &cfg.dhcp.interface {
+        Some(i) => Some(crate::dhcp::interface_v4(i)?),
+        None => None,
+    };
+    crate::dhcp::settings::resolve(cfg, iface)
 }
 
 #[cfg(test)]

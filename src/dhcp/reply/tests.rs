@@ -8,6 +8,7 @@ use dhcproto::v4::{self, DhcpOption, MessageType, OptionCode};
 use proptest::prelude::*;
 
 use super::*;
+use crate::dhcp::leases::Pool;
 use crate::dhcp::packet::tests::build;
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -18,8 +19,12 @@ const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 
 fn settings(port: u16) -> Settings {
     Settings {
-        server_ip: SERVER,
-        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        interface: None,
+        server: Some(Server {
+            ip: SERVER,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+        }),
+        subnet: None,
         lease_secs: 3600,
         cache_threshold: 25,
         routers: vec![],
