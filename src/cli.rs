@@ -16,7 +16,7 @@ use crate::domain::workflow::Action;
 /// Cisco PnP provisioning appliance for ISR1100 routers.
 #[derive(Debug, Parser)]
 #[command(name = "pnp-appliance", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration file.
     #[arg(
         long,
@@ -25,7 +25,7 @@ pub struct Cli {
         default_value = "appliance.toml",
         global = true
     )]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// Admin token for device actions, overrides [http] admin-token.
     #[arg(
         long,
@@ -33,15 +33,15 @@ pub struct Cli {
         global = true,
         hide_env_values = true
     )]
-    pub admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the PnP server (HTTP) until SIGINT/SIGTERM.
     Serve {
         /// Listen address, overrides [http] listen.
@@ -147,7 +147,7 @@ pub enum Command {
 
 /// `report` formats.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     /// CSV with a header.
     Csv,
     /// JSON array.
@@ -156,7 +156,7 @@ pub enum ReportFormat {
 
 /// Operator actions on a device.
 #[derive(Debug, Subcommand)]
-pub enum DeviceAction {
+pub(crate) enum DeviceAction {
     /// Continue a router parked in BOOTFLASH_NO_SPACE, or retry a FAILED one.
     Resume {
         /// Serial number.

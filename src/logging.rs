@@ -18,12 +18,12 @@ use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 
 /// Size at which the log file is rotated.
-pub const ROTATE_BYTES: u64 = 20 * 1024 * 1024;
+pub(crate) const ROTATE_BYTES: u64 = 20 * 1024 * 1024;
 
 static GUARD: OnceLock<WorkerGuard> = OnceLock::new();
 
 /// A file writer that rotates `name` to `name.1`, `name.2`, ... by size.
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     path: PathBuf,
     file: File,
     written: u64,
@@ -35,7 +35,7 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     /// Opens (appending) `path`, rotating at `limit` bytes and keeping `keep` old files.
-    pub fn open(path: &Path, limit: u64, keep: usize) -> std::io::Result<RotatingFile> {
+    pub(crate) fn open(path: &Path, limit: u64, keep: usize) -> std::io::Result<RotatingFile> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let written = file.metadata()?.len();
         Ok(RotatingFile {
@@ -106,7 +106,7 @@ where
 }
 
 /// Console-only logging (commands other than `serve`).
-pub fn init_console(level: &str) {
+pub(crate) fn init_console(level: &str) {
     let _ = tracing_subscriber::registry()
         .with(console())
         .with(filter(level))
@@ -114,7 +114,7 @@ pub fn init_console(level: &str) {
 }
 
 /// Console plus `dir/pnp_debug.log` (rotated by size, `keep` old files kept).
-pub fn init_with_file(level: &str, dir: &Path, keep: usize) -> anyhow::Result<()> {
+pub(crate) fn init_with_file(level: &str, dir: &Path, keep: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create log directory {}: {e} (fix permissions or set [paths] logs)",

@@ -35,7 +35,7 @@ fn upper(i: usize) -> u64 {
 }
 
 /// The histogram.
-pub struct Latency {
+pub(crate) struct Latency {
     buckets: Box<[AtomicU64]>,
     max_us: AtomicU64,
 }
@@ -51,22 +51,22 @@ impl Default for Latency {
 
 /// Percentiles in milliseconds (part of the `/api/metrics` schema).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct LatencyView {
+pub(crate) struct LatencyView {
     /// Requests measured.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Median.
-    pub p50_ms: f64,
+    pub(crate) p50_ms: f64,
     /// 90th percentile.
-    pub p90_ms: f64,
+    pub(crate) p90_ms: f64,
     /// 99th percentile.
-    pub p99_ms: f64,
+    pub(crate) p99_ms: f64,
     /// Slowest.
-    pub max_ms: f64,
+    pub(crate) max_ms: f64,
 }
 
 impl Latency {
     /// Records one request.
-    pub fn record(&self, d: Duration) {
+    pub(crate) fn record(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let i = bucket(us).min(BUCKETS - 1);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
@@ -74,7 +74,7 @@ impl Latency {
     }
 
     /// Percentiles so far.
-    pub fn view(&self) -> LatencyView {
+    pub(crate) fn view(&self) -> LatencyView {
         let counts: Vec<u64> = self
             .buckets
             .iter()

@@ -107,19 +107,19 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
 }
 
 /// Where the lease table is kept.
-pub fn leases_path(cfg: &Config) -> std::path::PathBuf {
+pub(crate) fn leases_path(cfg: &Config) -> std::path::PathBuf {
     cfg.state_dir.join("leases.json")
 }
 
 /// A bound DHCP socket and its settings, ready to run.
-pub struct Dhcp {
+pub(crate) struct Dhcp {
     socket: std::net::UdpSocket,
     settings: Arc<crate::dhcp::Settings>,
 }
 
 /// Resolves the DHCP settings from the interface and binds the socket; `None` (with a log
 /// line saying so) when no interface is configured.
-pub fn prepare_dhcp(cfg: &Config) -> anyhow::Result<Option<Dhcp>> {
+pub(crate) fn prepare_dhcp(cfg: &Config) -> anyhow::Result<Option<Dhcp>> {
     let Some(iface) = &cfg.dhcp.interface else {
         info!(
             "DHCP responder off: no [dhcp] interface (use --interface IFACE to answer PnP routers); with another DHCP server, `pnp-appliance dhcp-config` prints its option 43 config"
@@ -138,7 +138,7 @@ pub fn prepare_dhcp(cfg: &Config) -> anyhow::Result<Option<Dhcp>> {
 }
 
 /// What to do when the HTTP port cannot be bound.
-pub fn bind_hint(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+pub(crate) fn bind_hint(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::PermissionDenied => format!(
             "port {} needs root or CAP_NET_BIND_SERVICE: run with sudo, `setcap cap_net_bind_service+ep $(which pnp-appliance)`, or use a port above 1023 ([http] listen)",
@@ -157,7 +157,7 @@ pub fn bind_hint(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
 }
 
 /// Binds the HTTP port with an actionable error.
-pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {addr}: {e}\n  hint: {}",
@@ -167,7 +167,7 @@ pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves `app` on `listener` (and DHCP when prepared) until `cancel` fires.
-pub async fn run(
+pub(crate) async fn run(
     app: App,
     listener: TcpListener,
     dhcp: Option<Dhcp>,
@@ -222,7 +222,7 @@ pub async fn run(
 
 /// A router downloading an image reads slower than we send; hyper then queues body chunks up to
 /// this per connection. The default (~400 KB) made 1000 slow downloads cost ~640 MB.
-pub const MAX_CONN_BUF: usize = 64 << 10;
+pub(crate) const MAX_CONN_BUF: usize = 64 << 10;
 
 /// Accepts connections until `cancel`. Each starts on the zero-copy file path
 /// ([`crate::files::sendfile::serve`]) and goes to hyper, with [`MAX_CONN_BUF`] and the [`Peer`]
@@ -293,7 +293,7 @@ async fn serve_http(
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.
-pub async fn on_signal(cancel: CancellationToken) {
+pub(crate) async fn on_signal(cancel: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {

@@ -30,15 +30,15 @@ pub struct ConfigError(pub String);
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--listen`: `[http] listen`.
-    pub listen: Option<String>,
+    pub(crate) listen: Option<String>,
     /// `--advertise`: `[http] advertise`.
-    pub advertise: Option<String>,
+    pub(crate) advertise: Option<String>,
     /// `--admin-token`: `[http] admin-token`.
-    pub admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
     /// `--log-level`: `[log] level`.
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
     /// `--interface`: `[dhcp] interface`.
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
 }
 
 impl Overrides {
@@ -90,11 +90,11 @@ impl Overrides {
 
 /// Where routers are told to download from: `[http] advertise` read once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Advertise {
+pub(crate) struct Advertise {
     /// An IPv4 or IPv6 address, or a host name.
-    pub host: String,
+    pub(crate) host: String,
     /// The port, when given; else the listen port.
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
 }
 
 impl Advertise {
@@ -129,7 +129,7 @@ impl Advertise {
     }
 
     /// `http://host:port`, brackets around an IPv6 address.
-    pub fn base_url(&self, listen_port: u16) -> String {
+    pub(crate) fn base_url(&self, listen_port: u16) -> String {
         let port = self.port.unwrap_or(listen_port);
         match self.host.parse::<std::net::Ipv6Addr>() {
             Ok(v6) => format!("http://[{v6}]:{port}"),
@@ -140,37 +140,37 @@ impl Advertise {
 
 /// Validated `[dhcp]`; what depends on the interface is resolved at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DhcpConfig {
+pub(crate) struct DhcpConfig {
     /// Interface, when DHCP is on.
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
     /// Inclusive ranges; `None`: the interface's subnet.
-    pub pool: Option<Vec<(Ipv4Addr, Ipv4Addr)>>,
+    pub(crate) pool: Option<Vec<(Ipv4Addr, Ipv4Addr)>>,
     /// Lease time, seconds.
-    pub lease_secs: u32,
+    pub(crate) lease_secs: u32,
     /// Lease caching threshold, percent of the lease time (0: off).
-    pub cache_threshold: u8,
+    pub(crate) cache_threshold: u8,
     /// Option 3.
-    pub routers: Vec<Ipv4Addr>,
+    pub(crate) routers: Vec<Ipv4Addr>,
     /// Option 6.
-    pub dns: Vec<Ipv4Addr>,
+    pub(crate) dns: Vec<Ipv4Addr>,
     /// PID prefixes.
-    pub pid_prefixes: Vec<String>,
+    pub(crate) pid_prefixes: Vec<String>,
     /// UDP port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// Option 43 server; `None`: the interface address.
-    pub o43_server: Option<String>,
+    pub(crate) o43_server: Option<String>,
     /// Option 43 port; `None`: the HTTP port.
-    pub o43_port: Option<u16>,
+    pub(crate) o43_port: Option<u16>,
     /// HTTPS.
-    pub https: bool,
+    pub(crate) https: bool,
     /// Agent debug.
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// MAC (lower case) → address.
-    pub reservations: HashMap<String, Ipv4Addr>,
+    pub(crate) reservations: HashMap<String, Ipv4Addr>,
 }
 
 /// Parses a pool: `198.51.100.100-198.51.100.199` or `198.51.100.0/24` (its hosts).
-pub fn parse_pool(s: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
+pub(crate) fn parse_pool(s: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
     if let Some((a, b)) = s.split_once('-') {
         let (a, b): (Ipv4Addr, Ipv4Addr) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
         return (a <= b).then_some((a, b));
@@ -195,39 +195,39 @@ fn parse_mac(s: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it came from (for messages).
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// HTTP listen address.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Address for URLs sent to routers (`None`: the address each router connected to).
-    pub advertise: Option<Advertise>,
+    pub(crate) advertise: Option<Advertise>,
     /// Largest PnP body.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Token for device actions.
-    pub admin_token: Option<String>,
+    pub(crate) admin_token: Option<String>,
     /// State directory.
-    pub state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
     /// Log directory.
-    pub log_dir: PathBuf,
+    pub(crate) log_dir: PathBuf,
     /// Status CSV.
-    pub status_csv: PathBuf,
+    pub(crate) status_csv: PathBuf,
     /// Images.
-    pub images_dir: PathBuf,
+    pub(crate) images_dir: PathBuf,
     /// Configs.
-    pub configs_dir: PathBuf,
+    pub(crate) configs_dir: PathBuf,
     /// Files.
-    pub files_dir: PathBuf,
+    pub(crate) files_dir: PathBuf,
     /// Default day-0 config file name.
-    pub default_config: String,
+    pub(crate) default_config: String,
     /// Inventory CSV file name in the configs directory.
-    pub inventory: String,
+    pub(crate) inventory: String,
     /// Log level directive.
-    pub log_level: String,
+    pub(crate) log_level: String,
     /// Log files kept.
-    pub log_keep: usize,
+    pub(crate) log_keep: usize,
     /// The workflow (image md5s still unset: filled in at start-up).
-    pub plan: Plan,
+    pub(crate) plan: Plan,
     /// The DHCP responder.
-    pub dhcp: DhcpConfig,
+    pub(crate) dhcp: DhcpConfig,
 }
 
 fn valid_file_name(name: &str) -> bool {
@@ -280,7 +280,11 @@ impl Config {
     }
 
     /// Validates `src` as if read from `path`, with `overrides` applied first.
-    pub fn parse(src: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(
+        src: &str,
+        path: &Path,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let mut wire: ConfigWire = toml::from_str(src).map_err(|e| {
             let line = e.span().map(|s| spans::line_of(src, s.start)).unwrap_or(0);
             let msg = e.message().trim().to_string();

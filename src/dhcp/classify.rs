@@ -10,7 +10,7 @@ use super::packet::Packet;
 
 /// The classification of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// A Cisco PnP router: its PID.
     Pnp {
         /// PID from option 124, e.g. `C1131-8PWB`.
@@ -22,7 +22,7 @@ pub enum Class {
 
 /// Vendor-class data items of enterprise `enterprise` in an option 124 value; `None` when the
 /// option is malformed anywhere.
-pub fn vivc_items(data: &[u8], enterprise: u32) -> Option<Vec<&[u8]>> {
+pub(crate) fn vivc_items(data: &[u8], enterprise: u32) -> Option<Vec<&[u8]>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < data.len() {
@@ -45,7 +45,7 @@ pub fn vivc_items(data: &[u8], enterprise: u32) -> Option<Vec<&[u8]>> {
 }
 
 /// Classifies `p` against the configured PID prefixes.
-pub fn classify(p: &Packet, prefixes: &[String]) -> Class {
+pub(crate) fn classify(p: &Packet, prefixes: &[String]) -> Class {
     if p.option(60) != Some(b"ciscopnp".as_slice()) {
         return Class::Ignore("option 60 is not ciscopnp");
     }

@@ -11,24 +11,24 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 /// How long an offer holds an address.
-pub const OFFER_SECS: u64 = 60;
+pub(crate) const OFFER_SECS: u64 = 60;
 /// How long a declined (conflicting) address is kept out of the pool.
-pub const QUARANTINE_SECS: u64 = 3600;
+pub(crate) const QUARANTINE_SECS: u64 = 3600;
 
 /// Addresses we may hand out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pool {
+pub(crate) struct Pool {
     /// Inclusive ranges.
-    pub ranges: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub(crate) ranges: Vec<(Ipv4Addr, Ipv4Addr)>,
     /// Never handed out (our own address).
-    pub exclude: Vec<Ipv4Addr>,
+    pub(crate) exclude: Vec<Ipv4Addr>,
     /// MAC (`aa:bb:...`) → fixed address.
-    pub reservations: HashMap<String, Ipv4Addr>,
+    pub(crate) reservations: HashMap<String, Ipv4Addr>,
 }
 
 impl Pool {
     /// Whether `ip` may be leased dynamically.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub(crate) fn contains(&self, ip: Ipv4Addr) -> bool {
         !self.exclude.contains(&ip)
             && !self.reservations.values().any(|r| *r == ip)
             && self.ranges.iter().any(|(a, b)| *a <= ip && ip <= *b)
@@ -42,7 +42,7 @@ impl Pool {
     }
 
     /// Number of dynamic addresses.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.ranges
             .iter()
             .map(|(a, b)| u64::from(u32::from(*b)) - u64::from(u32::from(*a)) + 1)
@@ -53,7 +53,7 @@ impl Pool {
 /// What a lease is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LeaseState {
+pub(crate) enum LeaseState {
     /// Offered, not yet requested.
     Offered,
     /// Acknowledged.
@@ -64,22 +64,22 @@ pub enum LeaseState {
 
 /// One address's lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
+pub(crate) struct Lease {
     /// The address.
     pub ip: Ipv4Addr,
     /// Client key (`id:<hex>` or `hw:<mac>`).
-    pub client: String,
+    pub(crate) client: String,
     /// Hardware address.
-    pub mac: String,
+    pub(crate) mac: String,
     /// Expiry, Unix seconds.
-    pub expires: u64,
+    pub(crate) expires: u64,
     /// State.
     pub state: LeaseState,
 }
 
 /// Why no address could be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LeaseError {
+pub(crate) enum LeaseError {
     /// Every address is taken.
     #[error("address pool exhausted ({0} addresses): widen [dhcp] pool or shorten lease-time")]
     Exhausted(u64),
@@ -90,18 +90,18 @@ pub enum LeaseError {
 
 /// A bound lease as `bind` left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bound {
+pub(crate) struct Bound {
     /// Expiry, Unix seconds.
-    pub expires: u64,
+    pub(crate) expires: u64,
     /// Whether the table changed (and must be saved before the ACK).
-    pub changed: bool,
+    pub(crate) changed: bool,
 }
 
 /// The lease table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Leases {
+pub(crate) struct Leases {
     /// By address.
-    pub by_ip: BTreeMap<Ipv4Addr, Lease>,
+    pub(crate) by_ip: BTreeMap<Ipv4Addr, Lease>,
 }
 
 impl Leases {
@@ -126,7 +126,7 @@ impl Leases {
     }
 
     /// Chooses an address for a DISCOVER and holds it for [`OFFER_SECS`].
-    pub fn offer(
+    pub(crate) fn offer(
         &mut self,
         pool: &Pool,
         client: &str,
@@ -165,7 +165,7 @@ impl Leases {
     /// client already holds this address and its lease is younger than `cache_secs`, the lease
     /// is returned unchanged (the ACK carries the time left) and nothing needs writing.
     #[allow(clippy::too_many_arguments)]
-    pub fn bind(
+    pub(crate) fn bind(
         &mut self,
         pool: &Pool,
         client: &str,
@@ -206,13 +206,13 @@ impl Leases {
     }
 
     /// Forgets the offer a client made to someone else's server (REQUEST with another server-id).
-    pub fn drop_offer(&mut self, client: &str) {
+    pub(crate) fn drop_offer(&mut self, client: &str) {
         self.by_ip
             .retain(|_, l| !(l.client == client && l.state == LeaseState::Offered));
     }
 
     /// RELEASE: frees the client's address.
-    pub fn release(&mut self, client: &str, ip: Ipv4Addr) -> bool {
+    pub(crate) fn release(&mut self, client: &str, ip: Ipv4Addr) -> bool {
         match self.by_ip.get(&ip) {
             Some(l) if l.client == client && l.state != LeaseState::Declined => {
                 self.by_ip.remove(&ip);
@@ -223,7 +223,7 @@ impl Leases {
     }
 
     /// DECLINE: the address is in use by someone else; keep it out for [`QUARANTINE_SECS`].
-    pub fn decline(&mut self, client: &str, mac: &str, ip: Ipv4Addr, now: u64) {
+    pub(crate) fn decline(&mut self, client: &str, mac: &str, ip: Ipv4Addr, now: u64) {
         self.put(ip, client, mac, now + QUARANTINE_SECS, LeaseState::Declined);
     }
 
@@ -239,7 +239,7 @@ impl Leases {
     }
 
     /// The bound lease of `ip`, if current.
-    pub fn bound(&self, ip: Ipv4Addr, now: u64) -> Option<&Lease> {
+    pub(crate) fn bound(&self, ip: Ipv4Addr, now: u64) -> Option<&Lease> {
         self.by_ip
             .get(&ip)
             .filter(|l| l.state == LeaseState::Bound && l.expires > now)

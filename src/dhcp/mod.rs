@@ -6,14 +6,14 @@
 //! `snippet` format option 43 and configs for other DHCP servers; `socket` binds. This module is
 //! the thin async shell: resolve settings from the interface, receive, answer, persist.
 
-pub mod classify;
-pub mod leases;
-pub mod option43;
-pub mod packet;
-pub mod reply;
-pub mod settings;
-pub mod snippet;
-pub mod socket;
+pub(crate) mod classify;
+pub(crate) mod leases;
+pub(crate) mod option43;
+pub(crate) mod packet;
+pub(crate) mod reply;
+pub(crate) mod settings;
+pub(crate) mod snippet;
+pub(crate) mod socket;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -21,24 +21,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
+
+use crate::sync::lock;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use leases::Leases;
 use reply::Outcome;
-pub use settings::Settings;
+pub(crate) use settings::Settings;
 
 /// The lease table shared by the responder and the PnP server (which shows a router's lease).
-pub type SharedLeases = Arc<Mutex<Leases>>;
-
-/// Locks the lease table (a panic elsewhere cannot leave it half-written: updates are single
-/// map operations).
-pub fn lock(l: &SharedLeases) -> std::sync::MutexGuard<'_, Leases> {
-    l.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) type SharedLeases = Arc<Mutex<Leases>>;
 
 /// Loads `state/leases.json`; a missing file is an empty table, an unreadable one an error.
-pub fn load_leases(path: &Path) -> anyhow::Result<Leases> {
+pub(crate) fn load_leases(path: &Path) -> anyhow::Result<Leases> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
             anyhow::anyhow!(
@@ -52,7 +48,7 @@ pub fn load_leases(path: &Path) -> anyhow::Result<Leases> {
 }
 
 /// The IPv4 address and netmask of `interface`.
-pub fn interface_v4(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+pub(crate) fn interface_v4(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
     let addrs = if_addrs::get_if_addrs().map_err(|e| format!("cannot list interfaces: {e}"))?;
     let mut seen = false;
     for a in addrs {
@@ -85,13 +81,13 @@ fn unix_now() -> u64 {
 /// Saves the lease table with group commit: whoever needs the table on disk waits for the next
 /// write, and one write (snapshot taken after every waiter's change) serves all of them.
 #[derive(Clone)]
-pub struct LeaseSaver {
+pub(crate) struct LeaseSaver {
     tx: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
 impl LeaseSaver {
     /// Starts the saver thread for `leases` at `path`.
-    pub fn start(leases: SharedLeases, path: PathBuf) -> std::io::Result<LeaseSaver> {
+    pub(crate) fn start(leases: SharedLeases, path: PathBuf) -> std::io::Result<LeaseSaver> {
         let (tx, rx) =
             std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
         std::thread::Builder::new()
@@ -115,7 +111,7 @@ impl LeaseSaver {
     }
 
     /// Returns once the table as it is now is on disk.
-    pub async fn save(&self) -> Result<(), String> {
+    pub(crate) async fn save(&self) -> Result<(), String> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.tx
             .send(done)
@@ -129,7 +125,7 @@ fn save_failed(e: &str) {
 }
 
 /// Answers PnP routers on `socket` until `cancel`.
-pub async fn run(
+pub(crate) async fn run(
     socket: std::net::UdpSocket,
     settings: Arc<Settings>,
     leases: SharedLeases,

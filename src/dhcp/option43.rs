@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 /// The option 43 string for a PnP server at `server`:`port`.
-pub fn option43(server: &str, port: u16, https: bool, debug: bool) -> String {
+pub(crate) fn option43(server: &str, port: u16, https: bool, debug: bool) -> String {
     let b = match server.parse::<IpAddr>() {
         Ok(IpAddr::V4(_)) => "B2",
         Ok(IpAddr::V6(_)) => "B3",

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 
 /// DHCP message types (RFC 2132 §9.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MsgType {
+pub(crate) enum MsgType {
     /// 1
     Discover,
     /// 3
@@ -28,7 +28,7 @@ pub enum MsgType {
 
 /// Why a datagram is not a DHCP request we can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// Shorter than header + cookie.
     #[error("too short ({0} bytes)")]
     Short(usize),
@@ -51,29 +51,25 @@ pub enum ParseError {
 
 /// A parsed client request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet {
+pub(crate) struct Packet {
     /// Hardware type (1 = Ethernet).
-    pub htype: u8,
+    pub(crate) htype: u8,
     /// Hardware address length.
-    pub hlen: u8,
-    /// Relay hops.
-    pub hops: u8,
+    pub(crate) hlen: u8,
     /// Transaction id.
-    pub xid: u32,
-    /// Seconds since the client started.
-    pub secs: u16,
+    pub(crate) xid: u32,
     /// Flags (bit 15 = broadcast).
-    pub flags: u16,
+    pub(crate) flags: u16,
     /// Client address (RENEWING, REBINDING, INFORM).
-    pub ciaddr: Ipv4Addr,
+    pub(crate) ciaddr: Ipv4Addr,
     /// Relay agent address.
-    pub giaddr: Ipv4Addr,
+    pub(crate) giaddr: Ipv4Addr,
     /// Client hardware address (16 bytes, `hlen` used).
-    pub chaddr: [u8; 16],
+    pub(crate) chaddr: [u8; 16],
     /// DHCP message type.
-    pub msg_type: MsgType,
+    pub(crate) msg_type: MsgType,
     /// Options in order of first appearance, split instances concatenated (RFC 3396).
-    pub options: Vec<(u8, Vec<u8>)>,
+    pub(crate) options: Vec<(u8, Vec<u8>)>,
 }
 
 const HEADER: usize = 236;
@@ -85,7 +81,7 @@ fn ip(b: &[u8]) -> Ipv4Addr {
 
 impl Packet {
     /// Parses a received datagram.
-    pub fn parse(buf: &[u8]) -> Result<Packet, ParseError> {
+    pub(crate) fn parse(buf: &[u8]) -> Result<Packet, ParseError> {
         if buf.len() < HEADER + 4 {
             return Err(ParseError::Short(buf.len()));
         }
@@ -139,9 +135,7 @@ impl Packet {
         Ok(Packet {
             htype: buf[1],
             hlen,
-            hops: buf[3],
             xid: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
-            secs: u16::from_be_bytes([buf[8], buf[9]]),
             flags: u16::from_be_bytes([buf[10], buf[11]]),
             ciaddr: ip(&buf[12..16]),
             giaddr: ip(&buf[24..28]),
@@ -152,7 +146,7 @@ impl Packet {
     }
 
     /// Raw value of option `code`.
-    pub fn option(&self, code: u8) -> Option<&[u8]> {
+    pub(crate) fn option(&self, code: u8) -> Option<&[u8]> {
         self.options
             .iter()
             .find(|(c, _)| *c == code)
@@ -167,17 +161,17 @@ impl Packet {
     }
 
     /// Option 50, requested IP address.
-    pub fn requested_ip(&self) -> Option<Ipv4Addr> {
+    pub(crate) fn requested_ip(&self) -> Option<Ipv4Addr> {
         self.option_ip(50)
     }
 
     /// Option 54, server identifier.
-    pub fn server_id(&self) -> Option<Ipv4Addr> {
+    pub(crate) fn server_id(&self) -> Option<Ipv4Addr> {
         self.option_ip(54)
     }
 
     /// The hardware address as `aa:bb:..`.
-    pub fn mac(&self) -> String {
+    pub(crate) fn mac(&self) -> String {
         let n = usize::from(self.hlen.min(16));
         self.chaddr[..n]
             .iter()
@@ -188,16 +182,11 @@ impl Packet {
 
     /// The key a lease is bound to: option 61 client-id (hex), else the hardware address
     /// (RFC 2131 §4.2).
-    pub fn client_key(&self) -> String {
+    pub(crate) fn client_key(&self) -> String {
         match self.option(61) {
             Some(id) if !id.is_empty() => format!("id:{}", hex::encode(id)),
             _ => format!("hw:{}", self.mac()),
         }
-    }
-
-    /// Broadcast flag (RFC 2131 §2, figure 2).
-    pub fn broadcast(&self) -> bool {
-        self.flags & 0x8000 != 0
     }
 }
 
@@ -206,7 +195,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Builds a request: header with `chaddr`, then `options` (code, data), then end.
-    pub fn build(msg: u8, chaddr: [u8; 6], options: &[(u8, &[u8])]) -> Vec<u8> {
+    pub(crate) fn build(msg: u8, chaddr: [u8; 6], options: &[(u8, &[u8])]) -> Vec<u8> {
         let mut b = vec![0u8; HEADER];
         b[0] = 1;
         b[1] = 1;

@@ -18,7 +18,7 @@ use super::settings::{Server, Settings};
 
 /// What to do with one datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Send `bytes` to `to`.
     Reply {
         /// Encoded reply.
@@ -67,7 +67,12 @@ enum ClientState {
 /// RFC 2131 §4.1, "the server sends the reply": relay → giaddr:67; NAK → broadcast; ciaddr set
 /// → unicast ciaddr:68; otherwise broadcast (we do not inject ARP entries to unicast to
 /// yiaddr). A server not on port 67 (tests) answers the packet's source.
-pub fn reply_addr(p: &Packet, is_nak: bool, server_port: u16, src: SocketAddr) -> SocketAddr {
+pub(crate) fn reply_addr(
+    p: &Packet,
+    is_nak: bool,
+    server_port: u16,
+    src: SocketAddr,
+) -> SocketAddr {
     const CLIENT: u16 = 68;
     if server_port != 67 {
         return src;
@@ -154,7 +159,13 @@ fn in_subnet(server: Server, ip: Ipv4Addr) -> bool {
 }
 
 /// Decides the answer to datagram `buf` from `src` at Unix time `now`.
-pub fn handle(buf: &[u8], src: SocketAddr, s: &Settings, leases: &mut Leases, now: u64) -> Outcome {
+pub(crate) fn handle(
+    buf: &[u8],
+    src: SocketAddr,
+    s: &Settings,
+    leases: &mut Leases,
+    now: u64,
+) -> Outcome {
     let Some(server) = s.server else {
         // Settings resolved without an interface are for snippets; the responder never runs
         // on them (serve binds an interface first).

@@ -11,49 +11,52 @@ use crate::config::Config;
 /// Our address on the interface that answers (option 54, siaddr) and its subnet mask
 /// (option 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Server {
+pub(crate) struct Server {
     /// Our address.
     pub ip: Ipv4Addr,
     /// The interface's netmask.
-    pub netmask: Ipv4Addr,
+    pub(crate) netmask: Ipv4Addr,
 }
 
 /// Everything needed to answer PnP routers, or to tell another server how to.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The interface, when one is configured.
-    pub interface: Option<String>,
+    pub(crate) interface: Option<String>,
     /// Our address there; `None` only for a snippet rendered without an interface.
-    pub server: Option<Server>,
+    pub(crate) server: Option<Server>,
     /// The routers' subnet (network, mask): the interface's, else the smallest that holds the
     /// pool.
-    pub subnet: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub(crate) subnet: Option<(Ipv4Addr, Ipv4Addr)>,
     /// Lease time (option 51); T1 = 1/2, T2 = 7/8 (RFC 2131 §4.4.5).
-    pub lease_secs: u32,
+    pub(crate) lease_secs: u32,
     /// Lease caching, percent of the lease time (see `Leases::bind`).
-    pub cache_threshold: u8,
+    pub(crate) cache_threshold: u8,
     /// Option 3.
-    pub routers: Vec<Ipv4Addr>,
+    pub(crate) routers: Vec<Ipv4Addr>,
     /// Option 6.
-    pub dns: Vec<Ipv4Addr>,
+    pub(crate) dns: Vec<Ipv4Addr>,
     /// The option 43 string.
-    pub option43: String,
+    pub(crate) option43: String,
     /// PID prefixes answered.
-    pub prefixes: Vec<String>,
+    pub(crate) prefixes: Vec<String>,
     /// Addresses handed out (empty: not known without an interface or `[dhcp] pool`).
-    pub pool: Pool,
+    pub(crate) pool: Pool,
     /// Our UDP port (67 in production; tests use another and get answers at their source).
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 /// The subnet's host range of `ip`/`mask`.
-pub fn subnet_hosts(ip: Ipv4Addr, mask: Ipv4Addr) -> Option<(Ipv4Addr, Ipv4Addr)> {
+pub(crate) fn subnet_hosts(ip: Ipv4Addr, mask: Ipv4Addr) -> Option<(Ipv4Addr, Ipv4Addr)> {
     let net = ipnet::Ipv4Net::with_netmask(ip, mask).ok()?;
     crate::config::parse_pool(&net.trunc().to_string())
 }
 
 /// Resolves `cfg`'s DHCP settings, with the interface's address and mask when known.
-pub fn resolve(cfg: &Config, iface: Option<(Ipv4Addr, Ipv4Addr)>) -> Result<Settings, String> {
+pub(crate) fn resolve(
+    cfg: &Config,
+    iface: Option<(Ipv4Addr, Ipv4Addr)>,
+) -> Result<Settings, String> {
     let d = &cfg.dhcp;
     let ranges =
         match (&d.pool, iface) {

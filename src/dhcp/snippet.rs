@@ -12,7 +12,7 @@ use super::settings::Settings;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// ISC dhcpd (`dhcpd.conf`).
     Isc,
     /// Kea DHCPv4 (JSON).
@@ -69,7 +69,7 @@ fn prefix_len(ip: Ipv4Addr) -> u32 {
 }
 
 /// Renders the settings in `format`.
-pub fn render(format: Format, settings: &Settings) -> String {
+pub(crate) fn render(format: Format, settings: &Settings) -> String {
     let i = &Input::of(settings);
     match format {
         Format::Isc => isc(i),

@@ -14,10 +14,10 @@ fn privilege_hint(what: &str, e: &std::io::Error) -> String {
 }
 
 /// Receive buffer asked for (bytes).
-pub const RECV_BUFFER: usize = 4 << 20;
+pub(crate) const RECV_BUFFER: usize = 4 << 20;
 
 /// Binds `0.0.0.0:port` on `interface`.
-pub fn bind(interface: &str, port: u16) -> Result<std::net::UdpSocket, String> {
+pub(crate) fn bind(interface: &str, port: u16) -> Result<std::net::UdpSocket, String> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| format!("cannot create a UDP socket: {e}"))?;
     s.set_reuse_address(true)

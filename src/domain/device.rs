@@ -65,7 +65,7 @@ pub enum State {
 
 impl State {
     /// Every state, in workflow order.
-    pub const ALL: [State; 22] = [
+    pub(crate) const ALL: [State; 22] = [
         State::NewDevice,
         State::ConfigReg,
         State::CheckImageVer,
@@ -91,7 +91,7 @@ impl State {
     ];
 
     /// The stable name, e.g. `UPGRADE_INPROGRESS`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::NewDevice => "NEW_DEVICE",
             State::ConfigReg => "CONFIG_REG",
@@ -119,7 +119,7 @@ impl State {
     }
 
     /// Parses a stable name (case-insensitive, surrounding blanks ignored).
-    pub fn parse(s: &str) -> Option<State> {
+    pub(crate) fn parse(s: &str) -> Option<State> {
         let s = s.trim();
         State::ALL
             .into_iter()
@@ -135,17 +135,17 @@ impl std::fmt::Display for State {
 
 /// The job we sent and are waiting for an answer to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// The job.
-    pub job: Job,
+    pub(crate) job: Job,
     /// The correlator the job carried.
     pub correlator: String,
     /// When it was sent.
-    pub sent_at: DateTime<Local>,
+    pub(crate) sent_at: DateTime<Local>,
     /// The server restarted while it was in flight: if it fails or goes unanswered, that is
     /// the server's doing and does not count against the router's retries.
     #[serde(default)]
-    pub interrupted: bool,
+    pub(crate) interrupted: bool,
 }
 
 /// `Device::ip` as the address text, `""` for none: the shape records had when the address was
@@ -187,20 +187,20 @@ fn pending_or_legacy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pending>,
 
 /// The router's DHCP lease, as handed out by the built-in responder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceLease {
+pub(crate) struct DeviceLease {
     /// Leased address.
     pub ip: Ipv4Addr,
     /// Hardware address.
-    pub mac: String,
+    pub(crate) mac: String,
     /// Expiry.
-    pub expires: DateTime<Local>,
+    pub(crate) expires: DateTime<Local>,
 }
 
 /// One line of a device's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// When.
-    pub at: DateTime<Local>,
+    pub(crate) at: DateTime<Local>,
     /// State at that moment.
     pub state: State,
     /// What happened, including the device's own error text or output.
@@ -209,15 +209,15 @@ pub struct Event {
 
 /// How one workflow step ended (for `report`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepResult {
+pub(crate) struct StepResult {
     /// `done`, `skipped`, `failed: ...`, or a short outcome (`upgrade needed`, `no space`).
-    pub result: String,
+    pub(crate) result: String,
     /// When.
-    pub at: DateTime<Local>,
+    pub(crate) at: DateTime<Local>,
 }
 
 /// History kept per device (oldest dropped first).
-pub const HISTORY_LIMIT: usize = 300;
+pub(crate) const HISTORY_LIMIT: usize = 300;
 
 /// Everything known about one router. Persisted as JSON; unknown fields default so older files
 /// still load.
@@ -227,68 +227,68 @@ pub struct Device {
     /// Serial number (`SN:` of the udi): the key.
     pub serial: String,
     /// Full udi as the device sends it.
-    pub udi: String,
+    pub(crate) udi: String,
     /// Product id, e.g. `C1131-8PWB`.
-    pub pid: String,
+    pub(crate) pid: String,
     /// Hardware revision (`VID:`).
     pub vid: String,
     /// Address the device last talked to us from (`""` in JSON until it has talked).
     #[serde(with = "ip_or_empty")]
     pub ip: Option<IpAddr>,
     /// First contact.
-    pub first_seen: DateTime<Local>,
+    pub(crate) first_seen: DateTime<Local>,
     /// Last contact.
-    pub last_contact: DateTime<Local>,
+    pub(crate) last_contact: DateTime<Local>,
     /// Workflow state.
     pub state: State,
     /// Why it is FAILED.
-    pub fail_reason: Option<String>,
+    pub(crate) fail_reason: Option<String>,
     /// The state it failed in (resume returns there).
-    pub failed_in: Option<State>,
+    pub(crate) failed_in: Option<State>,
     /// Last error the device reported for the current step.
     pub last_error: Option<String>,
     /// The job in flight.
     #[serde(deserialize_with = "pending_or_legacy")]
-    pub pending: Option<Pending>,
+    pub(crate) pending: Option<Pending>,
     /// Failed attempts at the current step.
     pub attempts: u32,
     /// Image installs tried since the last success.
-    pub upgrade_attempts: u32,
+    pub(crate) upgrade_attempts: u32,
     /// `show app-hosting list` checks since the EEM applet ran.
-    pub guestshell_checks: u32,
+    pub(crate) guestshell_checks: u32,
     /// config-register applied (the CONFIG_REG step's first half).
-    pub config_reg_applied: bool,
+    pub(crate) config_reg_applied: bool,
     /// A `write memory` succeeded: the router has a startup config from us.
-    pub startup_saved: bool,
+    pub(crate) startup_saved: bool,
     /// Running version from device-info.
-    pub current_version: String,
+    pub(crate) current_version: String,
     /// Version it ran when we first asked.
-    pub initial_version: String,
+    pub(crate) initial_version: String,
     /// Boot image from device-info (`bootflash:packages.conf` in install mode).
     pub image_file: String,
     /// Target image file name, when one applies.
-    pub target_image: String,
+    pub(crate) target_image: String,
     /// Bootflash free bytes from the last device-info.
     pub bootflash_free: Option<i64>,
     /// Guestshell tarball copied.
-    pub tarball_done: bool,
+    pub(crate) tarball_done: bool,
     /// Python script copied.
-    pub script_done: bool,
+    pub(crate) script_done: bool,
     /// Day-0 config applied (file name).
-    pub config_file: Option<String>,
+    pub(crate) config_file: Option<String>,
     /// Output of the Python script.
-    pub script_output: Option<String>,
+    pub(crate) script_output: Option<String>,
     /// When it reached FINISHED.
-    pub finished_at: Option<DateTime<Local>>,
+    pub(crate) finished_at: Option<DateTime<Local>>,
     /// Its DHCP lease from our responder, when it has one.
-    pub lease: Option<DeviceLease>,
+    pub(crate) lease: Option<DeviceLease>,
     /// Outcome of each step, by state name.
-    pub steps: std::collections::BTreeMap<String, StepResult>,
+    pub(crate) steps: std::collections::BTreeMap<String, StepResult>,
     /// What happened, oldest first (the last [`HISTORY_LIMIT`] lines).
-    pub history: Vec<Event>,
+    pub(crate) history: Vec<Event>,
     /// History lines ever logged: numbers them, so the journal carries only new lines and
     /// replaying a journal twice adds none twice.
-    pub logged: u64,
+    pub(crate) logged: u64,
 }
 
 impl Default for Device {
@@ -346,7 +346,7 @@ impl Device {
 
     /// Forgets everything the workflow did, for a router that starts over (wiped, or reset by
     /// an operator): identity, first contact, address, lease and history stay.
-    pub fn start_over(&mut self) {
+    pub(crate) fn start_over(&mut self) {
         let fresh = Device::new(
             &self.serial,
             &self.udi,
@@ -365,7 +365,7 @@ impl Device {
     }
 
     /// Appends a history line at `now`.
-    pub fn log(&mut self, now: DateTime<Local>, text: impl Into<String>) {
+    pub(crate) fn log(&mut self, now: DateTime<Local>, text: impl Into<String>) {
         if self.history.len() >= HISTORY_LIMIT {
             self.history.remove(0);
         }
@@ -378,7 +378,7 @@ impl Device {
     }
 
     /// Records how step `step` ended.
-    pub fn step(&mut self, step: State, result: impl Into<String>, now: DateTime<Local>) {
+    pub(crate) fn step(&mut self, step: State, result: impl Into<String>, now: DateTime<Local>) {
         self.steps.insert(
             step.as_str().to_string(),
             StepResult {
@@ -392,7 +392,7 @@ impl Device {
     /// i.e. nothing that must be persisted before replying. History is compared by its count
     /// ([`Device::log`] is the only way a line is added), so `self` may be a copy made without
     /// its history.
-    pub fn same_durable(&self, other: &Device) -> bool {
+    pub(crate) fn same_durable(&self, other: &Device) -> bool {
         // Every field but `last_contact` and `ip` (destructured so a new field cannot be
         // forgotten here).
         let Device {

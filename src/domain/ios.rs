@@ -5,7 +5,7 @@
 
 /// Normalises an IOS-XE version: `17.12.03a` → `17.12.3a` (device-info reports it unpadded,
 /// file names pad it; §6.1). Finds the first `N.N.N[suffix]` token in `s`.
-pub fn normalize_version(s: &str) -> Option<String> {
+pub(crate) fn normalize_version(s: &str) -> Option<String> {
     let tokens = s.split(|c: char| c.is_whitespace() || c == ',' || c == '-' || c == '_');
     for token in tokens {
         let parts: Vec<&str> = token.split('.').collect();
@@ -34,7 +34,7 @@ pub fn normalize_version(s: &str) -> Option<String> {
 
 /// Guestshell state read from `show app-hosting list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guestshell {
+pub(crate) enum Guestshell {
     /// `RUNNING`.
     Running,
     /// Installed but not running (`DEPLOYED`, `ACTIVATED`, `STOPPED`).
@@ -46,7 +46,7 @@ pub enum Guestshell {
 }
 
 /// Reads `show app-hosting list` output (ianz94 looks for `RUNNING`, `DEPLOYED`, `No App found`).
-pub fn guestshell_state(output: &str) -> Guestshell {
+pub(crate) fn guestshell_state(output: &str) -> Guestshell {
     for line in output.lines() {
         let mut words = line.split_whitespace();
         if words
@@ -65,7 +65,7 @@ pub fn guestshell_state(output: &str) -> Guestshell {
 
 /// An IOS error in CLI output (`% Invalid input`, `%Error ...`): the command did not work even
 /// though cli-exec reports success.
-pub fn cli_error(output: &str) -> Option<String> {
+pub(crate) fn cli_error(output: &str) -> Option<String> {
     output
         .lines()
         .map(str::trim)

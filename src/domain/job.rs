@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// The longest backoff the PnP schema can say: `callbackAfter` hours 0..47, minutes and
 /// seconds 0..59 (Cisco PnP XSD 2017, `backoff`).
-pub const MAX_BACKOFF_SECS: u64 = 47 * 3600 + 59 * 60 + 59;
+pub(crate) const MAX_BACKOFF_SECS: u64 = 47 * 3600 + 59 * 60 + 59;
 
 /// A PnP service (`urn:cisco:pnp:<service>`, `docs/pnp-protocol.md` §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ pub enum Service {
 
 impl Service {
     /// Every service we send.
-    pub const ALL: [Service; 7] = [
+    pub(crate) const ALL: [Service; 7] = [
         Service::CliConfig,
         Service::CliExec,
         Service::DeviceInfo,
@@ -44,7 +44,7 @@ impl Service {
     ];
 
     /// The name in `urn:cisco:pnp:<name>`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Service::CliConfig => "cli-config",
             Service::CliExec => "cli-exec",
@@ -57,7 +57,7 @@ impl Service {
     }
 
     /// The service of a name, if it is one we send.
-    pub fn parse(name: &str) -> Option<Service> {
+    pub(crate) fn parse(name: &str) -> Option<Service> {
         Service::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
@@ -163,7 +163,7 @@ impl Job {
     }
 
     /// The command line of a cli-exec job.
-    pub fn exec_command(&self) -> Option<String> {
+    pub(crate) fn exec_command(&self) -> Option<String> {
         Some(match self {
             Job::WriteMemory => "write memory".into(),
             Job::RunEemApplet { applet } => format!("event manager run {applet}"),
@@ -178,7 +178,7 @@ impl Job {
     }
 
     /// The configuration lines of a cli-config job.
-    pub fn config_lines(&self) -> Option<Vec<String>> {
+    pub(crate) fn config_lines(&self) -> Option<Vec<String>> {
         match self {
             Job::SetConfigRegister { value } => Some(vec![format!("config-register {value}")]),
             _ => None,
@@ -186,7 +186,7 @@ impl Job {
     }
 
     /// Short text for logs and history, e.g. `cli-exec "write memory"`.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         if let Some(cmd) = self.exec_command() {
             return format!("cli-exec {cmd:?}");
         }
@@ -229,11 +229,11 @@ pub struct WorkRequest {
 
 /// `errorInfo` of a `success="0"` response (§6).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ErrorInfo {
+pub(crate) struct ErrorInfo {
     /// Numeric code: last token of `PnP Service Error NNNN` (as thl-cmk reads it).
     pub code: Option<u32>,
     /// `errorCode` text as sent.
-    pub code_text: String,
+    pub(crate) code_text: String,
     /// `errorMessage`.
     pub message: String,
 }
@@ -255,7 +255,7 @@ pub struct FileSystem {
     /// e.g. `bootflash`.
     pub name: String,
     /// Free bytes.
-    pub free: i64,
+    pub(crate) free: i64,
 }
 
 /// What we use of a device-info answer.
@@ -305,7 +305,7 @@ pub struct JobResult {
     /// `success="1"`.
     pub success: bool,
     /// Failure details when `success="0"`.
-    pub error: Option<ErrorInfo>,
+    pub(crate) error: Option<ErrorInfo>,
     /// What the answer holds for the workflow.
     pub output: Output,
 }

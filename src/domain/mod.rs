@@ -6,7 +6,7 @@
 //! protocol codecs, HTTP and DHCP shells, CLI) call in, nothing here calls out.
 
 pub mod device;
-pub mod ios;
+pub(crate) mod ios;
 pub mod job;
-pub mod plan;
-pub mod workflow;
+pub(crate) mod plan;
+pub(crate) mod workflow;

@@ -5,31 +5,31 @@
 
 /// One target image, chosen by PID prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageTarget {
+pub(crate) struct ImageTarget {
     /// PID prefix this image is for (`""` = every PID).
-    pub pid_prefix: String,
+    pub(crate) pid_prefix: String,
     /// File name under `images/`.
-    pub file: String,
+    pub(crate) file: String,
     /// Normalised version, e.g. `17.12.3a`.
     pub version: String,
     /// Lower-case md5, `None` when the file is missing on the appliance.
-    pub md5: Option<String>,
+    pub(crate) md5: Option<String>,
 }
 
 /// A file under `files/` copied to the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileCopy {
+pub(crate) struct FileCopy {
     /// File name under `files/`.
-    pub file: String,
+    pub(crate) file: String,
     /// Destination directory on the device, e.g. `bootflash:guest-share/`.
-    pub destination: String,
+    pub(crate) destination: String,
     /// Whether the file exists on the appliance.
-    pub present: bool,
+    pub(crate) present: bool,
 }
 
 impl FileCopy {
     /// Full destination path: directory plus file name.
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         if self.destination.ends_with(':') || self.destination.ends_with('/') {
             format!("{}{}", self.destination, self.file)
         } else {
@@ -40,53 +40,53 @@ impl FileCopy {
 
 /// Backoff delays in seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoffs {
+pub(crate) struct Backoffs {
     /// After a successful image install, while the device reloads.
-    pub after_image_install: u64,
+    pub(crate) after_image_install: u64,
     /// While Guestshell comes up.
-    pub wait_for_guestshell: u64,
+    pub(crate) wait_for_guestshell: u64,
     /// While parked in BOOTFLASH_NO_SPACE.
-    pub no_space: u64,
+    pub(crate) no_space: u64,
     /// For a FINISHED device.
-    pub finished: u64,
+    pub(crate) finished: u64,
     /// For a FAILED device.
-    pub failed: u64,
+    pub(crate) failed: u64,
 }
 
 /// The validated workflow settings: what each step does, or `None` to skip it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Value for `config-register`, e.g. `0x2102`.
-    pub config_register: Option<String>,
+    pub(crate) config_register: Option<String>,
     /// Target images by PID prefix (longest prefix wins).
-    pub images: Vec<ImageTarget>,
+    pub(crate) images: Vec<ImageTarget>,
     /// Destination for images, e.g. `bootflash:`.
-    pub image_destination: String,
+    pub(crate) image_destination: String,
     /// Guestshell tarball.
-    pub tarball: Option<FileCopy>,
+    pub(crate) tarball: Option<FileCopy>,
     /// Python script.
-    pub script: Option<FileCopy>,
+    pub(crate) script: Option<FileCopy>,
     /// Command that runs the script; `{file}` is replaced by the script's file name.
-    pub script_command: String,
+    pub(crate) script_command: String,
     /// Push a day-0 config.
-    pub day0_config: bool,
+    pub(crate) day0_config: bool,
     /// Minimum bootflash free bytes (0 skips the check).
-    pub min_bootflash_free: i64,
+    pub(crate) min_bootflash_free: i64,
     /// EEM applet that installs Guestshell.
-    pub eem_applet: Option<String>,
+    pub(crate) eem_applet: Option<String>,
     /// Retries of a failed job before FAILED.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// `show app-hosting list` checks before FAILED.
-    pub guestshell_max_checks: u32,
+    pub(crate) guestshell_max_checks: u32,
     /// Send `terminate` to finished devices instead of a long backoff.
-    pub terminate_when_finished: bool,
+    pub(crate) terminate_when_finished: bool,
     /// Backoff delays.
-    pub backoff: Backoffs,
+    pub(crate) backoff: Backoffs,
 }
 
 impl Plan {
     /// The image for `pid`: the longest matching prefix.
-    pub fn image_for(&self, pid: &str) -> Option<&ImageTarget> {
+    pub(crate) fn image_for(&self, pid: &str) -> Option<&ImageTarget> {
         self.images
             .iter()
             .filter(|i| pid.starts_with(&i.pid_prefix))

@@ -23,7 +23,7 @@ struct Entry {
 
 /// The cache file's content: file name → entry.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Md5Cache {
+pub(crate) struct Md5Cache {
     entries: BTreeMap<String, Entry>,
 }
 
@@ -57,7 +57,7 @@ pub fn md5_file(path: &Path, mut progress: impl FnMut(u64)) -> std::io::Result<S
 
 impl Md5Cache {
     /// Loads the cache; a missing or unreadable cache is empty.
-    pub fn load(path: &Path) -> Md5Cache {
+    pub(crate) fn load(path: &Path) -> Md5Cache {
         std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -65,14 +65,14 @@ impl Md5Cache {
     }
 
     /// Saves the cache atomically.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(path, &json)
     }
 
     /// The md5 of `dir/name`: from the cache when size and mtime match, else computed (with an
     /// indicatif progress bar on a terminal) and cached. Returns whether it was a cache hit.
-    pub fn md5_of(&mut self, dir: &Path, name: &str) -> std::io::Result<(String, bool)> {
+    pub(crate) fn md5_of(&mut self, dir: &Path, name: &str) -> std::io::Result<(String, bool)> {
         let path = dir.join(name);
         let (size, mtime_ns) = stamp(&path)?;
         if let Some(e) = self.entries.get(name)

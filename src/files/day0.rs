@@ -14,11 +14,11 @@ use crate::domain::device::Device;
 
 /// Built-in template variables of one router.
 #[derive(Debug, Clone, Default)]
-pub struct Builtins {
+pub(crate) struct Builtins {
     /// Serial number.
     pub serial: String,
     /// PID.
-    pub pid: String,
+    pub(crate) pid: String,
     /// VID.
     pub vid: String,
     /// Address it talks from.
@@ -27,7 +27,7 @@ pub struct Builtins {
 
 impl Builtins {
     /// The built-ins of `d`.
-    pub fn of(d: &Device) -> Builtins {
+    pub(crate) fn of(d: &Device) -> Builtins {
         Builtins {
             serial: d.serial.clone(),
             pid: d.pid.clone(),
@@ -38,7 +38,7 @@ impl Builtins {
 }
 
 /// The inventory: serial → column → value. Missing file: empty.
-pub fn inventory(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+pub(crate) fn inventory(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -73,12 +73,12 @@ pub fn inventory(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, String
 }
 
 /// Whether `text` is a template.
-pub fn is_template(text: &str) -> bool {
+pub(crate) fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")
 }
 
 /// Renders `text` (from `name`) for a router; plain configs come back unchanged.
-pub fn render_text(
+pub(crate) fn render_text(
     name: &str,
     text: &str,
     row: Option<&BTreeMap<String, String>>,
@@ -121,7 +121,7 @@ pub fn render_text(
 }
 
 /// The config file `serial` gets, or why none.
-pub fn choose(cfg: &Config, serial: &str) -> Result<String, String> {
+pub(crate) fn choose(cfg: &Config, serial: &str) -> Result<String, String> {
     let own = format!("{serial}.cfg");
     if cfg.configs_dir.join(&own).is_file() {
         return Ok(own);
@@ -137,7 +137,7 @@ pub fn choose(cfg: &Config, serial: &str) -> Result<String, String> {
 }
 
 /// Chooses and renders the day-0 config of a router: (file name, text).
-pub fn render(cfg: &Config, b: &Builtins) -> Result<(String, String), String> {
+pub(crate) fn render(cfg: &Config, b: &Builtins) -> Result<(String, String), String> {
     let file = choose(cfg, &b.serial)?;
     let path = cfg.configs_dir.join(&file);
     let text = std::fs::read_to_string(&path)

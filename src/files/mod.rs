@@ -3,6 +3,6 @@
 //! table of downloads in flight (`transfers`). The routes themselves are in `crate::http`.
 
 pub mod checksum;
-pub mod day0;
-pub mod sendfile;
-pub mod transfers;
+pub(crate) mod day0;
+pub(crate) mod sendfile;
+pub(crate) mod transfers;

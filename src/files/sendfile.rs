@@ -37,7 +37,7 @@ const SEND_MAX: usize = 4 << 20;
 
 /// Which directory a request names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
+pub(crate) enum Dir {
     /// `/images/…`
     Images,
     /// `/files/…`
@@ -46,7 +46,7 @@ pub enum Dir {
 
 /// A `Range` header this path serves (RFC 9110 §14.1.2 `int-range` / `suffix-range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeSpec {
+pub(crate) enum RangeSpec {
     /// `bytes=a-`
     From(u64),
     /// `bytes=a-b`
@@ -57,26 +57,26 @@ pub enum RangeSpec {
 
 /// A file request the fast path answers (once the file is found).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRequest {
+pub(crate) struct FileRequest {
     /// Bytes of the request head, consumed once we answer.
-    pub head_len: usize,
+    pub(crate) head_len: usize,
     /// `HEAD`: headers only.
-    pub head_only: bool,
+    pub(crate) head_only: bool,
     /// Directory named.
-    pub dir: Dir,
+    pub(crate) dir: Dir,
     /// Path inside it, `/`-separated plain names.
     pub name: String,
     /// Request path as sent (for the transfer table and logs).
-    pub path: String,
+    pub(crate) path: String,
     /// Range asked for.
-    pub range: Option<RangeSpec>,
+    pub(crate) range: Option<RangeSpec>,
     /// Whether the connection stays open after the response (RFC 9112 §9.3).
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
 }
 
 /// What to do with the bytes at the head of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Serve it here.
     Serve(FileRequest),
     /// Leave it to hyper.
@@ -84,7 +84,7 @@ pub enum Decision {
 }
 
 /// Classifies a request head (possibly followed by more bytes, possibly incomplete).
-pub fn decide(buf: &[u8]) -> Decision {
+pub(crate) fn decide(buf: &[u8]) -> Decision {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(head_len)) = req.parse(buf) else {
@@ -197,7 +197,7 @@ fn parse_range(value: &str) -> Option<RangeSpec> {
 /// First and last byte for `range` of a `len`-byte file, when satisfiable and served the way
 /// ServeDir serves it (an end past the file is clamped; a suffix longer than the file, a start
 /// at or past its end, or any range of an empty file are left to ServeDir's 416).
-pub fn resolve(range: RangeSpec, len: u64) -> Option<(u64, u64)> {
+pub(crate) fn resolve(range: RangeSpec, len: u64) -> Option<(u64, u64)> {
     let last = len.checked_sub(1)?;
     match range {
         RangeSpec::From(a) if a <= last => Some((a, last)),
@@ -208,7 +208,7 @@ pub fn resolve(range: RangeSpec, len: u64) -> Option<(u64, u64)> {
 }
 
 /// The response head for a file of `len` bytes; `span` is the resolved range, if any.
-pub fn response_head(
+pub(crate) fn response_head(
     req: &FileRequest,
     len: u64,
     span: Option<(u64, u64)>,
@@ -249,16 +249,16 @@ pub fn response_head(
 
 /// Directories served and the transfer table fed.
 #[derive(Clone)]
-pub struct FastFiles {
+pub(crate) struct FastFiles {
     /// `images/`
-    pub images: PathBuf,
+    pub(crate) images: PathBuf,
     /// `files/`
-    pub files: PathBuf,
+    pub(crate) files: PathBuf,
     /// Live download progress.
-    pub transfers: Transfers,
+    pub(crate) transfers: Transfers,
     /// Runtime whose threads send file bodies ([`bulk_runtime`]), so downloads never queue
     /// ahead of PnP exchanges on the main runtime; `None`: sent on the caller's runtime.
-    pub bulk: Option<tokio::runtime::Handle>,
+    pub(crate) bulk: Option<tokio::runtime::Handle>,
 }
 
 impl FastFiles {
@@ -275,7 +275,7 @@ impl FastFiles {
 
 /// The runtime that sends file bodies: two worker threads (`bulk`), normal priority (at nice 10
 /// a download client sharing the CPU took ~15 % of the throughput; BENCHMARKS.md).
-pub fn bulk_runtime() -> io::Result<tokio::runtime::Runtime> {
+pub(crate) fn bulk_runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bulk")
@@ -285,7 +285,7 @@ pub fn bulk_runtime() -> io::Result<tokio::runtime::Runtime> {
 
 /// Answers file requests at the head of `stream` for as long as they come; returns the stream
 /// untouched at the first request that is not one (for hyper), or `None` once it is closed.
-pub async fn serve(
+pub(crate) async fn serve(
     mut stream: TcpStream,
     fast: &FastFiles,
     ip: IpAddr,

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// No byte for this long while incomplete: the transfer is flagged as stalled.
-pub const STALL_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const STALL_AFTER: Duration = Duration::from_secs(30);
 /// Ended transfers stay visible this long.
-pub const KEEP_ENDED: Duration = Duration::from_secs(120);
+pub(crate) const KEEP_ENDED: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -30,19 +30,19 @@ struct Entry {
 
 /// One transfer as shown to operators (part of the stable `status --json` schema).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct TransferView {
+pub(crate) struct TransferView {
     /// Path served, e.g. `/images/c1100-....bin`.
-    pub path: String,
+    pub(crate) path: String,
     /// Bytes sent so far.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Content length, when known.
-    pub total: Option<u64>,
+    pub(crate) total: Option<u64>,
     /// Average rate, bytes per second.
-    pub rate_bps: u64,
+    pub(crate) rate_bps: u64,
     /// Seconds left at that rate.
-    pub eta_secs: Option<u64>,
+    pub(crate) eta_secs: Option<u64>,
     /// Seconds since it started.
-    pub elapsed_secs: u64,
+    pub(crate) elapsed_secs: u64,
     /// Where it is.
     pub state: TransferState,
 }
@@ -50,7 +50,7 @@ pub struct TransferView {
 /// Where a download is (`running`, `stalled`, `done`, `aborted` in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TransferState {
+pub(crate) enum TransferState {
     /// Bytes are moving.
     Running,
     /// No byte for [`STALL_AFTER`].
@@ -63,7 +63,7 @@ pub enum TransferState {
 
 impl TransferState {
     /// The JSON name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TransferState::Running => "running",
             TransferState::Stalled => "stalled",
@@ -81,13 +81,13 @@ impl std::fmt::Display for TransferState {
 
 /// The shared table.
 #[derive(Clone, Default)]
-pub struct Transfers {
+pub(crate) struct Transfers {
     inner: Arc<Mutex<(u64, HashMap<u64, Entry>)>>,
 }
 
 impl Transfers {
     fn with<R>(&self, f: impl FnOnce(&mut (u64, HashMap<u64, Entry>)) -> R) -> R {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = crate::sync::lock(&self.inner);
         f(&mut g)
     }
 
@@ -143,7 +143,7 @@ impl Transfers {
     }
 
     /// Transfers to `ip`, newest first.
-    pub fn for_ip(&self, ip: IpAddr) -> Vec<TransferView> {
+    pub(crate) fn for_ip(&self, ip: IpAddr) -> Vec<TransferView> {
         let mut list: Vec<(Instant, TransferView)> = self.with(|(_, map)| {
             map.values()
                 .filter(|e| e.ip == ip && e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED))

@@ -20,41 +20,41 @@ use crate::store::TIME_FORMAT;
 
 /// One router in `status --json` and `GET /api/status` (stable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusRow {
+pub(crate) struct StatusRow {
     /// Serial number.
     pub serial: String,
     /// PID.
-    pub platform: String,
+    pub(crate) platform: String,
     /// VID.
-    pub hw_rev: String,
+    pub(crate) hw_rev: String,
     /// Address it talks from.
     pub ip: String,
     /// `YYYY-MM-DDTHH:MM:SS`.
-    pub first_seen: String,
+    pub(crate) first_seen: String,
     /// `YYYY-MM-DDTHH:MM:SS`.
-    pub last_contact: String,
+    pub(crate) last_contact: String,
     /// Running version.
-    pub current_version: String,
+    pub(crate) current_version: String,
     /// Target image file.
-    pub target_image: String,
+    pub(crate) target_image: String,
     /// Guestshell tarball copied.
-    pub guestshell_tarball: bool,
+    pub(crate) guestshell_tarball: bool,
     /// Python script copied.
-    pub python_script: bool,
+    pub(crate) python_script: bool,
     /// Day-0 config applied.
-    pub config_update: bool,
+    pub(crate) config_update: bool,
     /// Workflow state name.
     pub state: String,
     /// The job in flight, e.g. `image-install http://...`.
-    pub step: Option<String>,
+    pub(crate) step: Option<String>,
     /// The newest download to this router (running, stalled, done or aborted).
-    pub transfer: Option<TransferView>,
+    pub(crate) transfer: Option<TransferView>,
     /// Last error the router reported.
     pub last_error: Option<String>,
     /// Why it is FAILED.
-    pub fail_reason: Option<String>,
+    pub(crate) fail_reason: Option<String>,
     /// Its DHCP lease from our responder.
-    pub lease: Option<DeviceLease>,
+    pub(crate) lease: Option<DeviceLease>,
 }
 
 /// Rows for `devices` (already newest first), with transfers when the server runs.

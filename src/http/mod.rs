@@ -7,7 +7,7 @@
 //! store, render; refusals are one [`error::HttpError`] that renders itself. Nothing here panics
 //! on what the network sends.
 
-pub mod api;
+pub(crate) mod api;
 pub(crate) mod dashboard;
 mod day0;
 mod error;
@@ -25,7 +25,7 @@ use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::domain::workflow::Plan;
+use crate::domain::plan::Plan;
 use crate::store::Registry;
 
 /// Both ends of a TCP connection: the router's address, and ours (used in URLs by default).
@@ -51,17 +51,17 @@ impl Connected<IncomingStream<'_, TcpListener>> for Peer {
 #[derive(Clone)]
 pub struct App {
     /// Validated configuration.
-    pub cfg: Arc<Config>,
+    pub(crate) cfg: Arc<Config>,
     /// The workflow with image md5s filled in.
-    pub plan: Arc<Plan>,
+    pub(crate) plan: Arc<Plan>,
     /// Device records.
     pub registry: Registry,
     /// DHCP leases (empty when the responder is off).
-    pub leases: crate::dhcp::SharedLeases,
+    pub(crate) leases: crate::dhcp::SharedLeases,
     /// Downloads in flight.
-    pub transfers: crate::files::transfers::Transfers,
+    pub(crate) transfers: crate::files::transfers::Transfers,
     /// Server-side latency of `/pnp/*` exchanges.
-    pub latency: Arc<crate::metrics::Latency>,
+    pub(crate) latency: Arc<crate::metrics::Latency>,
 }
 
 impl App {

@@ -14,13 +14,13 @@ use crate::files::day0::{self, Builtins};
 
 /// One line of the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// Passed.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// What was checked, and what was found.
-    pub what: String,
+    pub(crate) what: String,
     /// What to do, for a problem.
-    pub fix: String,
+    pub(crate) fix: String,
 }
 
 fn ok(what: impl Into<String>) -> Finding {
@@ -47,7 +47,7 @@ fn readable(path: &std::path::Path) -> Result<u64, String> {
 }
 
 /// Whether `text` defines EEM applet `name`.
-pub fn has_applet(text: &str, name: &str) -> bool {
+pub(crate) fn has_applet(text: &str, name: &str) -> bool {
     text.lines().any(|l| {
         let mut w = l.split_whitespace();
         w.next() == Some("event")
@@ -261,7 +261,7 @@ fn network_checks(cfg: &Config, out: &mut Vec<Finding>) {
 }
 
 /// What a new router of PID prefix `prefix` goes through.
-pub fn describe(cfg: &Config, prefix: &str) -> String {
+pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
     let p = &cfg.plan;
     let mut steps = Vec::new();
     if let Some(r) = &p.config_register {
@@ -308,7 +308,7 @@ pub fn describe(cfg: &Config, prefix: &str) -> String {
 
 /// Runs every check (computing image md5s when not cached); returns the findings and the text
 /// to print.
-pub fn run(cfg: &Config) -> (Vec<Finding>, String) {
+pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
     let mut f = vec![ok(format!("config {} valid", cfg.source.display()))];
     files_checks(cfg, &mut f);
     config_checks(cfg, &mut f);
@@ -345,7 +345,7 @@ pub fn run(cfg: &Config) -> (Vec<Finding>, String) {
 
 /// The DHCP settings `check` and `dhcp-config` show: resolved with the interface when one is
 /// configured, else from the config alone.
-pub fn dhcp_settings(cfg: &Config) -> Result<crate::dhcp::Settings, String> {
+pub(crate) fn dhcp_settings(cfg: &Config) -> Result<crate::dhcp::Settings, String> {
     let iface = match &cfg.dhcp.interface {
         Some(i) => Some(crate::dhcp::interface_v4(i)?),
         None => None,

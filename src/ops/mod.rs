@@ -6,8 +6,8 @@
 //! records directly through the registry (the same atomic writes the server uses) and rewrite
 //! the status table.
 
-pub mod check;
-pub mod status;
+pub(crate) mod check;
+pub(crate) mod status;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -17,7 +17,7 @@ use crate::domain::workflow::{self, Action};
 use crate::store::Registry;
 
 /// Where a local client reaches the configured listener.
-pub fn local_url(cfg: &Config) -> String {
+pub(crate) fn local_url(cfg: &Config) -> String {
     let ip = match cfg.listen.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
@@ -33,7 +33,7 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// GET `path` from the running server: `Ok(None)` when no server answers.
-pub async fn fetch(cfg: &Config, path: &str) -> anyhow::Result<Option<(u16, String)>> {
+pub(crate) async fn fetch(cfg: &Config, path: &str) -> anyhow::Result<Option<(u16, String)>> {
     match client()?
         .get(format!("{}{path}", local_url(cfg)))
         .send()
@@ -56,12 +56,12 @@ fn offline(cfg: &Config) -> anyhow::Result<Registry> {
 }
 
 /// The saved records, newest contact first (server not running); writes nothing.
-pub async fn offline_devices(cfg: &Config) -> anyhow::Result<Vec<Device>> {
+pub(crate) async fn offline_devices(cfg: &Config) -> anyhow::Result<Vec<Device>> {
     crate::store::read_saved(&cfg.state_dir)
 }
 
 /// Applies `action` to `serial`; returns the message to print.
-pub async fn act(cfg: &Config, serial: &str, action: Action) -> anyhow::Result<String> {
+pub(crate) async fn act(cfg: &Config, serial: &str, action: Action) -> anyhow::Result<String> {
     let url = format!(
         "{}/api/devices/{serial}/{}",
         local_url(cfg),

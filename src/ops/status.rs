@@ -17,7 +17,7 @@ fn mb(b: u64) -> String {
 }
 
 /// Short text for a transfer: `42% 301.2MB/716.7MB 11.3MB/s eta 36s`.
-pub fn progress(t: &TransferView) -> String {
+pub(crate) fn progress(t: &TransferView) -> String {
     let name = t.path.rsplit('/').next().unwrap_or_default();
     let pct = t
         .total
@@ -45,7 +45,7 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 /// The terminal table of `status`.
-pub fn table(rows: &[StatusRow]) -> String {
+pub(crate) fn table(rows: &[StatusRow]) -> String {
     let yn = |b: bool| if b { "Done" } else { "-" };
     let mut out = format!(
         "{:<14} {:<12} {:<5} {:<15} {:<19} {:<19} {:<9} {:<22} {:<4} {:<4} {:<4} {:<21} {}\n",
@@ -104,7 +104,7 @@ pub fn table(rows: &[StatusRow]) -> String {
 }
 
 /// `device show`: the record and its whole history.
-pub fn show(d: &Device, transfers: &[TransferView]) -> String {
+pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
     let mut s = format!(
         "serial        {}\nudi           {}\nip            {}\nstate         {}\nfirst seen    {}\nlast contact  {}\nversion       {} (was {})\ntarget image  {}\nbootflash     {}\nconfig        {}\n",
         d.serial,
@@ -165,7 +165,7 @@ pub fn show(d: &Device, transfers: &[TransferView]) -> String {
 }
 
 /// Steps reported, in workflow order.
-pub const REPORT_STEPS: [State; 11] = [
+pub(crate) const REPORT_STEPS: [State; 11] = [
     State::ConfigReg,
     State::CheckImageVer,
     State::UpgradeInProgress,
@@ -181,27 +181,27 @@ pub const REPORT_STEPS: [State; 11] = [
 
 /// One router in `report` (stable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReportRow {
+pub(crate) struct ReportRow {
     /// Serial.
     pub serial: String,
     /// PID.
     pub pid: String,
     /// First contact.
-    pub first_seen: String,
+    pub(crate) first_seen: String,
     /// When it reached FINISHED, or empty.
-    pub finished: String,
+    pub(crate) finished: String,
     /// State now.
     pub state: String,
     /// Version before provisioning.
-    pub version_before: String,
+    pub(crate) version_before: String,
     /// Version now.
-    pub version_after: String,
+    pub(crate) version_after: String,
     /// Per step: (state name, result, time); result empty when not reached.
-    pub steps: Vec<(String, String, String)>,
+    pub(crate) steps: Vec<(String, String, String)>,
 }
 
 /// Report rows, sorted by serial.
-pub fn report(devices: &[Device]) -> Vec<ReportRow> {
+pub(crate) fn report(devices: &[Device]) -> Vec<ReportRow> {
     let mut rows: Vec<ReportRow> = devices
         .iter()
         .map(|d| ReportRow {
@@ -234,7 +234,7 @@ pub fn report(devices: &[Device]) -> Vec<ReportRow> {
 }
 
 /// The report as CSV: one row per router, a result and a time column per step.
-pub fn report_csv(rows: &[ReportRow]) -> String {
+pub(crate) fn report_csv(rows: &[ReportRow]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = [
         "serial",

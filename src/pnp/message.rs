@@ -33,7 +33,7 @@ pub enum ProtocolError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Udi {
     /// The attribute exactly as sent (echoed unchanged).
-    pub raw: String,
+    pub(crate) raw: String,
     /// Product id, e.g. `C1131-8PWB`.
     pub pid: String,
     /// Version id (hardware revision), may be empty.
@@ -45,7 +45,7 @@ pub struct Udi {
 impl Udi {
     /// Splits `PID:<pid>,VID:<vid>,SN:<sn>` on `,` then on each field's first `:` (§4: PIDs hold
     /// `-` and `/`, VID may be empty). The serial must be a safe file-name component.
-    pub fn parse(raw: &str) -> Result<Udi, ProtocolError> {
+    pub(crate) fn parse(raw: &str) -> Result<Udi, ProtocolError> {
         let (mut pid, mut vid, mut serial) = (String::new(), String::new(), None);
         for field in raw.split(',') {
             let Some((key, value)) = field.split_once(':') else {
@@ -71,7 +71,7 @@ impl Udi {
 }
 
 /// A serial we accept: 1–64 of `[A-Za-z0-9._-]`, not starting with `.` (used in file names).
-pub fn is_safe_serial(sn: &str) -> bool {
+pub(crate) fn is_safe_serial(sn: &str) -> bool {
     !sn.is_empty()
         && sn.len() <= 64
         && !sn.starts_with('.')
@@ -84,7 +84,7 @@ pub fn is_safe_serial(sn: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
     /// The udi, when the root carried a usable one.
-    pub udi: Option<Udi>,
+    pub(crate) udi: Option<Udi>,
     /// `faultcode`.
     pub code: String,
     /// `faultstring` plus any `details` text.

@@ -12,9 +12,9 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
 /// Deepest element nesting accepted; real PnP documents are under 10 levels.
-pub const MAX_DEPTH: usize = 48;
+pub(crate) const MAX_DEPTH: usize = 48;
 /// Most elements accepted in one document; a device-info answer has about 60.
-pub const MAX_ELEMENTS: usize = 20_000;
+pub(crate) const MAX_ELEMENTS: usize = 20_000;
 
 /// Why a body is not an acceptable XML document.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct Element {
     /// Local name (any `prefix:` removed).
     pub name: String,
     /// Attributes in document order; `xmlns` kept literally, `xmlns:p` declarations dropped.
-    pub attrs: Vec<(String, String)>,
+    pub(crate) attrs: Vec<(String, String)>,
     /// Child elements in document order.
     pub children: Vec<Element>,
     /// Text directly inside this element (CDATA included), entities resolved.
@@ -62,29 +62,29 @@ impl Element {
     }
 
     /// First child with local name `name`.
-    pub fn child(&self, name: &str) -> Option<&Element> {
+    pub(crate) fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.name == name)
     }
 
     /// All children with local name `name`.
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
+    pub(crate) fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
         self.children.iter().filter(move |c| c.name == name)
     }
 
     /// Follows a path of local names through first matches.
-    pub fn path(&self, path: &[&str]) -> Option<&Element> {
+    pub(crate) fn path(&self, path: &[&str]) -> Option<&Element> {
         path.iter().try_fold(self, |el, name| el.child(name))
     }
 
     /// Trimmed text at `path`, `None` when absent or empty.
-    pub fn text_at(&self, path: &[&str]) -> Option<String> {
+    pub(crate) fn text_at(&self, path: &[&str]) -> Option<String> {
         self.path(path)
             .map(|e| e.text.trim().to_string())
             .filter(|t| !t.is_empty())
     }
 
     /// All descendants (depth first) with local name `name`.
-    pub fn descendants<'a>(&'a self, name: &'a str, out: &mut Vec<&'a Element>) {
+    pub(crate) fn descendants<'a>(&'a self, name: &'a str, out: &mut Vec<&'a Element>) {
         for c in &self.children {
             if c.name == name {
                 out.push(c);
@@ -250,7 +250,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
 }
 
 /// Escapes text or an attribute value for output.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -16,61 +16,61 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
 
-use crate::domain::workflow::normalize_version;
+use crate::domain::ios::normalize_version;
 use crate::pnp::xml::{self, Element, escape};
 
 /// Settings of a simulation run.
 #[derive(Debug, Clone)]
-pub struct SimOptions {
+pub(crate) struct SimOptions {
     /// Server base URL, e.g. `http://127.0.0.1:8080`.
-    pub server: String,
+    pub(crate) server: String,
     /// Number of routers.
-    pub devices: usize,
+    pub(crate) devices: usize,
     /// Multiplies every wait (backoffs, idle polls, boot time).
-    pub time_scale: f64,
+    pub(crate) time_scale: f64,
     /// Give up after this long.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// This many routers (the first ones) have too little bootflash.
-    pub low_bootflash: usize,
+    pub(crate) low_bootflash: usize,
     /// This many routers (the last ones) lose power halfway through their first image download
     /// and boot again.
-    pub vanish: usize,
+    pub(crate) vanish: usize,
     /// Serial prefix; serials are `<prefix><index:05>`.
-    pub serial_prefix: String,
+    pub(crate) serial_prefix: String,
     /// Product id.
     pub pid: String,
     /// Version the routers run out of the box (IOS-XE short form).
-    pub start_version: String,
+    pub(crate) start_version: String,
     /// Seconds (scaled) a router spends carrying out each job before it answers, as a real
     /// router's CLI takes a moment; 0 answers at once (load as heavy as it gets).
-    pub command_secs: f64,
+    pub(crate) command_secs: f64,
     /// Each job takes `command_secs` × (1 ± up to this fraction), drawn per router and job
     /// (0..=1; 0: every router in lockstep).
-    pub jitter: f64,
+    pub(crate) jitter: f64,
     /// Routers power on at random moments over this many seconds (scaled); 0: all at once.
-    pub boot_spread: f64,
+    pub(crate) boot_spread: f64,
 }
 
 /// How a run ended.
 #[derive(Debug, Clone)]
-pub struct SimSummary {
+pub(crate) struct SimSummary {
     /// Routers by final server state.
-    pub states: HashMap<String, String>,
+    pub(crate) states: HashMap<String, String>,
     /// Fail reasons reported by the server.
-    pub reasons: HashMap<String, String>,
+    pub(crate) reasons: HashMap<String, String>,
     /// Wall time.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// Protocol exchanges completed.
-    pub exchanges: u64,
+    pub(crate) exchanges: u64,
     /// Problems the emulator noticed in server replies.
-    pub anomalies: Vec<String>,
+    pub(crate) anomalies: Vec<String>,
     /// Round-trip time of every PnP POST (work request or response), sorted.
-    pub latencies: Vec<Duration>,
+    pub(crate) latencies: Vec<Duration>,
 }
 
 impl SimSummary {
     /// The `q` quantile (0..=1) of exchange latency.
-    pub fn latency(&self, q: f64) -> Duration {
+    pub(crate) fn latency(&self, q: f64) -> Duration {
         if self.latencies.is_empty() {
             return Duration::ZERO;
         }
@@ -79,7 +79,7 @@ impl SimSummary {
     }
 
     /// True when every router is FINISHED.
-    pub fn all_finished(&self, n: usize) -> bool {
+    pub(crate) fn all_finished(&self, n: usize) -> bool {
         self.states.len() == n && self.states.values().all(|s| s == "FINISHED")
     }
 }
@@ -776,7 +776,7 @@ async fn poll_states(
 }
 
 /// Runs the simulation; prints progress to stderr and returns the summary.
-pub async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
+pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.devices.max(4))
         .connect_timeout(Duration::from_secs(5))
@@ -885,7 +885,7 @@ mod tests {
 
     #[test]
     fn app_hosting_output_is_read_by_the_server_classifier() {
-        use crate::domain::workflow::{Guestshell, guestshell_state};
+        use crate::domain::ios::{Guestshell, guestshell_state};
         assert_eq!(guestshell_state(&app_list("RUNNING")), Guestshell::Running);
         assert_eq!(
             guestshell_state(&app_list("DEPLOYED")),

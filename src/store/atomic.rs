@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync
 /// of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

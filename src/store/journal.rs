@@ -27,7 +27,7 @@ use crate::store::write_atomic;
 const FOLD_NICE: i32 = 10;
 
 /// Journal size that triggers folding into the per-device files.
-pub const COMPACT_BYTES: u64 = 16 << 20;
+pub(crate) const COMPACT_BYTES: u64 = 16 << 20;
 
 /// One journal line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ enum EntryRef<'a> {
 
 /// The journal line for `device` after a change that logged its last `new_lines` history lines.
 /// The record is written without its history (taken out and put back here).
-pub fn update_line(device: &mut Device, new_lines: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn update_line(device: &mut Device, new_lines: usize) -> Result<Vec<u8>, String> {
     let history = std::mem::take(&mut device.history);
     let log = &history[history.len().saturating_sub(new_lines)..];
     let mut line = Vec::with_capacity(1024);
@@ -84,7 +84,7 @@ pub fn update_line(device: &mut Device, new_lines: usize) -> Result<Vec<u8>, Str
 /// Applies one entry to `devices` (pure: the same for start-up, folding and read-only views).
 /// History lines already present (numbered at or below the old record's `logged`) are skipped,
 /// so applying an entry twice is harmless; the history keeps its last [`HISTORY_LIMIT`] lines.
-pub fn apply(devices: &mut HashMap<String, Device>, entry: Entry) {
+pub(crate) fn apply(devices: &mut HashMap<String, Device>, entry: Entry) {
     match entry {
         Entry::Update { mut device, log } => {
             let (mut history, old_logged) = devices
@@ -128,13 +128,13 @@ struct Job {
 
 /// Handle to the journal writer.
 #[derive(Clone)]
-pub struct Journal {
+pub(crate) struct Journal {
     tx: mpsc::Sender<Msg>,
 }
 
 /// Reads the journal's entries; a torn last line (crash mid-write) is skipped silently, any
 /// other unreadable line is reported.
-pub fn replay(path: &Path) -> std::io::Result<(Vec<Entry>, Vec<String>)> {
+pub(crate) fn replay(path: &Path) -> std::io::Result<(Vec<Entry>, Vec<String>)> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
@@ -169,7 +169,7 @@ fn record_path(dir: &Path, serial: &str) -> PathBuf {
 }
 
 /// The journal being folded into the record files in the background.
-pub fn rotated_path(journal: &Path) -> PathBuf {
+pub(crate) fn rotated_path(journal: &Path) -> PathBuf {
     journal.with_file_name("journal.1.log")
 }
 
@@ -210,7 +210,7 @@ fn read_record(
 /// fold holds one record with its history, not every record the journal touched (~45 MB for
 /// 1000 records at their history cap; a round's peak comes before its fold, so that peak did
 /// not move: `bench/history.sh`, BENCHMARKS.md "Soak").
-pub fn fold(journals: &[PathBuf], records: &Path) -> std::io::Result<Vec<String>> {
+pub(crate) fn fold(journals: &[PathBuf], records: &Path) -> std::io::Result<Vec<String>> {
     let mut problems = Vec::new();
     // Each serial's entries, in journal order.
     let mut by_serial: HashMap<String, Vec<Entry>> = HashMap::new();
@@ -247,7 +247,7 @@ pub fn fold(journals: &[PathBuf], records: &Path) -> std::io::Result<Vec<String>
 
 /// Folds `journal.1.log` (if any) and `journal` into the record files, then empties the
 /// journal and removes the rotated one. On an error nothing is emptied.
-pub fn compact(journal: &Path, records: &Path) -> std::io::Result<Vec<String>> {
+pub(crate) fn compact(journal: &Path, records: &Path) -> std::io::Result<Vec<String>> {
     let rotated = rotated_path(journal);
     let problems = fold(&[rotated.clone(), journal.to_path_buf()], records)?;
     match OpenOptions::new().write(true).open(journal) {
@@ -309,12 +309,12 @@ fn rotate(
 
 impl Journal {
     /// Starts the writer on `journal` (appending), folding into `records` as it grows.
-    pub fn start(journal: &Path, records: &Path) -> std::io::Result<Journal> {
+    pub(crate) fn start(journal: &Path, records: &Path) -> std::io::Result<Journal> {
         Journal::start_with(journal, records, COMPACT_BYTES)
     }
 
     /// [`Journal::start`] folding into the records whenever the journal passes `compact_bytes`.
-    pub fn start_with(
+    pub(crate) fn start_with(
         journal: &Path,
         records: &Path,
         compact_bytes: u64,
@@ -414,7 +414,7 @@ impl Journal {
 
     /// Folds everything into the record files and empties the journal (at shutdown, so the
     /// files alone tell the whole state).
-    pub async fn compact(&self) -> Result<(), String> {
+    pub(crate) async fn compact(&self) -> Result<(), String> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.tx
             .send(Msg::Compact(done))
@@ -425,13 +425,13 @@ impl Journal {
 
     /// Appends a changed record whose last `new_lines` history lines are new (see
     /// [`update_line`]); returns when it is on disk.
-    pub async fn update(&self, device: &mut Device, new_lines: usize) -> Result<(), String> {
+    pub(crate) async fn update(&self, device: &mut Device, new_lines: usize) -> Result<(), String> {
         let line = update_line(device, new_lines)?;
         self.send(line).await
     }
 
     /// Appends the deletion of a record; returns when it is on disk.
-    pub async fn forget(&self, serial: &str) -> Result<(), String> {
+    pub(crate) async fn forget(&self, serial: &str) -> Result<(), String> {
         let mut line =
             serde_json::to_vec(&Entry::Forget(serial.to_string())).map_err(|e| e.to_string())?;
         line.push(b'\n');

@@ -19,10 +19,11 @@ pub mod journal;
 mod status_csv;
 
 use atomic::sweep_temp_files;
-pub use atomic::write_atomic;
-pub use status_csv::{STATUS_COLUMNS, TIME_FORMAT, status_table};
+pub(crate) use atomic::write_atomic;
+pub(crate) use status_csv::{STATUS_COLUMNS, TIME_FORMAT, status_table};
 
 use crate::domain::device::Device;
+use crate::sync::lock;
 
 /// (mtime, length) of our last status CSV write, and the state cell we wrote per serial.
 type CsvWritten = (
@@ -119,16 +120,13 @@ fn without_history(d: &mut Device) -> Device {
     copy
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave the map half-updated (single inserts), so
-    // poisoning is safe to ignore.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Registry {
     /// Opens the state directory, creating it, and loads every record. Unreadable records are
     /// reported and skipped (left on disk for the operator).
-    pub fn open(state_dir: &Path, status_csv: &Path) -> anyhow::Result<(Registry, Vec<String>)> {
+    pub(crate) fn open(
+        state_dir: &Path,
+        status_csv: &Path,
+    ) -> anyhow::Result<(Registry, Vec<String>)> {
         let dir = state_dir.join("devices");
         std::fs::create_dir_all(&dir).map_err(|e| {
             anyhow::anyhow!(
@@ -207,7 +205,7 @@ impl Registry {
 
     /// Runs `f` on the record of `serial` (created with `create` if new), serialised per device.
     /// The changed record is persisted before this returns when anything durable changed.
-    pub async fn update<R>(
+    pub(crate) async fn update<R>(
         &self,
         serial: &str,
         create: impl FnOnce() -> Option<Device>,
@@ -255,7 +253,7 @@ impl Registry {
     }
 
     /// Deletes the record of `serial` (memory and disk); false when unknown.
-    pub async fn remove(&self, serial: &str) -> bool {
+    pub(crate) async fn remove(&self, serial: &str) -> bool {
         let Some(entry) = lock(&self.shared.devices).remove(serial) else {
             return false;
         };
@@ -271,7 +269,7 @@ impl Registry {
 
     /// Applies operator edits of the "Device State" column of the status CSV made since our
     /// last write (the reference server's documented way to unstick a router).
-    pub async fn apply_csv_edits(&self) {
+    pub(crate) async fn apply_csv_edits(&self) {
         let path = &self.shared.status_csv;
         let Ok(meta) = std::fs::metadata(path) else {
             return;
@@ -340,14 +338,14 @@ impl Registry {
     }
 
     /// A copy of one record without its history (cheap: for serving a router's files).
-    pub async fn summary(&self, serial: &str) -> Option<Device> {
+    pub(crate) async fn summary(&self, serial: &str) -> Option<Device> {
         let entry = self.entry(serial)?;
         let d = without_history(&mut *entry.lock().await);
         Some(d)
     }
 
     /// Copies of all records without their history (cheap: for tables), newest contact first.
-    pub async fn summaries(&self) -> Vec<Device> {
+    pub(crate) async fn summaries(&self) -> Vec<Device> {
         self.copies(without_history).await
     }
 
@@ -366,7 +364,7 @@ impl Registry {
     }
 
     /// Writes records whose only change was contact bookkeeping, and the status CSV.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let dirty: Vec<String> = lock(&self.shared.dirty).drain().collect();
         for serial in dirty {
             let Some(entry) = self.entry(&serial) else {
@@ -409,7 +407,7 @@ impl Registry {
 
     /// Background task: rewrites the status CSV after changes (at most every 250 ms) and flushes
     /// contact-only changes every few seconds, until `cancel`.
-    pub async fn run_writer(self, cancel: tokio_util::sync::CancellationToken) {
+    pub(crate) async fn run_writer(self, cancel: tokio_util::sync::CancellationToken) {
         let mut last_flush = tokio::time::Instant::now();
         self.write_status().await;
         loop {
@@ -431,7 +429,7 @@ impl Registry {
     }
 
     /// Final flush at shutdown: contact times, status table, and every record into its file.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.flush().await;
         if let Err(e) = self.shared.journal.compact().await {
             tracing::warn!(error = %e, "cannot compact the journal at shutdown: it is replayed at the next start");

@@ -3,7 +3,7 @@
 use crate::domain::device::Device;
 
 /// Column titles and widths of the reference `DEVICE_STATUS.csv` (ianz94's layout).
-pub const STATUS_COLUMNS: [(&str, usize); 12] = [
+pub(crate) const STATUS_COLUMNS: [(&str, usize); 12] = [
     ("Serial Number", 15),
     ("Platform", 16),
     ("HW rev.", 9),
@@ -19,14 +19,14 @@ pub const STATUS_COLUMNS: [(&str, usize); 12] = [
 ];
 
 /// Time format of the status table.
-pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+pub(crate) const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
 fn done(b: bool) -> &'static str {
     if b { "Done" } else { "Not yet" }
 }
 
 /// Renders the status table: `|`-separated, each cell centred in its fixed width.
-pub fn status_table(devices: &[Device]) -> String {
+pub(crate) fn status_table(devices: &[Device]) -> String {
     let mut w = csv::WriterBuilder::new()
         .delimiter(b'|')
         .quote_style(csv::QuoteStyle::Necessary)

@@ -9,7 +9,7 @@ use crate::domain::device::{Device, State};
 
 /// Operator action `resume`: continues a router parked in BOOTFLASH_NO_SPACE with the next step,
 /// or retries the step a FAILED router stopped at. Returns what was done.
-pub fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> {
+pub(crate) fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> {
     match dev.state {
         State::BootflashNoSpace => {
             goto(dev, now, State::RunEventManager, "resumed by operator");
@@ -43,7 +43,7 @@ pub fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> 
 
 /// At start-up: a job in flight when the server stopped is marked interrupted (its answer is
 /// still accepted; a failure or no answer does not count against the router).
-pub fn mark_interrupted(dev: &mut Device) -> bool {
+pub(crate) fn mark_interrupted(dev: &mut Device) -> bool {
     match dev.pending.as_mut() {
         Some(p) if !p.interrupted => {
             p.interrupted = true;
@@ -56,7 +56,7 @@ pub fn mark_interrupted(dev: &mut Device) -> bool {
 /// Operator actions on a device record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// Continue from BOOTFLASH_NO_SPACE, or retry the step a FAILED router stopped at.
     Resume,
     /// Send the current step's job again (a FAILED router retries its failed step; a parked
@@ -70,10 +70,11 @@ pub enum Action {
 
 impl Action {
     /// Every action, for help texts and errors.
-    pub const ALL: [Action; 4] = [Action::Resume, Action::Retry, Action::Reset, Action::Forget];
+    pub(crate) const ALL: [Action; 4] =
+        [Action::Resume, Action::Retry, Action::Reset, Action::Forget];
 
     /// The action's name in URLs and on the command line.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Resume => "resume",
             Action::Retry => "retry",
@@ -95,7 +96,11 @@ impl std::str::FromStr for Action {
 }
 
 /// Applies `action` (not `Forget`) to `dev`; returns what was done.
-pub fn operator(dev: &mut Device, action: Action, now: DateTime<Local>) -> Result<String, String> {
+pub(crate) fn operator(
+    dev: &mut Device,
+    action: Action,
+    now: DateTime<Local>,
+) -> Result<String, String> {
     match action {
         Action::Resume => resume(dev, now),
         Action::Forget => Err("forget is done by the registry".into()),
@@ -141,7 +146,7 @@ pub fn operator(dev: &mut Device, action: Action, now: DateTime<Local>) -> Resul
 
 /// An operator's direct choice of state (the reference's way out of BOOTFLASH_NO_SPACE: editing
 /// "Device State" in DEVICE_STATUS.csv). The router continues from `state` at its next poll.
-pub fn set_state(dev: &mut Device, state: State, now: DateTime<Local>, how: &str) {
+pub(crate) fn set_state(dev: &mut Device, state: State, now: DateTime<Local>, how: &str) {
     let was = dev.state;
     dev.pending = None;
     dev.attempts = 0;

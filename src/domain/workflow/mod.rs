@@ -10,22 +10,22 @@ use chrono::{DateTime, Local};
 
 mod action;
 
-pub use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
-pub use super::plan::{Backoffs, FileCopy, ImageTarget, Plan};
-pub use action::{Action, mark_interrupted, operator, resume, set_state};
+use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
+pub(crate) use super::plan::Plan;
+pub(crate) use action::{Action, mark_interrupted, operator, set_state};
 
 use crate::domain::device::{Device, Pending, State};
 use crate::domain::job::{DeviceInfo, ErrorInfo, Job, JobResult, Output, WorkRequest};
 
 /// What the pure functions may know of the world.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// Now.
-    pub now: DateTime<Local>,
+    pub(crate) now: DateTime<Local>,
     /// Base URL devices download from, e.g. `http://198.51.100.1:8080`.
-    pub base_url: &'a str,
+    pub(crate) base_url: &'a str,
     /// The day-0 config file name for a router (`<SERIAL>.cfg` else `default.cfg`), checked to
     /// render; or why there is none.
-    pub config_for: &'a dyn Fn(&Device) -> Result<String, String>,
+    pub(crate) config_for: &'a dyn Fn(&Device) -> Result<String, String>,
 }
 
 fn fail(dev: &mut Device, now: DateTime<Local>, reason: String) {
@@ -92,7 +92,12 @@ fn parked(state: State) -> bool {
 
 /// Handles a work request: updates `dev` and returns the job to send (the device's correlator
 /// is echoed with it).
-pub fn on_work_request(dev: &mut Device, req: &WorkRequest, plan: &Plan, ctx: &Ctx<'_>) -> Job {
+pub(crate) fn on_work_request(
+    dev: &mut Device,
+    req: &WorkRequest,
+    plan: &Plan,
+    ctx: &Ctx<'_>,
+) -> Job {
     let now = ctx.now;
     if let Some(reason) = &req.reason {
         dev.log(
@@ -363,7 +368,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
 
 /// What became of a work response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResponseOutcome {
+pub(crate) enum ResponseOutcome {
     /// It answered the pending job; the device record was updated.
     Applied,
     /// It answered nothing we are waiting for (stale or foreign correlator); ignored.
@@ -371,7 +376,7 @@ pub enum ResponseOutcome {
 }
 
 /// Handles a work response: updates `dev` from the answer to its pending job.
-pub fn on_work_response(
+pub(crate) fn on_work_response(
     dev: &mut Device,
     resp: &JobResult,
     plan: &Plan,

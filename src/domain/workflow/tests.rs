@@ -3,6 +3,7 @@
 use super::*;
 use crate::domain::device::{Device, State};
 use crate::domain::job::{Job, ReloadReason, WorkRequest};
+use crate::domain::plan::{Backoffs, FileCopy, ImageTarget};
 use crate::pnp::message::{self, DeviceMessage};
 
 const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL1";
@@ -426,7 +427,7 @@ fn bootflash_space_reads_the_bootflash_entry_and_parks() {
         c.ok("backoff");
         assert_eq!(c.dev.state, State::BootflashNoSpace);
     }
-    let msg = resume(&mut c.dev, Local::now()).unwrap();
+    let msg = action::resume(&mut c.dev, Local::now()).unwrap();
     assert!(msg.contains("RUN_EVENT_MANAGER"), "{msg}");
     assert_eq!(
         c.request(),
@@ -434,7 +435,7 @@ fn bootflash_space_reads_the_bootflash_entry_and_parks() {
             applet: "InstallGuestShell".into()
         }
     );
-    assert!(resume(&mut c.dev, Local::now()).is_err());
+    assert!(action::resume(&mut c.dev, Local::now()).is_err());
 }
 
 #[test]
@@ -516,7 +517,7 @@ fn failed_job_retried_then_failed_with_device_error() {
             .contains("PnP Service Error 1702: copy failed: HTTP 404")
     );
     // Resume retries the step that failed, with a fresh budget.
-    resume(&mut c.dev, Local::now()).unwrap();
+    action::resume(&mut c.dev, Local::now()).unwrap();
     assert_eq!(c.dev.state, State::GsTarballTransfer);
     assert!(matches!(c.request(), Job::FileTransfer { .. }));
     c.ok("file-transfer");

@@ -30,11 +30,11 @@ fn page(template: &str) -> Response {
 }
 
 /// `GET /`.
-pub async fn index() -> Response {
+pub(crate) async fn index() -> Response {
     page(include_str!("index.html"))
 }
 
 /// `GET /device/{serial}`.
-pub async fn device() -> Response {
+pub(crate) async fn device() -> Response {
     page(include_str!("device.html"))
 }
