@@ -1,7 +1,7 @@
 //! The jobs the workflow sends a router, and what a router answers, as typed values.
 //!
 //! A [`Job`] names what it does (set the config-register, save the config, install this image
-//! ...) with its parameters; the PnP codec (`crate::pnp::message`) renders it as the service's
+//! ...) with its parameters; the PnP codec (the `pnp` module, a layer up) renders it as the service's
 //! XML (`docs/pnp-protocol.md` §6) and reads the router's `<response>` into a [`JobResult`],
 //! already reduced to what the workflow reads ([`Output`]). Nothing here knows XML.
 

@@ -1,6 +1,6 @@
 //! The validated workflow settings ([`Plan`]): what each step sends, or that it is skipped.
 //!
-//! Built once from the configuration (`crate::config`), image md5s filled in at start-up, then
+//! Built once from the configuration (the `config` module), image md5s filled in at start-up, then
 //! only read by the workflow.
 
 /// One target image, chosen by PID prefix.
