@@ -24,7 +24,7 @@ use tokio::net::UdpSocket;
 
 use crate::sync::lock;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use leases::Leases;
 use reply::Outcome;
@@ -155,6 +155,9 @@ pub(crate) async fn run(
             },
         };
         let data = &buf[..n];
+        // From the fixed header, so even a packet that does not parse is logged with them.
+        let (xid, mac) = packet::header_ids(data);
+        let span = info_span!("dhcp", xid = %xid, mac = %mac);
         // The receive path is pure and fuzzed; a panic in it still must not stop the responder.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             reply::handle(data, src, &settings, &mut lock(&leases), unix_now())
@@ -162,7 +165,9 @@ pub(crate) async fn run(
         let outcome = match outcome {
             Ok(o) => o,
             Err(_) => {
-                warn!(%src, bytes = n, "DHCP packet caused an internal error; dropped");
+                span.in_scope(
+                    || warn!(%src, bytes = n, "DHCP packet caused an internal error; dropped"),
+                );
                 continue;
             }
         };
@@ -172,9 +177,9 @@ pub(crate) async fn run(
                 to,
                 kind,
                 yiaddr,
-                mac,
                 pid,
                 persist,
+                ..
             } => {
                 if bytes.is_empty() {
                     continue;
@@ -182,29 +187,28 @@ pub(crate) async fn run(
                 let socket = socket.clone();
                 let send = async move {
                     match socket.send_to(&bytes, to).await {
-                        Ok(_) => {
-                            info!(mac = %mac, pid = %pid, ip = %yiaddr, to = %to, "DHCP {kind}")
-                        }
-                        Err(e) => {
-                            warn!(mac = %mac, to = %to, error = %e, "cannot send DHCP {kind}")
-                        }
+                        Ok(_) => info!(pid = %pid, ip = %yiaddr, to = %to, "DHCP {kind}"),
+                        Err(e) => warn!(to = %to, error = %e, "cannot send DHCP {kind}"),
                     }
                 };
                 if persist {
                     // An ACK leaves only once its lease is on disk; the loop goes on meanwhile.
                     let saver = saver.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = saver.save().await {
-                            save_failed(&e);
+                    tokio::spawn(
+                        async move {
+                            if let Err(e) = saver.save().await {
+                                save_failed(&e);
+                            }
+                            send.await;
                         }
-                        send.await;
-                    });
+                        .instrument(span),
+                    );
                 } else {
-                    send.await;
+                    send.instrument(span).await;
                 }
             }
             Outcome::Silent {
-                mac,
+                mac: client,
                 reason,
                 warn: w,
                 persist,
@@ -212,20 +216,24 @@ pub(crate) async fn run(
             } => {
                 if persist {
                     let saver = saver.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = saver.save().await {
-                            save_failed(&e);
+                    tokio::spawn(
+                        async move {
+                            if let Err(e) = saver.save().await {
+                                save_failed(&e);
+                            }
                         }
-                    });
+                        .instrument(span.clone()),
+                    );
                 }
+                let _in = span.enter();
                 if w {
-                    warn!(mac = %mac, "DHCP: {reason}");
+                    warn!("DHCP: {reason}");
                 } else if f {
-                    if foreign.len() < 10_000 && foreign.insert(mac.clone()) {
-                        debug!(mac = %mac, "DHCP: not answering a non-PnP client: {reason}");
+                    if foreign.len() < 10_000 && foreign.insert(client) {
+                        debug!("DHCP: not answering a non-PnP client: {reason}");
                     }
                 } else if !reason.is_empty() {
-                    debug!(mac = %mac, "DHCP: {reason}");
+                    debug!("DHCP: {reason}");
                 }
             }
         }

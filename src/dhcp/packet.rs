@@ -79,6 +79,26 @@ fn ip(b: &[u8]) -> Ipv4Addr {
     Ipv4Addr::new(b[0], b[1], b[2], b[3])
 }
 
+fn hex_colon(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `xid` and the client's hardware address straight from the fixed BOOTP header (RFC 2131 §2,
+/// figure 1: `hlen` at byte 2, `xid` at 4..8, `chaddr` at 28..44), for logging a datagram
+/// before (or whether or not) it parses; `""` for what the datagram is too short to hold.
+pub(crate) fn header_ids(buf: &[u8]) -> (String, String) {
+    let xid = buf.get(4..8).map_or_else(String::new, |x| {
+        format!("{:#010x}", u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+    });
+    let hlen = usize::from(buf.get(2).copied().unwrap_or(0).min(16));
+    let mac = buf.get(28..28 + hlen).map_or_else(String::new, hex_colon);
+    (xid, mac)
+}
+
 impl Packet {
     /// Parses a received datagram.
     pub(crate) fn parse(buf: &[u8]) -> Result<Packet, ParseError> {
@@ -172,12 +192,7 @@ impl Packet {
 
     /// The hardware address as `aa:bb:..`.
     pub(crate) fn mac(&self) -> String {
-        let n = usize::from(self.hlen.min(16));
-        self.chaddr[..n]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        hex_colon(&self.chaddr[..usize::from(self.hlen.min(16))])
     }
 
     /// The key a lease is bound to: option 61 client-id (hex), else the hardware address
@@ -193,6 +208,15 @@ impl Packet {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn header_ids_of_whole_short_and_empty_datagrams() {
+        let b = build(1, [0x52, 0x54, 0, 0xab, 0xcd, 0xef], &[]);
+        let xid = format!("{:#010x}", u32::from_be_bytes([b[4], b[5], b[6], b[7]]));
+        assert_eq!(header_ids(&b), (xid.clone(), "52:54:00:ab:cd:ef".into()));
+        assert_eq!(header_ids(&b[..30]), (xid, String::new()));
+        assert_eq!(header_ids(&[]), (String::new(), String::new()));
+    }
 
     /// Builds a request: header with `chaddr`, then `options` (code, data), then end.
     pub(crate) fn build(msg: u8, chaddr: [u8; 6], options: &[(u8, &[u8])]) -> Vec<u8> {

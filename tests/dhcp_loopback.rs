@@ -1,8 +1,11 @@
-//! DHCP leases across `kill -9`: many clients get addresses while the server is killed and
-//! restarted at random moments; no address is ever acknowledged to two clients, and every client
-//! that was acknowledged gets its own address back afterwards (no lease lost). The responder runs
-//! on `lo` in its test mode (a port other than 67, answers go to the sender), so this needs no
-//! root.
+//! The DHCP responder against the real binary on `lo`, in its test mode (a port other than 67,
+//! answers go to the sender), so this needs no root.
+//!
+//! Leases across `kill -9`: many clients get addresses while the server is killed and restarted
+//! at random moments; no address is ever acknowledged to two clients, and every client that was
+//! acknowledged gets its own address back afterwards (no lease lost). The moments are drawn
+//! from a seed, printed, and taken from `PNP_DHCP_KILL_SEED` when set, to replay a failure.
+//! And every log line of an exchange names its `xid` and `mac`.
 
 mod common;
 
@@ -78,19 +81,57 @@ fn dora(sock: &UdpSocket, port: u16, mac: [u8; 6], xid: u32) -> Option<Ipv4Addr>
     (kind(&ack) == Some(MessageType::Ack)).then(|| ack.yiaddr())
 }
 
-#[test]
-fn no_lease_is_lost_or_handed_out_twice_across_kill_9() {
-    use rand::{Rng, SeedableRng};
-    let seed: u64 = rand::random();
-    eprintln!("seed {seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+/// A bench whose responder listens on `lo` at a free port; returns it and the port.
+fn loopback_bench() -> (Bench, u16) {
     let port = common::free_port();
-    let mut b = Bench::new("");
+    let b = Bench::new("");
     b.patch_config(
         "[dhcp]\n",
         "[dhcp]\ninterface = \"lo\"\npool = \"127.0.0.100-127.0.0.250\"\n",
     );
     b.patch_config("port = 67\n", &format!("port = {port}\n"));
+    (b, port)
+}
+
+#[test]
+fn every_line_of_an_exchange_names_its_xid_and_mac() {
+    let (mut b, port) = loopback_bench();
+    b.start();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mac = [0x52, 0x54, 0, 0xab, 0xcd, 0xef];
+    let ip = dora(&sock, port, mac, 0x1234_5678).expect("no lease");
+    assert!(ip.octets()[0] == 127);
+    let log = common::wait_for(Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(b.path("logs/pnp_debug.log")).unwrap_or_default();
+        log.contains("DHCP ACK").then_some(log)
+    })
+    .unwrap_or_else(|| panic!("no DHCP ACK logged:\n{}", b.server_log()));
+    for (kind, xid) in [("DHCP OFFER", "0x12345678"), ("DHCP ACK", "0x12345679")] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(kind))
+            .unwrap_or_else(|| panic!("no {kind} line:\n{log}"));
+        assert!(
+            line.contains(&format!("dhcp{{xid={xid} mac=52:54:00:ab:cd:ef}}")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn no_lease_is_lost_or_handed_out_twice_across_kill_9() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = match std::env::var("PNP_DHCP_KILL_SEED") {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("PNP_DHCP_KILL_SEED={v:?} is not a number")),
+        Err(_) => rand::random(),
+    };
+    eprintln!("seed {seed} (replay with PNP_DHCP_KILL_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut b, port) = loopback_bench();
     b.start();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(300)))
