@@ -1,7 +1,8 @@
 //! The DHCP responder and the generated snippets against real software: ISC dhclient, busybox
 //! udhcpc, ISC dhcpd, Kea and dnsmasq, in network namespaces joined by a veth pair
-//! (198.51.100.0/24) that each test creates and removes. Without root or the packages these
-//! tests skip with a loud message, unless PNP_REQUIRE_NETNS=1 (CI), where they fail instead.
+//! (198.51.100.0/24) that each test creates and removes. They need root and the packages, so
+//! they are `#[ignore]`d; `.ci/run` (and `scripts/test.sh` as root) runs them, and run without
+//! what they need they fail, naming it.
 
 mod common;
 
@@ -10,27 +11,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use common::{BIN, find};
 
 const OPT43: &str = "5A1D;B2;K4;I198.51.100.1;J8080";
 const ISR_PID_HEX: &str = "00:00:00:09:0b:0a:43:31:31:33:31:2d:38:50:57:42";
 const C9300_PID_HEX: &str = "00:00:00:09:09:08:43:39:33:30:30:2d:32:34";
 
-fn find(cmd: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| Path::new(d).join(cmd))
-        .find(|p| p.is_file())
-}
-
-/// Tools present and namespaces allowed, or skip loudly (fail under PNP_REQUIRE_NETNS=1).
-fn ready(test: &str, tools: &[&str], netns: bool) -> bool {
-    let mut missing: Vec<String> = tools
-        .iter()
-        .filter(|t| find(t).is_none())
-        .map(|t| t.to_string())
-        .collect();
+/// Panics unless the tools are there and (with `netns`) namespaces can be made: these tests
+/// are `#[ignore]`d where that cannot be, and must not pass without testing when run.
+fn require(test: &str, tools: &[&str], netns: bool) {
+    common::require(test, tools, netns);
     if netns {
         // Unique per call: tests probe in parallel threads of one process.
         let probe = format!(
@@ -43,23 +33,9 @@ fn ready(test: &str, tools: &[&str], netns: bool) -> bool {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if ok {
-            let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-        } else {
-            missing.push("permission to create network namespaces (root)".into());
-        }
+        assert!(ok, "{test}: cannot create a network namespace (`ip netns add` failed)");
+        let _ = Command::new("ip").args(["netns", "del", &probe]).status();
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: needs {}", missing.join(", "));
-    if std::env::var("PNP_REQUIRE_NETNS").as_deref() == Ok("1") {
-        panic!(
-            "{msg} (PNP_REQUIRE_NETNS=1: not skipping; run as root after ./scripts/test.sh installs packages)"
-        );
-    }
-    eprintln!("\n*** SKIPPED {msg}: run ./scripts/test.sh as root to include it ***\n");
-    false
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -228,10 +204,9 @@ impl Drop for Lab {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces), dhclient and busybox: run by .ci/run"]
 fn real_clients_get_exact_option_43_and_others_get_nothing() {
-    if !ready("real DHCP clients", &["ip", "dhclient", "busybox"], true) {
-        return;
-    }
+    require("real DHCP clients", &["ip", "dhclient", "busybox"], true);
     let mut lab = Lab::new();
     lab.start_appliance();
 
@@ -405,14 +380,13 @@ fn snippet(format: &str, iface: &str, dir: &Path) -> String {
 }
 
 #[test]
+#[ignore = "needs dhcpd, kea-dhcp4 and dnsmasq installed: run by .ci/run"]
 fn snippets_pass_their_servers_own_checks() {
-    if !ready(
+    require(
         "DHCP snippet validation",
         &["dhcpd", "kea-dhcp4", "dnsmasq"],
         false,
-    ) {
-        return;
-    }
+    );
     let dir = tempfile::tempdir().unwrap();
     let isc = dir.path().join("dhcpd.conf");
     std::fs::write(&isc, snippet("isc", "lo", dir.path())).unwrap();
@@ -464,14 +438,13 @@ fn snippets_pass_their_servers_own_checks() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces), dhcpd and dhclient: run by .ci/run"]
 fn isc_snippet_end_to_end_gives_dhclient_the_exact_option_43() {
-    if !ready(
+    require(
         "ISC dhcpd with our snippet",
         &["ip", "dhcpd", "dhclient"],
         true,
-    ) {
-        return;
-    }
+    );
     let mut lab = Lab::new();
     let conf = lab.path("dhcpd.conf");
     std::fs::write(&conf, snippet("isc", "vs", lab.dir.path())).unwrap();

@@ -1,28 +1,13 @@
 //! Storage faults while serving: a state directory that refuses writes and a full disk. The
 //! server logs each failure with what to do, keeps serving from memory, and never corrupts
-//! what it had saved. These need root (`chattr +i`, a tmpfs in a private mount namespace) and
-//! skip loudly without it, unless PNP_REQUIRE_NETNS=1 (CI).
+//! what it had saved. These need root (`chattr +i`, a tmpfs in a private mount namespace), so
+//! they are `#[ignore]`d; `.ci/run` runs them, and run without root they fail saying so.
 
 mod common;
 
 use std::process::Command;
 
 use common::{Bench, text};
-
-fn root_or_skip(test: &str) -> bool {
-    let ok = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if ok {
-        return true;
-    }
-    if std::env::var("PNP_REQUIRE_NETNS").as_deref() == Ok("1") {
-        panic!("{test} needs root (PNP_REQUIRE_NETNS=1: not skipping)");
-    }
-    eprintln!("\n*** SKIPPED {test}: needs root ***\n");
-    false
-}
 
 /// Clears the immutable flag again, whatever happens in the test.
 struct Immutable(std::path::PathBuf);
@@ -34,10 +19,9 @@ impl Drop for Immutable {
 }
 
 #[test]
+#[ignore = "needs root (chattr +i): run by .ci/run"]
 fn read_only_state_directory_is_logged_and_serving_goes_on() {
-    if !root_or_skip("read-only state directory") {
-        return;
-    }
+    common::require("read-only state directory", &["chattr"], true);
     let mut b = Bench::new("");
     b.start();
     let out = b.simulate(1, &["--serial-prefix", "ROK"]).output().unwrap();
@@ -54,13 +38,11 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
         .arg(&dir)
         .status()
         .unwrap();
-    if !st.success() {
-        if std::env::var("PNP_REQUIRE_NETNS").as_deref() == Ok("1") {
-            panic!("chattr +i not supported on this file system");
-        }
-        eprintln!("\n*** SKIPPED read-only state directory: chattr +i not supported here ***\n");
-        return;
-    }
+    assert!(
+        st.success(),
+        "chattr +i is not supported on the file system of {}: run the tests on ext4 or xfs",
+        dir.display()
+    );
     let _guard = (Immutable(dir.clone()), Immutable(journal.clone()));
     let out = b.simulate(2, &["--serial-prefix", "RON"]).output().unwrap();
     assert!(
@@ -83,10 +65,9 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
 }
 
 #[test]
+#[ignore = "needs root (a tmpfs in a private mount namespace): run by .ci/run"]
 fn full_disk_while_persisting_keeps_whole_entries() {
-    if !root_or_skip("full disk") {
-        return;
-    }
+    common::require("full disk", &["unshare", "mount"], true);
     let mut b = Bench::new("");
     let state = b.path("state");
     std::fs::create_dir_all(&state).unwrap();

@@ -21,6 +21,42 @@ pub struct Bench {
     pub server: Option<Child>,
 }
 
+/// Where `cmd` is, searching PATH and the sbin directories.
+pub fn find(cmd: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| p.is_file())
+}
+
+/// For the `#[ignore]`d tests that need root or packages: panics, naming what is missing and
+/// how to get it, instead of passing without testing anything. `.ci/run` runs them
+/// (`--include-ignored`) as root after `scripts/install-deps.sh`.
+pub fn require(test: &str, tools: &[&str], root: bool) {
+    let mut missing: Vec<String> = tools
+        .iter()
+        .filter(|t| find(t).is_none())
+        .map(|t| t.to_string())
+        .collect();
+    if root && !is_root() {
+        missing.push("root".into());
+    }
+    assert!(
+        missing.is_empty(),
+        "{test} needs {}: run `sudo ./scripts/install-deps.sh`, then the tests as root \
+         (`sudo ./scripts/test.sh` runs the ignored ones too)",
+        missing.join(", ")
+    );
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 /// Polls `probe` every 50 ms until it gives a value or `deadline` passes.
 pub fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + deadline;
