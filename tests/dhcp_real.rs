@@ -33,7 +33,10 @@ fn require(test: &str, tools: &[&str], netns: bool) {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "{test}: cannot create a network namespace (`ip netns add` failed)");
+        assert!(
+            ok,
+            "{test}: cannot create a network namespace (`ip netns add` failed)"
+        );
         let _ = Command::new("ip").args(["netns", "del", &probe]).status();
     }
 }

@@ -201,9 +201,13 @@ fn editing_device_state_in_the_csv_unsticks_a_router() {
         assert!(Instant::now() < deadline, "never parked");
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_millis(600));
-    let csv = std::fs::read_to_string(b.path("DEVICE_STATUS.csv")).unwrap();
-    assert!(csv.contains("BOOTFLASH_NO_SPACE"), "{csv}");
+    // The status table is rewritten within a second of the change.
+    let csv = common::wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(b.path("DEVICE_STATUS.csv"))
+            .ok()
+            .filter(|csv| csv.contains("BOOTFLASH_NO_SPACE"))
+    })
+    .expect("DEVICE_STATUS.csv never showed BOOTFLASH_NO_SPACE");
     std::fs::write(
         b.path("DEVICE_STATUS.csv"),
         csv.replace("BOOTFLASH_NO_SPACE", "RUN_EVENT_MANAGER"),

@@ -119,7 +119,8 @@ fn low_bootflash_parks_until_resumed() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Parked for a while: still there, no steps after it.
+    // Parked for a while: still there, no steps after it. (A wait for something not to
+    // happen: it has no event to poll for.)
     std::thread::sleep(Duration::from_secs(2));
     let d = b.device("LOWFLASH00001").unwrap();
     assert_eq!(d["state"], "BOOTFLASH_NO_SPACE");

@@ -37,7 +37,7 @@ impl Default for HttpWire {
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub(crate) struct PathsWire {
     /// Device records, md5 cache.
-    pub state: String,
+    pub(crate) state: String,
     /// Log directory.
     pub(crate) logs: String,
     /// The status table.
@@ -73,7 +73,7 @@ pub(crate) struct ImageWire {
     /// File name in the images directory.
     pub(crate) file: String,
     /// Version it installs; default: read from the file name.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 /// `[workflow.guestshell]`.
@@ -248,7 +248,7 @@ pub(crate) struct ReservationWire {
     /// Hardware address `aa:bb:cc:dd:ee:ff`.
     pub(crate) mac: String,
     /// Fixed address.
-    pub ip: String,
+    pub(crate) ip: String,
 }
 
 /// `[dhcp]`.

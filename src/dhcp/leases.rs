@@ -66,7 +66,7 @@ pub(crate) enum LeaseState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Lease {
     /// The address.
-    pub ip: Ipv4Addr,
+    pub(crate) ip: Ipv4Addr,
     /// Client key (`id:<hex>` or `hw:<mac>`).
     pub(crate) client: String,
     /// Hardware address.
@@ -74,7 +74,7 @@ pub(crate) struct Lease {
     /// Expiry, Unix seconds.
     pub(crate) expires: u64,
     /// State.
-    pub state: LeaseState,
+    pub(crate) state: LeaseState,
 }
 
 /// Why no address could be given.

@@ -13,7 +13,7 @@ use crate::config::Config;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Server {
     /// Our address.
-    pub ip: Ipv4Addr,
+    pub(crate) ip: Ipv4Addr,
     /// The interface's netmask.
     pub(crate) netmask: Ipv4Addr,
 }

@@ -139,7 +139,7 @@ pub(crate) struct Pending {
     /// The job.
     pub(crate) job: Job,
     /// The correlator the job carried.
-    pub correlator: String,
+    pub(crate) correlator: String,
     /// When it was sent.
     pub(crate) sent_at: DateTime<Local>,
     /// The server restarted while it was in flight: if it fails or goes unanswered, that is
@@ -189,7 +189,7 @@ fn pending_or_legacy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pending>,
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DeviceLease {
     /// Leased address.
-    pub ip: Ipv4Addr,
+    pub(crate) ip: Ipv4Addr,
     /// Hardware address.
     pub(crate) mac: String,
     /// Expiry.
@@ -202,9 +202,9 @@ pub struct Event {
     /// When.
     pub(crate) at: DateTime<Local>,
     /// State at that moment.
-    pub state: State,
+    pub(crate) state: State,
     /// What happened, including the device's own error text or output.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// How one workflow step ended (for `report`).
@@ -231,7 +231,7 @@ pub struct Device {
     /// Product id, e.g. `C1131-8PWB`.
     pub(crate) pid: String,
     /// Hardware revision (`VID:`).
-    pub vid: String,
+    pub(crate) vid: String,
     /// Address the device last talked to us from (`""` in JSON until it has talked).
     #[serde(with = "ip_or_empty")]
     pub ip: Option<IpAddr>,
@@ -265,11 +265,11 @@ pub struct Device {
     /// Version it ran when we first asked.
     pub(crate) initial_version: String,
     /// Boot image from device-info (`bootflash:packages.conf` in install mode).
-    pub image_file: String,
+    pub(crate) image_file: String,
     /// Target image file name, when one applies.
     pub(crate) target_image: String,
     /// Bootflash free bytes from the last device-info.
-    pub bootflash_free: Option<i64>,
+    pub(crate) bootflash_free: Option<i64>,
     /// Guestshell tarball copied.
     pub(crate) tarball_done: bool,
     /// Python script copied.

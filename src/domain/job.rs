@@ -213,7 +213,7 @@ pub struct ReloadReason {
     /// e.g. `factory-reset`, `reload`.
     pub message: String,
     /// e.g. `PnP Service Info 2408`.
-    pub code: String,
+    pub(crate) code: String,
     /// `startupConfigPresent`; `Some(false)` = factory-fresh.
     pub startup_config_present: Option<bool>,
 }
@@ -231,11 +231,11 @@ pub struct WorkRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct ErrorInfo {
     /// Numeric code: last token of `PnP Service Error NNNN` (as thl-cmk reads it).
-    pub code: Option<u32>,
+    pub(crate) code: Option<u32>,
     /// `errorCode` text as sent.
     pub(crate) code_text: String,
     /// `errorMessage`.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for ErrorInfo {
@@ -301,7 +301,7 @@ pub struct JobResult {
     /// The service name as sent (for messages about a service we do not know).
     pub service_name: String,
     /// Echo of our job's correlator.
-    pub correlator: String,
+    pub(crate) correlator: String,
     /// `success="1"`.
     pub success: bool,
     /// Failure details when `success="0"`.

@@ -11,7 +11,7 @@ pub(crate) struct ImageTarget {
     /// File name under `images/`.
     pub(crate) file: String,
     /// Normalised version, e.g. `17.12.3a`.
-    pub version: String,
+    pub(crate) version: String,
     /// Lower-case md5, `None` when the file is missing on the appliance.
     pub(crate) md5: Option<String>,
 }

@@ -16,13 +16,13 @@ use crate::domain::device::Device;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Builtins {
     /// Serial number.
-    pub serial: String,
+    pub(crate) serial: String,
     /// PID.
     pub(crate) pid: String,
     /// VID.
-    pub vid: String,
+    pub(crate) vid: String,
     /// Address it talks from.
-    pub ip: String,
+    pub(crate) ip: String,
 }
 
 impl Builtins {

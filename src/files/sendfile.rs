@@ -65,7 +65,7 @@ pub(crate) struct FileRequest {
     /// Directory named.
     pub(crate) dir: Dir,
     /// Path inside it, `/`-separated plain names.
-    pub name: String,
+    pub(crate) name: String,
     /// Request path as sent (for the transfer table and logs).
     pub(crate) path: String,
     /// Range asked for.

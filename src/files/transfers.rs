@@ -44,7 +44,7 @@ pub(crate) struct TransferView {
     /// Seconds since it started.
     pub(crate) elapsed_secs: u64,
     /// Where it is.
-    pub state: TransferState,
+    pub(crate) state: TransferState,
 }
 
 /// Where a download is (`running`, `stalled`, `done`, `aborted` in JSON).

@@ -22,13 +22,13 @@ use crate::store::TIME_FORMAT;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StatusRow {
     /// Serial number.
-    pub serial: String,
+    pub(crate) serial: String,
     /// PID.
     pub(crate) platform: String,
     /// VID.
     pub(crate) hw_rev: String,
     /// Address it talks from.
-    pub ip: String,
+    pub(crate) ip: String,
     /// `YYYY-MM-DDTHH:MM:SS`.
     pub(crate) first_seen: String,
     /// `YYYY-MM-DDTHH:MM:SS`.
@@ -44,13 +44,13 @@ pub(crate) struct StatusRow {
     /// Day-0 config applied.
     pub(crate) config_update: bool,
     /// Workflow state name.
-    pub state: String,
+    pub(crate) state: String,
     /// The job in flight, e.g. `image-install http://...`.
     pub(crate) step: Option<String>,
     /// The newest download to this router (running, stalled, done or aborted).
     pub(crate) transfer: Option<TransferView>,
     /// Last error the router reported.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// Why it is FAILED.
     pub(crate) fail_reason: Option<String>,
     /// Its DHCP lease from our responder.

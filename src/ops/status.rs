@@ -183,15 +183,15 @@ pub(crate) const REPORT_STEPS: [State; 11] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ReportRow {
     /// Serial.
-    pub serial: String,
+    pub(crate) serial: String,
     /// PID.
-    pub pid: String,
+    pub(crate) pid: String,
     /// First contact.
     pub(crate) first_seen: String,
     /// When it reached FINISHED, or empty.
     pub(crate) finished: String,
     /// State now.
-    pub state: String,
+    pub(crate) state: String,
     /// Version before provisioning.
     pub(crate) version_before: String,
     /// Version now.

@@ -49,7 +49,7 @@ pub struct Element {
     /// Child elements in document order.
     pub children: Vec<Element>,
     /// Text directly inside this element (CDATA included), entities resolved.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 impl Element {

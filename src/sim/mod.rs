@@ -38,7 +38,7 @@ pub(crate) struct SimOptions {
     /// Serial prefix; serials are `<prefix><index:05>`.
     pub(crate) serial_prefix: String,
     /// Product id.
-    pub pid: String,
+    pub(crate) pid: String,
     /// Version the routers run out of the box (IOS-XE short form).
     pub(crate) start_version: String,
     /// Seconds (scaled) a router spends carrying out each job before it answers, as a real

@@ -586,12 +586,21 @@ mod tests {
         reg.flush().await;
         let text = std::fs::read_to_string(&csv).unwrap();
         // The operator changes S1's state cell, keeping the layout; S2 gets a typo.
-        std::thread::sleep(std::time::Duration::from_millis(20));
         let edited = text
             .replace("  BOOTFLASH_NO_SPACE  ", "  RUN_EVENT_MANAGER   ")
             .replace("    CONFIG_START    ", "    CONFIG_STRAT    ");
         assert_ne!(edited, text);
+        assert_eq!(edited.len(), text.len());
+        let written = std::fs::metadata(&csv).unwrap().modified().unwrap();
         std::fs::write(&csv, edited).unwrap();
+        // Same length: only the modification time tells the edit from our write. Set it
+        // explicitly instead of waiting out the file system's timestamp granularity.
+        std::fs::File::options()
+            .write(true)
+            .open(&csv)
+            .unwrap()
+            .set_modified(written + std::time::Duration::from_secs(1))
+            .unwrap();
         reg.flush().await;
         assert_eq!(reg.get("S1").await.unwrap().state, State::RunEventManager);
         assert_eq!(reg.get("S2").await.unwrap().state, State::ConfigStart);

@@ -19,6 +19,91 @@ type Row = (
     bool,
 );
 
+/// Whether a name the fast path serves could leave its directory or be a hidden file: what
+/// `plain_name` must never let through.
+fn escapes(name: &str) -> bool {
+    name.is_empty()
+        || name.starts_with('/')
+        || name
+            .split('/')
+            .any(|seg| seg.is_empty() || seg.starts_with('.') || seg == "..")
+        || name
+            .bytes()
+            .any(|b| !(b.is_ascii_alphanumeric() || b"/._+-~".contains(&b)))
+}
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+
+    /// Arbitrary bytes at the head of a connection: a decision, never a panic; and whatever is
+    /// served names a plain file inside `images/` or `files/` within the bytes received.
+    #[test]
+    fn arbitrary_heads_never_panic_or_escape(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700)) {
+        if let Decision::Serve(r) = decide(&bytes) {
+            proptest::prop_assert!(!escapes(&r.name), "{:?}", r.name);
+            proptest::prop_assert!(r.head_len <= bytes.len());
+        }
+    }
+
+    /// Request heads of the shape routers send, with the path, a header value and the range
+    /// drawn from hostile alphabets (`..`, `%2e`, slashes, NUL, CR/LF): a traversal or an odd
+    /// range is always handed to ServeDir, a plain request always served with its own range.
+    #[test]
+    fn near_valid_heads_are_served_only_when_plain(
+        method in proptest::sample::select(vec!["GET", "HEAD", "POST", "get"]),
+        dir in proptest::sample::select(vec!["/images/", "/files/", "/configs/", "/image/", "//images/"]),
+        segments in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(vec![
+                    "..", ".", ".hidden", "", "%2e%2e", "a%2Fb", "a\\b", "x y", "c1100.bin", "g.tar",
+                ])
+                .prop_map(String::from),
+                proptest::string::string_regex("[a-zA-Z0-9._+~-]{1,8}").unwrap(),
+            ],
+            1..4,
+        ),
+        range in proptest::option::of("bytes=[0-9]{0,4}-[0-9]{0,4}|bytes=-[0-9]{1,3}|bytes= 1-2|bytes=0-1,3-4"),
+        extra in proptest::option::of("[A-Za-z-]{1,12}: [ -~]{0,20}"),
+        cut in proptest::sample::select(vec![0usize, 0, 0, 1, 2, 5]),
+    ) {
+        let name = segments.join("/");
+        let mut head = format!("{method} {dir}{name} HTTP/1.1\r\nHost: h\r\n");
+        if let Some(r) = &range {
+            head.push_str(&format!("Range: {r}\r\n"));
+        }
+        if let Some(x) = &extra {
+            head.push_str(x);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let complete = cut == 0;
+        let bytes = &head.as_bytes()[..head.len() - cut.min(head.len())];
+        match decide(bytes) {
+            Decision::Serve(r) => {
+                proptest::prop_assert!(complete, "served an incomplete head: {head:?}");
+                proptest::prop_assert!(!escapes(&r.name), "{head:?}");
+                proptest::prop_assert!(matches!(method, "GET" | "HEAD"));
+                proptest::prop_assert!(matches!(dir, "/images/" | "/files/"));
+                proptest::prop_assert_eq!(r.name.as_str(), name.as_str());
+                proptest::prop_assert_eq!(r.head_len, head.len());
+                proptest::prop_assert_eq!(r.head_only, method == "HEAD");
+                proptest::prop_assert_eq!(r.range.is_some(), range.is_some());
+            }
+            Decision::HandOff => {
+                let plain = matches!(method, "GET" | "HEAD")
+                    && matches!(dir, "/images/" | "/files/")
+                    && !escapes(&name)
+                    && range.is_none()
+                    && extra.is_none()
+                    && complete;
+                proptest::prop_assert!(!plain, "a plain request was handed off: {head:?}");
+            }
+        }
+    }
+}
+
 fn serve_req(head: &str) -> FileRequest {
     match decide(head.as_bytes()) {
         Decision::Serve(r) => r,
