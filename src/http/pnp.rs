@@ -4,6 +4,7 @@
 //! registry's per-device lock, XML out, one `key=value` log line per exchange. Bad input gets a
 //! 400 with the reason and changes nothing.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -31,23 +32,25 @@ fn rejected(kind: &'static str, peer: &Peer, why: impl std::fmt::Display) -> Htt
     }
 }
 
-/// Runs `f` with the workflow's view of the world: now, the download base URL, and the
-/// day-0 config lookup.
-fn with_ctx<R>(
-    app: &App,
-    base: &str,
-    now: chrono::DateTime<Local>,
-    f: impl FnOnce(&Ctx<'_>) -> R,
-) -> R {
-    let cfg = &app.cfg;
-    let config_for = |d: &Device| {
-        crate::files::day0::render(cfg, &crate::files::day0::Builtins::of(d)).map(|(file, _)| file)
-    };
-    f(&Ctx {
-        now,
-        base_url: base,
-        config_for: &config_for,
+/// The day-0 config a router would get now (file name, checked to render), when this work
+/// request can reach CONFIG_START: chosen and rendered on a blocking thread before the record
+/// is locked, so a template's file reads and inventory parse never hold up the router's lock.
+async fn prepare_day0(app: &App, serial: &str, ip: IpAddr) -> Option<Result<String, String>> {
+    if !app.plan.day0_config {
+        return None;
+    }
+    let dev = app.registry.summary(serial).await?;
+    if !workflow::may_reach_config_start(dev.state) {
+        return None;
+    }
+    let cfg = app.cfg.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let mut vars = crate::files::day0::Builtins::of(&dev);
+        vars.ip = ip.to_string();
+        crate::files::day0::render(&cfg, &vars).map(|(file, _)| file)
     })
+    .await;
+    Some(rendered.unwrap_or_else(|e| Err(format!("day-0 render task failed: {e}"))))
 }
 
 pub(super) async fn hello() -> StatusCode {
@@ -89,6 +92,7 @@ async fn exchange_request(
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let lease = lease_of(&app, &peer);
+    let day0 = prepare_day0(&app, &udi.serial, ip).await;
     let outcome = app
         .registry
         .update(
@@ -110,9 +114,12 @@ async fn exchange_request(
                     dev.vid.clone_from(&udi.vid);
                 }
                 let before = dev.state;
-                let reply = with_ctx(&app, &base, now, |ctx| {
-                    workflow::on_work_request(dev, &req, &plan, ctx)
-                });
+                let ctx = Ctx {
+                    now,
+                    base_url: &base,
+                    day0: day0.as_ref(),
+                };
+                let reply = workflow::on_work_request(dev, &req, &plan, &ctx);
                 (before, dev.state, reply, dev.fail_reason.clone())
             },
         )
@@ -205,7 +212,6 @@ async fn exchange_response(
 ) -> Result<Response, HttpError> {
     let now = Local::now();
     debug!(xml = %String::from_utf8_lossy(&body), "work-response received");
-    let base = app.base_url(peer.local);
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let outcome = app
@@ -217,9 +223,7 @@ async fn exchange_response(
                 dev.last_contact = now;
                 dev.ip = Some(ip);
                 let before = dev.state;
-                let outcome = with_ctx(&app, &base, now, |ctx| {
-                    workflow::on_work_response(dev, &resp, &plan, ctx)
-                });
+                let outcome = workflow::on_work_response(dev, &resp, &plan, now);
                 (before, dev.state, outcome, dev.last_error.clone())
             },
         )

@@ -23,9 +23,24 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: DateTime<Local>,
     /// Base URL devices download from, e.g. `http://198.51.100.1:8080`.
     pub(crate) base_url: &'a str,
-    /// The day-0 config file name for a router (`<SERIAL>.cfg` else `default.cfg`), checked to
-    /// render; or why there is none.
-    pub(crate) config_for: &'a dyn Fn(&Device) -> Result<String, String>,
+    /// The router's day-0 config file name (`<SERIAL>.cfg` else `default.cfg`), checked to
+    /// render, or why there is none: prepared by the caller, outside the record's lock, when
+    /// [`may_reach_config_start`] says this exchange can need it; `None` otherwise.
+    pub(crate) day0: Option<&'a Result<String, String>>,
+}
+
+/// Whether a work request from a router in `state` can get to CONFIG_START before it returns
+/// a job (the steps between can all be skipped), so the caller prepares the day-0 config.
+pub(crate) fn may_reach_config_start(state: State) -> bool {
+    matches!(
+        state,
+        State::UpgradeNeeded
+            | State::UpgradeInProgress
+            | State::UpgradeDone
+            | State::GsTarballTransfer
+            | State::PyScriptTransfer
+            | State::ConfigStart
+    )
 }
 
 fn fail(dev: &mut Device, now: DateTime<Local>, reason: String) {
@@ -290,16 +305,22 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             if !plan.day0_config {
                 return skip(dev, State::CheckBootflashSize);
             }
-            match (ctx.config_for)(dev) {
+            match ctx.day0 {
                 // Per-router URL: templates are rendered for it, and only it may fetch it.
-                Ok(file) => Some(Job::ConfigUpgrade {
-                    url: url(ctx, &format!("day0/{}", dev.serial), &file),
-                    file,
+                Some(Ok(file)) => Some(Job::ConfigUpgrade {
+                    url: url(ctx, &format!("day0/{}", dev.serial), file),
+                    file: file.clone(),
                 }),
-                Err(why) => {
-                    fail(dev, now, why);
+                Some(Err(why)) => {
+                    fail(dev, now, why.clone());
                     None
                 }
+                // Not prepared: another exchange of this router moved it here meanwhile. A
+                // moment's wait; its next request finds it in CONFIG_START and brings it.
+                None => Some(Job::Backoff {
+                    seconds: 1,
+                    reason: "preparing the day-0 config".into(),
+                }),
             }
         }
         State::ConfigSaveStartup => Some(Job::WriteMemory),
@@ -380,9 +401,8 @@ pub(crate) fn on_work_response(
     dev: &mut Device,
     resp: &JobResult,
     plan: &Plan,
-    ctx: &Ctx<'_>,
+    now: DateTime<Local>,
 ) -> ResponseOutcome {
-    let now = ctx.now;
     let pending_backoff = dev
         .pending
         .as_ref()

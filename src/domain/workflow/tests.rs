@@ -70,12 +70,12 @@ impl Conv {
             correlator: format!("C{}", self.n),
             reason,
         };
-        let cfg = self.config.clone();
-        let lookup = move |_: &Device| cfg.clone();
+        // Prepared as the HTTP layer prepares it: only when the exchange can need it.
+        let prepared = may_reach_config_start(self.dev.state).then(|| self.config.clone());
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
-            config_for: &lookup,
+            day0: prepared.as_ref(),
         };
         on_work_request(&mut self.dev, &req, &self.plan, &ctx)
     }
@@ -100,13 +100,7 @@ impl Conv {
         else {
             panic!("not a response")
         };
-        let lookup = |_: &Device| Ok::<String, String>("default.cfg".into());
-        let ctx = Ctx {
-            now: Local::now(),
-            base_url: "http://198.51.100.1:8080",
-            config_for: &lookup,
-        };
-        on_work_response(&mut self.dev, &resp, &self.plan, &ctx)
+        on_work_response(&mut self.dev, &resp, &self.plan, Local::now())
     }
 
     fn ok(&mut self, service: &str) {
@@ -813,4 +807,44 @@ fn jobs_cut_by_a_restart_do_not_count_against_the_router() {
         (c.dev.upgrade_attempts, c.dev.state),
         (0, State::CheckImageVer)
     );
+}
+
+/// The HTTP layer prepares the day-0 config only when [`may_reach_config_start`] says the
+/// exchange can need it: from every other state, with every skippable step skipped, a work
+/// request must not get to CONFIG_START; from those states it does, and without a prepared
+/// config it waits a second instead of failing.
+#[test]
+fn day0_is_needed_only_from_the_states_that_say_so() {
+    let mut bare = plan();
+    bare.config_register = None;
+    bare.images.clear();
+    bare.tarball = None;
+    bare.script = None;
+    for state in State::ALL {
+        let mut dev = Device::new("FGL1", UDI, "C1131-8PWB", "V01", Local::now());
+        dev.state = state;
+        let req = WorkRequest {
+            correlator: "C1".into(),
+            reason: None,
+        };
+        let ctx = Ctx {
+            now: Local::now(),
+            base_url: "http://198.51.100.1:8080",
+            day0: None,
+        };
+        let job = on_work_request(&mut dev, &req, &bare, &ctx);
+        let waited =
+            matches!(&job, Job::Backoff { seconds: 1, reason } if reason.contains("day-0"));
+        assert_eq!(
+            waited,
+            may_reach_config_start(state),
+            "{state}: {job:?} (now {})",
+            dev.state
+        );
+        assert!(!matches!(job, Job::ConfigUpgrade { .. }), "{state}");
+        if waited {
+            assert_eq!(dev.state, State::ConfigStart, "{state}");
+            assert_eq!(dev.fail_reason, None);
+        }
+    }
 }
