@@ -39,10 +39,10 @@ async fn prepare_day0(app: &App, serial: &str, ip: IpAddr) -> Option<Result<Stri
     if !app.plan.day0_config {
         return None;
     }
-    let dev = app.registry.summary(serial).await?;
-    if !workflow::may_reach_config_start(dev.state) {
-        return None;
-    }
+    let dev = app
+        .registry
+        .summary_if(serial, workflow::may_reach_config_start)
+        .await?;
     let cfg = app.cfg.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         let mut vars = crate::files::day0::Builtins::of(&dev);
