@@ -4,7 +4,6 @@
 //! registry's per-device lock, XML out, one `key=value` log line per exchange. Bad input gets a
 //! 400 with the reason and changes nothing.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -32,25 +31,13 @@ fn rejected(kind: &'static str, peer: &Peer, why: impl std::fmt::Display) -> Htt
     }
 }
 
-/// The day-0 config a router would get now (file name, checked to render), when this work
-/// request can reach CONFIG_START: chosen and rendered on a blocking thread before the record
-/// is locked, so a template's file reads and inventory parse never hold up the router's lock.
-async fn prepare_day0(app: &App, serial: &str, ip: IpAddr) -> Option<Result<String, String>> {
-    if !app.plan.day0_config {
-        return None;
-    }
-    let dev = app
-        .registry
-        .summary_if(serial, workflow::may_reach_config_start)
-        .await?;
+/// Chooses and renders the day-0 config for `vars` on a blocking thread: the file name, checked
+/// to render, or why there is none.
+async fn render_day0(app: &App, vars: crate::files::day0::Builtins) -> Result<String, String> {
     let cfg = app.cfg.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        let mut vars = crate::files::day0::Builtins::of(&dev);
-        vars.ip = ip.to_string();
-        crate::files::day0::render(&cfg, &vars).map(|(file, _)| file)
-    })
-    .await;
-    Some(rendered.unwrap_or_else(|e| Err(format!("day-0 render task failed: {e}"))))
+    tokio::task::spawn_blocking(move || crate::files::day0::render(&cfg, &vars).map(|(f, _)| f))
+        .await
+        .unwrap_or_else(|e| Err(format!("day-0 render task failed: {e}")))
 }
 
 pub(super) async fn hello() -> StatusCode {
@@ -92,38 +79,55 @@ async fn exchange_request(
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let lease = lease_of(&app, &peer);
-    let day0 = prepare_day0(&app, &udi.serial, ip).await;
-    let outcome = app
-        .registry
-        .update(
-            &udi.serial,
-            || {
-                let mut d = Device::new(&udi.serial, &udi.raw, &udi.pid, &udi.vid, now);
-                d.log(now, format!("new device {} from {ip}", udi.raw));
-                Some(d)
-            },
-            |dev| {
-                dev.last_contact = now;
-                dev.ip = Some(ip);
-                if lease.is_some() {
-                    dev.lease.clone_from(&lease);
-                }
-                if dev.udi != udi.raw {
-                    dev.udi.clone_from(&udi.raw);
-                    dev.pid.clone_from(&udi.pid);
-                    dev.vid.clone_from(&udi.vid);
-                }
-                let before = dev.state;
-                let ctx = Ctx {
-                    now,
-                    base_url: &base,
-                    day0: day0.as_ref(),
-                };
-                let reply = workflow::on_work_request(dev, &req, &plan, &ctx);
-                (before, dev.state, reply, dev.fail_reason.clone())
-            },
-        )
-        .await;
+    // The day-0 config is rendered outside the record's lock: when this request can need it,
+    // the first pass only reports so (changing nothing), and a second pass runs with it.
+    let mut day0: Option<Result<String, String>> = None;
+    let outcome = loop {
+        let outcome = app
+            .registry
+            .update(
+                &udi.serial,
+                || {
+                    let mut d = Device::new(&udi.serial, &udi.raw, &udi.pid, &udi.vid, now);
+                    d.log(now, format!("new device {} from {ip}", udi.raw));
+                    Some(d)
+                },
+                |dev| {
+                    if day0.is_none()
+                        && plan.day0_config
+                        && workflow::may_reach_config_start(dev.state)
+                    {
+                        let mut vars = crate::files::day0::Builtins::of(dev);
+                        vars.ip = ip.to_string();
+                        return Err(vars);
+                    }
+                    dev.last_contact = now;
+                    dev.ip = Some(ip);
+                    if lease.is_some() {
+                        dev.lease.clone_from(&lease);
+                    }
+                    if dev.udi != udi.raw {
+                        dev.udi.clone_from(&udi.raw);
+                        dev.pid.clone_from(&udi.pid);
+                        dev.vid.clone_from(&udi.vid);
+                    }
+                    let before = dev.state;
+                    let ctx = Ctx {
+                        now,
+                        base_url: &base,
+                        day0: day0.as_ref(),
+                    };
+                    let reply = workflow::on_work_request(dev, &req, &plan, &ctx);
+                    Ok((before, dev.state, reply, dev.fail_reason.clone()))
+                },
+            )
+            .await;
+        match outcome {
+            Some(Err(vars)) => day0 = Some(render_day0(&app, vars).await),
+            Some(Ok(done)) => break Some(done),
+            None => break None,
+        }
+    };
     let Some((before, after, job, fail)) = outcome else {
         return Ok(StatusCode::OK.into_response());
     };

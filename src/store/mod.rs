@@ -337,18 +337,6 @@ impl Registry {
         Some(d)
     }
 
-    /// A copy of one record, without its history, when `wanted` says so of its state: the
-    /// state alone is read otherwise, so asking costs no copy on the hot path.
-    pub(crate) async fn summary_if(
-        &self,
-        serial: &str,
-        wanted: impl FnOnce(crate::domain::device::State) -> bool,
-    ) -> Option<Device> {
-        let entry = self.entry(serial)?;
-        let mut guard = entry.lock().await;
-        wanted(guard.state).then(|| without_history(&mut guard))
-    }
-
     /// A copy of one record without its history (cheap: for serving a router's files).
     pub(crate) async fn summary(&self, serial: &str) -> Option<Device> {
         let entry = self.entry(serial)?;
