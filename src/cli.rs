@@ -113,6 +113,21 @@ pub(crate) enum Command {
         /// IOS-XE version the routers run out of the box.
         #[arg(long, env = "APPLIANCE_SIM_START_VERSION", default_value = "17.9.4a")]
         start_version: String,
+        /// Each router downloads at most this many KB/s, divided by --time-scale (a real ISR1k
+        /// over HTTP: ~600 KB/s); 0 = as fast as the server sends.
+        #[arg(long, env = "APPLIANCE_SIM_DOWNLOAD_KBPS", default_value_t = 600.0)]
+        download_kbps: f64,
+        /// Seconds a reload into a new image takes (scaled like every wait; a real ISR1k: ~8
+        /// min).
+        #[arg(long, env = "APPLIANCE_SIM_RELOAD_SECS", default_value_t = 480.0)]
+        reload_secs: f64,
+        /// How many routers (the first) arrive with old images filling bootflash to 193 MB free:
+        /// the target image fits only once a cleanup deletes them.
+        #[arg(long, env = "APPLIANCE_SIM_FULL_BOOTFLASH", default_value_t = 0)]
+        full_bootflash: usize,
+        /// How many routers (the last) have a Python script that dies with a traceback.
+        #[arg(long, env = "APPLIANCE_SIM_FAILING_SCRIPT", default_value_t = 0)]
+        failing_script: usize,
     },
     /// Act on one router's record, or show it.
     Device {
@@ -260,6 +275,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command_secs,
             jitter,
             boot_spread,
+            download_kbps,
+            reload_secs,
+            full_bootflash,
+            failing_script,
         } => {
             crate::logging::init_console("warn");
             if !(time_scale > 0.0 && time_scale.is_finite()) {
@@ -270,6 +289,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if !(0.0..=1.0).contains(&jitter) {
                 anyhow::bail!("--jitter must be between 0 and 1 (e.g. 0.5: jobs take ±50 %)");
+            }
+            if !(0.0..=1e7).contains(&download_kbps) {
+                anyhow::bail!(
+                    "--download-kbps must be between 0 (no limit) and 10000000 (e.g. 600)"
+                );
+            }
+            if !(0.0..=86400.0).contains(&reload_secs) {
+                anyhow::bail!("--reload-secs must be between 0 and 86400 seconds (e.g. 480)");
             }
             if !(0.0..=86400.0).contains(&boot_spread) {
                 anyhow::bail!("--boot-spread must be between 0 and 86400 seconds (e.g. 30)");
@@ -290,6 +317,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 command_secs,
                 jitter,
                 boot_spread,
+                download_kbps,
+                reload_secs,
+                full_bootflash,
+                failing_script,
             };
             let summary = runtime()?.block_on(crate::sim::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();

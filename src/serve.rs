@@ -60,7 +60,10 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
     for (img, res) in plan.images.iter_mut().zip(results) {
         match res {
             Ok((md5, hit)) => {
-                info!(image = %img.file, md5 = %md5, cached = hit, version = %img.version, "target image ready");
+                img.size = std::fs::metadata(cfg.images_dir.join(&img.file))
+                    .ok()
+                    .map(|m| m.len());
+                info!(image = %img.file, md5 = %md5, cached = hit, version = %img.version, bytes = img.size.unwrap_or(0), "target image ready");
                 img.md5 = Some(md5);
             }
             Err(e) => warnings.push(format!(

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::ios::normalize_version;
 use crate::domain::job::MAX_BACKOFF_SECS;
-use crate::domain::plan::{Backoffs, FileCopy, ImageTarget, Plan};
+use crate::domain::plan::{Backoffs, Cleanup, FileCopy, ImageTarget, Pattern, Plan, VerifyCheck};
 use spans::Spans;
 use wire::ConfigWire;
 
@@ -447,6 +447,7 @@ fn workflow(cx: &Cx<'_>, wire: &ConfigWire, files_dir: &Path) -> Result<Plan, Co
             file: img.file.clone(),
             version,
             md5: None,
+            size: None,
         });
     }
     let copy =
@@ -481,6 +482,61 @@ fn workflow(cx: &Cx<'_>, wire: &ConfigWire, files_dir: &Path) -> Result<Plan, Co
             format!("{applet:?}: an applet name has no spaces"),
         ));
     }
+    let pattern = |key: &str, p: &Option<String>| -> Result<Option<Pattern>, ConfigError> {
+        match p.as_deref() {
+            None | Some("") => Ok(None),
+            Some(p) => regex::Regex::new(p)
+                .map(|r| Some(Pattern(r)))
+                .map_err(|e| cx.err(key, format!("{p:?} is not a regular expression: {e}"))),
+        }
+    };
+    let script_success = pattern("workflow.script.success-pattern", &w.script.success_pattern)?;
+    let script_failure = pattern("workflow.script.failure-pattern", &w.script.failure_pattern)?;
+    let image_cleanup = match &w.image_cleanup {
+        wire::CleanupWire::Mode(m) if m == "auto" => Cleanup::Auto,
+        wire::CleanupWire::Mode(m) if m == "off" => Cleanup::Off,
+        wire::CleanupWire::Mode(m) => {
+            return Err(cx.err(
+                "workflow.image-cleanup",
+                format!("{m:?}: give \"auto\", \"off\" or a list of commands such as [\"install remove inactive\"]"),
+            ));
+        }
+        wire::CleanupWire::Commands(cmds) => {
+            if cmds.iter().any(|c| c.trim().is_empty() || c.contains('\n')) {
+                return Err(cx.err(
+                    "workflow.image-cleanup",
+                    "each command is one non-empty line",
+                ));
+            }
+            if cmds.is_empty() {
+                Cleanup::Off
+            } else {
+                Cleanup::Commands(cmds.iter().map(|c| c.trim().to_string()).collect())
+            }
+        }
+    };
+    let mut verify = Vec::new();
+    for (i, v) in w.verify.iter().enumerate() {
+        if v.command.trim().is_empty() || v.command.contains('\n') {
+            return Err(cx.err(
+                &format!("workflow.verify[{i}].command"),
+                "must be one non-empty line, e.g. \"show running-config | include ^hostname\"",
+            ));
+        }
+        if v.expect.trim().is_empty() || v.expect.contains('\n') {
+            return Err(cx.err(
+                &format!("workflow.verify[{i}].expect"),
+                "must be one non-empty line the command prints, e.g. \"hostname {{ hostname }}\"",
+            ));
+        }
+        if let Err(e) = crate::domain::template::check_template(&v.expect) {
+            return Err(cx.err(&format!("workflow.verify[{i}].expect"), e));
+        }
+        verify.push(VerifyCheck {
+            command: v.command.trim().to_string(),
+            expect: v.expect.trim().to_string(),
+        });
+    }
     if w.min_bootflash_free < 0 {
         return Err(cx.err("workflow.min-bootflash-free", "must be >= 0 bytes"));
     }
@@ -509,6 +565,11 @@ fn workflow(cx: &Cx<'_>, wire: &ConfigWire, files_dir: &Path) -> Result<Plan, Co
         tarball,
         script,
         script_command: w.script.command.clone(),
+        script_success,
+        script_failure,
+        image_margin: w.image_space_margin,
+        image_cleanup,
+        verify,
         day0_config: w.day0_config,
         min_bootflash_free: w.min_bootflash_free,
         eem_applet: (!applet.is_empty()).then(|| applet.to_string()),

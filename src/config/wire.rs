@@ -111,6 +111,10 @@ pub(crate) struct ScriptWire {
     pub(crate) destination: String,
     /// Command that runs it; `{file}` is the script's name.
     pub(crate) command: String,
+    /// Regular expression for a line of its output that means it succeeded.
+    pub(crate) success_pattern: Option<String>,
+    /// Regular expression for a line of its output that means it failed.
+    pub(crate) failure_pattern: Option<String>,
 }
 
 impl Default for ScriptWire {
@@ -119,8 +123,30 @@ impl Default for ScriptWire {
             file: None,
             destination: "bootflash:guest-share/".into(),
             command: "guestshell run python3 /bootflash/guest-share/{file}".into(),
+            success_pattern: None,
+            failure_pattern: None,
         }
     }
+}
+
+/// `[workflow] image-cleanup`: `"auto"`, `"off"`, or the commands to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum CleanupWire {
+    /// `"auto"` or `"off"`.
+    Mode(String),
+    /// Commands, in order.
+    Commands(Vec<String>),
+}
+
+/// One `[[workflow.verify]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct VerifyWire {
+    /// Command run on the router.
+    pub(crate) command: String,
+    /// A line its output must hold; `{{ variable }}` from the router's template variables.
+    pub(crate) expect: String,
 }
 
 /// `[workflow]`.
@@ -143,6 +169,12 @@ pub(crate) struct WorkflowWire {
     pub(crate) max_retries: u32,
     /// Tell finished routers to delete their PnP profile instead of long backoffs.
     pub(crate) terminate_when_finished: bool,
+    /// Bytes to keep free on bootflash beyond the image.
+    pub(crate) image_space_margin: u64,
+    /// What frees bootflash when the image does not fit.
+    pub(crate) image_cleanup: CleanupWire,
+    /// Checks before FINISHED.
+    pub(crate) verify: Vec<VerifyWire>,
     /// Target images.
     pub(crate) image: Vec<ImageWire>,
     /// Guestshell.
@@ -162,6 +194,9 @@ impl Default for WorkflowWire {
             min_bootflash_free: 1 << 30,
             max_retries: 2,
             terminate_when_finished: false,
+            image_space_margin: 100 << 20,
+            image_cleanup: CleanupWire::Mode("auto".into()),
+            verify: Vec::new(),
             image: Vec::new(),
             guestshell: GuestshellWire::default(),
             script: ScriptWire::default(),

@@ -24,6 +24,11 @@ pub enum State {
     CheckImageVer,
     /// The target image must be installed.
     UpgradeNeeded,
+    /// Too little bootflash for the image: the cleanup commands run, then the space is read
+    /// again.
+    ImageCleanup,
+    /// Still too little bootflash for the image; long backoffs until an operator resumes it.
+    ImageNoSpace,
     /// image-install sent; the device is downloading and verifying.
     #[serde(rename = "UPGRADE_INPROGRESS")]
     UpgradeInProgress,
@@ -57,6 +62,9 @@ pub enum State {
     EnableGuestshell,
     /// `guestshell run python3 ...`.
     RunPyScript,
+    /// Last checks on the device (version, config-register, startup config, Guestshell, the
+    /// operator's checks) before FINISHED.
+    Verify,
     /// Done; the device is told to stop polling.
     Finished,
     /// Stopped with a reason; an operator may resume it.
@@ -65,11 +73,13 @@ pub enum State {
 
 impl State {
     /// Every state, in workflow order.
-    pub(crate) const ALL: [State; 22] = [
+    pub(crate) const ALL: [State; 25] = [
         State::NewDevice,
         State::ConfigReg,
         State::CheckImageVer,
         State::UpgradeNeeded,
+        State::ImageCleanup,
+        State::ImageNoSpace,
         State::UpgradeInProgress,
         State::UpgradeReloadNeeded,
         State::UpgradeReloading,
@@ -86,6 +96,7 @@ impl State {
         State::InstallGuestshell,
         State::EnableGuestshell,
         State::RunPyScript,
+        State::Verify,
         State::Finished,
         State::Failed,
     ];
@@ -97,6 +108,8 @@ impl State {
             State::ConfigReg => "CONFIG_REG",
             State::CheckImageVer => "CHECK_IMAGE_VER",
             State::UpgradeNeeded => "UPGRADE_NEEDED",
+            State::ImageCleanup => "IMAGE_CLEANUP",
+            State::ImageNoSpace => "IMAGE_NO_SPACE",
             State::UpgradeInProgress => "UPGRADE_INPROGRESS",
             State::UpgradeReloadNeeded => "UPGRADE_RELOAD_NEEDED",
             State::UpgradeReloading => "UPGRADE_RELOADING",
@@ -113,6 +126,7 @@ impl State {
             State::InstallGuestshell => "INSTALL_GUESTSHELL",
             State::EnableGuestshell => "ENABLE_GUESTSHELL",
             State::RunPyScript => "RUN_PY_SCRIPT",
+            State::Verify => "VERIFY",
             State::Finished => "FINISHED",
             State::Failed => "FAILED",
         }
@@ -216,6 +230,35 @@ pub(crate) struct StepResult {
     pub(crate) at: DateTime<Local>,
 }
 
+/// What the router's day-0 config is, rendered for it at its first contact (so a missing
+/// inventory row fails it before any file moves): the file, and what verification expects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Day0 {
+    /// `<SERIAL>.cfg` or the default config.
+    pub(crate) file: String,
+    /// Its `hostname ...` line, checked in the startup config before FINISHED.
+    pub(crate) hostname: Option<String>,
+    /// Each `[[workflow.verify]]` expectation, rendered with the router's variables.
+    pub(crate) expects: Vec<String>,
+}
+
+/// One check made on the device before FINISHED, kept as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Evidence {
+    /// What was checked, e.g. `running version`.
+    pub(crate) check: String,
+    /// The command or job that read it.
+    pub(crate) command: String,
+    /// What had to be there.
+    pub(crate) expect: String,
+    /// What the router printed (cut to a few lines).
+    pub(crate) seen: String,
+    /// Whether it held.
+    pub(crate) ok: bool,
+    /// When.
+    pub(crate) at: DateTime<Local>,
+}
+
 /// History kept per device (oldest dropped first).
 pub(crate) const HISTORY_LIMIT: usize = 300;
 
@@ -282,6 +325,14 @@ pub struct Device {
     pub(crate) finished_at: Option<DateTime<Local>>,
     /// Its DHCP lease from our responder, when it has one.
     pub(crate) lease: Option<DeviceLease>,
+    /// Its day-0 config as rendered at first contact.
+    pub(crate) day0: Option<Day0>,
+    /// Cleanup jobs still to run before the image fits.
+    pub(crate) cleanup: Vec<Job>,
+    /// The cleanup ran since the last space check (it runs once; then the router parks).
+    pub(crate) cleanup_done: bool,
+    /// Checks made before FINISHED, in order.
+    pub(crate) evidence: Vec<Evidence>,
     /// Outcome of each step, by state name.
     pub(crate) steps: std::collections::BTreeMap<String, StepResult>,
     /// What happened, oldest first (the last [`HISTORY_LIMIT`] lines).
@@ -323,6 +374,10 @@ impl Default for Device {
             script_output: None,
             finished_at: None,
             lease: None,
+            day0: None,
+            cleanup: Vec::new(),
+            cleanup_done: false,
+            evidence: Vec::new(),
             steps: std::collections::BTreeMap::new(),
             history: Vec::new(),
             logged: 0,
@@ -345,7 +400,8 @@ impl Device {
     }
 
     /// Forgets everything the workflow did, for a router that starts over (wiped, or reset by
-    /// an operator): identity, first contact, address, lease and history stay.
+    /// an operator): identity, first contact, address, lease, the day-0 config it was given and
+    /// history stay.
     pub(crate) fn start_over(&mut self) {
         let fresh = Device::new(
             &self.serial,
@@ -355,6 +411,7 @@ impl Device {
             self.first_seen,
         );
         *self = Device {
+            day0: self.day0.take(),
             ip: self.ip.take(),
             lease: self.lease.take(),
             last_contact: self.last_contact,
@@ -424,6 +481,10 @@ impl Device {
             script_output,
             finished_at,
             lease,
+            day0,
+            cleanup,
+            cleanup_done,
+            evidence,
             steps,
             history: _,
             logged,
@@ -454,6 +515,10 @@ impl Device {
             && *script_output == other.script_output
             && *finished_at == other.finished_at
             && *lease == other.lease
+            && *day0 == other.day0
+            && *cleanup == other.cleanup
+            && *cleanup_done == other.cleanup_done
+            && *evidence == other.evidence
             && *steps == other.steps
             && *logged == other.logged
     }

@@ -129,6 +129,18 @@ pub enum Job {
         /// The command line.
         command: String,
     },
+    /// cli-exec `dir bootflash:`: which old images a cleanup may delete.
+    ListBootflash,
+    /// cli-exec of one command that frees bootflash for the image (answering its `[y/n]`).
+    Cleanup {
+        /// The command line, e.g. `install remove inactive`.
+        command: String,
+    },
+    /// cli-exec of one verification command before FINISHED.
+    Check {
+        /// The command line, e.g. `show startup-config | include ^hostname`.
+        command: String,
+    },
     /// backoff with `callbackAfter`.
     Backoff {
         /// Delay in seconds (the codec clamps it to the schema's 47h59m59s).
@@ -153,7 +165,10 @@ impl Job {
             | Job::ShowAppHosting
             | Job::InstallGuestshell { .. }
             | Job::EnableGuestshell
-            | Job::RunScript { .. } => Service::CliExec,
+            | Job::RunScript { .. }
+            | Job::ListBootflash
+            | Job::Cleanup { .. }
+            | Job::Check { .. } => Service::CliExec,
             Job::DeviceInfo => Service::DeviceInfo,
             Job::ImageInstall { .. } => Service::ImageInstall,
             Job::FileTransfer { .. } => Service::FileTransfer,
@@ -172,9 +187,18 @@ impl Job {
                 format!("app-hosting install appid guestshell package {package}")
             }
             Job::EnableGuestshell => "guestshell enable".into(),
-            Job::RunScript { command } => command.clone(),
+            Job::RunScript { command } | Job::Cleanup { command } | Job::Check { command } => {
+                command.clone()
+            }
+            Job::ListBootflash => "dir bootflash:".into(),
             _ => return None,
         })
+    }
+
+    /// The prompt a cli-exec job answers and the answer (§6.3 `dialogue`): cleanup commands
+    /// such as `install remove inactive` ask `Do you want to remove the above files? [y/n]`.
+    pub(crate) fn dialogue(&self) -> Option<(&'static str, &'static str)> {
+        matches!(self, Job::Cleanup { .. }).then_some(("[y/n]", "y"))
     }
 
     /// The configuration lines of a cli-config job.
@@ -265,6 +289,8 @@ pub struct DeviceInfo {
     pub version: Option<String>,
     /// `imageInfo/imageFile`, e.g. `bootflash:packages.conf`.
     pub image_file: Option<String>,
+    /// `imageInfo/configReg`, e.g. `0x2102`.
+    pub config_reg: Option<String>,
     /// Every `fileSystemList/fileSystem`.
     pub file_systems: Vec<FileSystem>,
 }
@@ -286,11 +312,35 @@ pub enum Output {
     DeviceInfo(DeviceInfo),
     /// What a cli-exec printed: every `dialogueLog/received/text`, joined.
     Cli(String),
-    /// The lines of a cli-config that did not succeed (`failure`, `invalid`).
-    ConfigFailures(Vec<String>),
+    /// Each line of a cli-config as the device reports it (`resultEntry`, §6.2).
+    Config(Vec<ConfigLine>),
     /// Nothing the workflow reads (image-install, file-transfer, config-upgrade, backoff).
     #[default]
     None,
+}
+
+/// How the device reports one line of a cli-config (`resultEntry`: exactly one of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineResult {
+    /// `<success/>`.
+    Success,
+    /// `<failure/>`.
+    Failure,
+    /// `<invalid/>`.
+    Invalid,
+    /// `<notExecuted/>`.
+    NotExecuted,
+}
+
+/// One `resultEntry` of a cli-config answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLine {
+    /// `cliString`: the line as applied.
+    pub line: String,
+    /// What the device says of it.
+    pub result: LineResult,
+    /// `text`: the CLI's output for it, which can hold an IOS error even on `<success/>`.
+    pub text: String,
 }
 
 /// A router's answer to one job.

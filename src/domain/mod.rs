@@ -9,4 +9,5 @@ pub mod device;
 pub(crate) mod ios;
 pub mod job;
 pub(crate) mod plan;
+pub(crate) mod template;
 pub(crate) mod workflow;

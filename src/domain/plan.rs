@@ -14,6 +14,42 @@ pub(crate) struct ImageTarget {
     pub(crate) version: String,
     /// Lower-case md5, `None` when the file is missing on the appliance.
     pub(crate) md5: Option<String>,
+    /// Size in bytes (with the md5, at start-up).
+    pub(crate) size: Option<u64>,
+}
+
+/// What frees bootflash when the image does not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cleanup {
+    /// By the router's boot mode: `install remove inactive` in install mode (`packages.conf`);
+    /// in bundle mode, `delete /force` of every `.bin` in `dir bootflash:` other than the
+    /// running image and the target.
+    Auto,
+    /// No cleanup: a router whose image does not fit parks in IMAGE_NO_SPACE.
+    Off,
+    /// These commands, in order.
+    Commands(Vec<String>),
+}
+
+/// A regular expression from the configuration, compared by its text.
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern(pub(crate) regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+/// An operator's check before FINISHED (`[[workflow.verify]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VerifyCheck {
+    /// The command run with cli-exec.
+    pub(crate) command: String,
+    /// The line its output must hold, a template of the router's variables.
+    pub(crate) expect: String,
 }
 
 /// A file under `files/` copied to the device.
@@ -68,6 +104,16 @@ pub(crate) struct Plan {
     pub(crate) script: Option<FileCopy>,
     /// Command that runs the script; `{file}` is replaced by the script's file name.
     pub(crate) script_command: String,
+    /// A line of the script's output that means it succeeded (else it failed).
+    pub(crate) script_success: Option<Pattern>,
+    /// A line of the script's output that means it failed.
+    pub(crate) script_failure: Option<Pattern>,
+    /// Bytes kept free on bootflash beyond the image itself.
+    pub(crate) image_margin: u64,
+    /// What frees bootflash when the image does not fit.
+    pub(crate) image_cleanup: Cleanup,
+    /// The operator's checks before FINISHED.
+    pub(crate) verify: Vec<VerifyCheck>,
     /// Push a day-0 config.
     pub(crate) day0_config: bool,
     /// Minimum bootflash free bytes (0 skips the check).
@@ -85,6 +131,12 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Whether routers get a day-0 config rendered for them: to push it, or to render the
+    /// operator's checks with their variables.
+    pub(crate) fn renders_day0(&self) -> bool {
+        self.day0_config || !self.verify.is_empty()
+    }
+
     /// The image for `pid`: the longest matching prefix.
     pub(crate) fn image_for(&self, pid: &str) -> Option<&ImageTarget> {
         self.images

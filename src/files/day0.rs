@@ -10,32 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::domain::device::Device;
-
-/// Built-in template variables of one router.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Builtins {
-    /// Serial number.
-    pub(crate) serial: String,
-    /// PID.
-    pub(crate) pid: String,
-    /// VID.
-    pub(crate) vid: String,
-    /// Address it talks from.
-    pub(crate) ip: String,
-}
-
-impl Builtins {
-    /// The built-ins of `d`.
-    pub(crate) fn of(d: &Device) -> Builtins {
-        Builtins {
-            serial: d.serial.clone(),
-            pid: d.pid.clone(),
-            vid: d.vid.clone(),
-            ip: d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        }
-    }
-}
+use crate::domain::device::Day0;
+pub(crate) use crate::domain::template::Builtins;
+use crate::domain::template::{is_template, render_text};
 
 /// The inventory: serial → column → value. Missing file: empty.
 pub(crate) fn inventory(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
@@ -72,54 +49,6 @@ pub(crate) fn inventory(path: &Path) -> Result<BTreeMap<String, BTreeMap<String,
     Ok(out)
 }
 
-/// Whether `text` is a template.
-pub(crate) fn is_template(text: &str) -> bool {
-    text.contains("{{") || text.contains("{%") || text.contains("{#")
-}
-
-/// Renders `text` (from `name`) for a router; plain configs come back unchanged.
-pub(crate) fn render_text(
-    name: &str,
-    text: &str,
-    row: Option<&BTreeMap<String, String>>,
-    b: &Builtins,
-) -> Result<String, String> {
-    if !is_template(text) {
-        return Ok(text.to_string());
-    }
-    let mut vars: BTreeMap<String, String> = row.cloned().unwrap_or_default();
-    vars.insert("serial".into(), b.serial.clone());
-    vars.insert("pid".into(), b.pid.clone());
-    vars.insert("vid".into(), b.vid.clone());
-    vars.insert("ip".into(), b.ip.clone());
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    // Keep the config's own line breaks exactly.
-    env.set_keep_trailing_newline(true);
-    let fail = |e: String| {
-        let hint = if row.is_none() {
-            format!("{} has no row in the inventory", b.serial)
-        } else {
-            "add the column to the inventory".to_string()
-        };
-        format!("day-0 template {name} for {}: {e} ({hint})", b.serial)
-    };
-    let tpl = env
-        .template_from_named_str(name, text)
-        .map_err(|e| fail(e.to_string()))?;
-    // Name the missing variables (strict mode alone only says "undefined value").
-    let mut missing: Vec<String> = tpl
-        .undeclared_variables(false)
-        .into_iter()
-        .filter(|v| !vars.contains_key(v))
-        .collect();
-    missing.sort();
-    if !missing.is_empty() {
-        return Err(fail(format!("missing variable(s) {}", missing.join(", "))));
-    }
-    tpl.render(&vars).map_err(|e| fail(e.to_string()))
-}
-
 /// The config file `serial` gets, or why none.
 pub(crate) fn choose(cfg: &Config, serial: &str) -> Result<String, String> {
     let own = format!("{serial}.cfg");
@@ -138,72 +67,69 @@ pub(crate) fn choose(cfg: &Config, serial: &str) -> Result<String, String> {
 
 /// Chooses and renders the day-0 config of a router: (file name, text).
 pub(crate) fn render(cfg: &Config, b: &Builtins) -> Result<(String, String), String> {
+    let (file, text, _) = render_with_row(cfg, b)?;
+    Ok((file, text))
+}
+
+/// One inventory row: column → value.
+type Row = BTreeMap<String, String>;
+
+/// [`render`], plus the router's inventory row (read only when something is a template).
+fn render_with_row(cfg: &Config, b: &Builtins) -> Result<(String, String, Option<Row>), String> {
     let file = choose(cfg, &b.serial)?;
     let path = cfg.configs_dir.join(&file);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !is_template(&text) {
-        return Ok((file, text));
-    }
-    let inv = inventory(&cfg.configs_dir.join(&cfg.inventory))?;
-    let out = render_text(&file, &text, inv.get(&b.serial), b)?;
-    Ok((file, out))
+    let templated = is_template(&text) || cfg.plan.verify.iter().any(|v| is_template(&v.expect));
+    let row = if templated {
+        inventory(&cfg.configs_dir.join(&cfg.inventory))?.remove(&b.serial)
+    } else {
+        None
+    };
+    let out = render_text(&file, &text, row.as_ref(), b)?;
+    Ok((file, out, row))
+}
+
+/// What a router's day-0 config is, rendered for it now: at its first contact, so that a
+/// router missing from the inventory (or with an empty cell) fails before any file moves. The
+/// hostname line and each `[[workflow.verify]]` expectation are kept for the last checks.
+pub(crate) fn prepare(cfg: &Config, b: &Builtins) -> Result<Day0, String> {
+    let (file, text, row) = if cfg.plan.day0_config {
+        render_with_row(cfg, b)?
+    } else {
+        // No config is pushed: only the checks' expectations are rendered.
+        let row = inventory(&cfg.configs_dir.join(&cfg.inventory))?.remove(&b.serial);
+        (String::new(), String::new(), row)
+    };
+    let hostname = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("hostname "))
+        .map(str::to_string);
+    let expects = cfg
+        .plan
+        .verify
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            render_text(
+                &format!("[[workflow.verify]] {}", i + 1),
+                &v.expect,
+                row.as_ref(),
+                b,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Day0 {
+        file,
+        hostname,
+        expects,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn b() -> Builtins {
-        Builtins {
-            serial: "FGL1".into(),
-            pid: "C1131-8PWB".into(),
-            vid: "V01".into(),
-            ip: "198.51.100.100".into(),
-        }
-    }
-
-    #[test]
-    fn render_table() {
-        let row: BTreeMap<String, String> = [
-            ("serial".into(), "FGL1".into()),
-            ("hostname".into(), "branch-7".into()),
-        ]
-        .into();
-        // (template, inventory row?, expected Ok text or Err fragment)
-        let cases: Vec<(&str, bool, Result<&str, &str>)> = vec![
-            ("hostname X\n", false, Ok("hostname X\n")),
-            (
-                "hostname {{ hostname }}\n! {{ pid }} {{ ip }}\n",
-                true,
-                Ok("hostname branch-7\n! C1131-8PWB 198.51.100.100\n"),
-            ),
-            (
-                "hostname {{ hostname }}\n",
-                false,
-                Err("missing variable(s) hostname (FGL1 has no row in the inventory)"),
-            ),
-            (
-                "snmp {{ community }} {{ x.y }}\n",
-                true,
-                Err("missing variable(s) community, x (add the column"),
-            ),
-            (
-                "{% if pid is startingwith('C11') %}isr{% endif %}\n",
-                false,
-                Ok("isr\n"),
-            ),
-            ("hostname {{ oops\n", true, Err("day-0 template")),
-        ];
-        for (tpl, with_row, want) in cases {
-            let got = render_text("default.cfg", tpl, with_row.then_some(&row), &b());
-            match (want, &got) {
-                (Ok(w), Ok(g)) => assert_eq!(g, w, "{tpl}"),
-                (Err(w), Err(g)) => assert!(g.contains(w), "{tpl}: {g}"),
-                _ => panic!("{tpl}: {got:?}"),
-            }
-        }
-    }
 
     #[test]
     fn inventory_reading() {

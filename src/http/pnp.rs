@@ -31,11 +31,14 @@ fn rejected(kind: &'static str, peer: &Peer, why: impl std::fmt::Display) -> Htt
     }
 }
 
-/// Chooses and renders the day-0 config for `vars` on a blocking thread: the file name, checked
-/// to render, or why there is none.
-async fn render_day0(app: &App, vars: crate::files::day0::Builtins) -> Result<String, String> {
+/// Chooses and renders the day-0 config for `vars` on a blocking thread: what it is, or why
+/// there is none.
+async fn render_day0(
+    app: &App,
+    vars: crate::files::day0::Builtins,
+) -> Result<crate::domain::device::Day0, String> {
     let cfg = app.cfg.clone();
-    tokio::task::spawn_blocking(move || crate::files::day0::render(&cfg, &vars).map(|(f, _)| f))
+    tokio::task::spawn_blocking(move || crate::files::day0::prepare(&cfg, &vars))
         .await
         .unwrap_or_else(|e| Err(format!("day-0 render task failed: {e}")))
 }
@@ -81,7 +84,7 @@ async fn exchange_request(
     let lease = lease_of(&app, &peer);
     // The day-0 config is rendered outside the record's lock: when this request can need it,
     // the first pass only reports so (changing nothing), and a second pass runs with it.
-    let mut day0: Option<Result<String, String>> = None;
+    let mut day0: Option<Result<crate::domain::device::Day0, String>> = None;
     let outcome = loop {
         let outcome = app
             .registry
@@ -93,10 +96,7 @@ async fn exchange_request(
                     Some(d)
                 },
                 |dev| {
-                    if day0.is_none()
-                        && plan.day0_config
-                        && workflow::may_reach_config_start(dev.state)
-                    {
+                    if day0.is_none() && workflow::needs_day0(dev, &plan) {
                         let mut vars = crate::files::day0::Builtins::of(dev);
                         vars.ip = ip.to_string();
                         return Err(vars);

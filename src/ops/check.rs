@@ -9,8 +9,9 @@
 use std::net::IpAddr;
 
 use crate::config::Config;
+use crate::domain::template::{Builtins, is_template, render_text};
 use crate::files::checksum::Md5Cache;
-use crate::files::day0::{self, Builtins};
+use crate::files::day0;
 
 /// One line of the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,32 @@ fn readable(path: &std::path::Path) -> Result<u64, String> {
         .and_then(|f| f.metadata())
         .map(|m| m.len())
         .map_err(|e| e.to_string())
+}
+
+/// The Guestshell tarballs (`*.tar`) the body of EEM applet `name` in `text` names, e.g. in
+/// `action 2.0 cli command "app-hosting install appid guestshell package bootflash:x.tar"`.
+pub(crate) fn applet_tarballs(text: &str, name: &str) -> Vec<String> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("event manager applet ") {
+            inside = t.split_whitespace().nth(3) == Some(name);
+            continue;
+        }
+        if inside && !line.starts_with(' ') && !t.is_empty() && !t.starts_with("action") {
+            inside = false;
+        }
+        if inside {
+            for w in t.split(|c: char| c.is_whitespace() || c == '"') {
+                if w.ends_with(".tar") {
+                    let file = w.rsplit([':', '/']).next().unwrap_or(w);
+                    out.push(file.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether `text` defines EEM applet `name`.
@@ -166,7 +193,21 @@ fn config_checks(cfg: &Config, out: &mut Vec<Finding>) {
                     "add the applet that installs Guestshell, or set [workflow.guestshell] eem-applet to the applet it defines (\"\" skips the step)".to_string(),
                 ));
         }
-        if day0::is_template(&text) {
+        if let (Some(applet), Some(tarball)) = (&cfg.plan.eem_applet, &cfg.plan.tarball) {
+            let named = applet_tarballs(&text, applet);
+            if !named.is_empty() && !named.contains(&tarball.file) {
+                problems.push(bad(
+                    format!(
+                        "{}: applet {applet} installs {} but [workflow.guestshell] tarball is {}: routers would get one tarball and install another (or none)",
+                        path.display(),
+                        named.join(", "),
+                        tarball.file
+                    ),
+                    format!("make the applet name {} or set [workflow.guestshell] tarball = {:?}", tarball.file, named[0]),
+                ));
+            }
+        }
+        if is_template(&text) {
             // Which routers use this file: its own serial, or every inventory row without one.
             let serials: Vec<String> = if *name == cfg.default_config {
                 inventory
@@ -189,7 +230,7 @@ fn config_checks(cfg: &Config, out: &mut Vec<Finding>) {
                     vid: "V01".into(),
                     ip: "198.51.100.100".into(),
                 };
-                if let Err(e) = day0::render_text(name, &text, inventory.get(&serial), &b) {
+                if let Err(e) = render_text(name, &text, inventory.get(&serial), &b) {
                     problems.push(bad(
                         e,
                         format!(
@@ -201,7 +242,7 @@ fn config_checks(cfg: &Config, out: &mut Vec<Finding>) {
             }
         }
         if problems.is_empty() {
-            let kind = if day0::is_template(&text) {
+            let kind = if is_template(&text) {
                 "template renders"
             } else {
                 "config"

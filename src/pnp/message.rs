@@ -8,8 +8,8 @@
 
 use super::xml::{self, Element, XmlError, escape};
 use crate::domain::job::{
-    DeviceInfo, ErrorInfo, FileSystem, Job, JobResult, MAX_BACKOFF_SECS, Output, ReloadReason,
-    Service, WorkRequest,
+    ConfigLine, DeviceInfo, ErrorInfo, FileSystem, Job, JobResult, LineResult, MAX_BACKOFF_SECS,
+    Output, ReloadReason, Service, WorkRequest,
 };
 
 /// Why a well-formed XML body is still not a PnP message we can act on.
@@ -150,7 +150,7 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
         let output = match known {
             Some(Service::DeviceInfo) if success => Output::DeviceInfo(device_info(resp)),
             Some(Service::CliExec) if success => Output::Cli(exec_output(resp)),
-            Some(Service::CliConfig) if success => Output::ConfigFailures(config_failures(resp)),
+            Some(Service::CliConfig) if success => Output::Config(config_lines(resp)),
             _ => Output::None,
         };
         return Ok(DeviceMessage::Response {
@@ -244,6 +244,7 @@ fn device_info(resp: &Element) -> DeviceInfo {
     DeviceInfo {
         version: image.and_then(|i| i.text_at(&["versionString"])),
         image_file: image.and_then(|i| i.text_at(&["imageFile"])),
+        config_reg: image.and_then(|i| i.text_at(&["configReg"])),
         file_systems,
     }
 }
@@ -264,19 +265,25 @@ fn exec_output(resp: &Element) -> String {
     out
 }
 
-/// Lines of a cli-config `<response>` that did not succeed (`failure`, `invalid`).
-fn config_failures(resp: &Element) -> Vec<String> {
+/// Every `resultEntry` of a cli-config `<response>` (§6.2); an entry without one of the four
+/// result elements reads as `notExecuted`.
+fn config_lines(resp: &Element) -> Vec<ConfigLine> {
     let mut entries = Vec::new();
     resp.descendants("resultEntry", &mut entries);
     entries
         .into_iter()
-        .filter(|e| e.child("failure").is_some() || e.child("invalid").is_some())
-        .map(|e| {
-            let line = e.attr("cliString").unwrap_or_default();
-            match e.text_at(&["text"]) {
-                Some(t) => format!("{line}: {t}"),
-                None => line.to_string(),
-            }
+        .map(|e| ConfigLine {
+            line: e.attr("cliString").unwrap_or_default().to_string(),
+            result: if e.child("success").is_some() {
+                LineResult::Success
+            } else if e.child("failure").is_some() {
+                LineResult::Failure
+            } else if e.child("invalid").is_some() {
+                LineResult::Invalid
+            } else {
+                LineResult::NotExecuted
+            },
+            text: e.text_at(&["text"]).unwrap_or_default(),
         })
         .collect()
 }
@@ -301,9 +308,17 @@ pub fn render_request(udi: &str, correlator: &str, job: &Job) -> String {
             "    <configApply details=\"all\">\n      <config-data>\n      <cli-config-data>\n{cmds}      </cli-config-data>\n      </config-data>\n    </configApply>\n"
         )
     } else if let Some(cmd) = job.exec_command() {
-        // §6.3: execCLI, the XSD's maxWait and xsd attributes as ISR1k peers send them.
+        // §6.3: execCLI, the XSD's maxWait and xsd attributes as ISR1k peers send them; a
+        // `dialogue` answers the command's prompt (match "embedded": anywhere in the output).
+        let dialogue = job.dialogue().map_or_else(String::new, |(expect, reply)| {
+            format!(
+                "      <dialogue>\n        <expect match=\"embedded\">{}</expect>\n        <reply>{}</reply>\n      </dialogue>\n",
+                escape(expect),
+                escape(reply)
+            )
+        });
         format!(
-            "    <execCLI maxWait=\"PT60S\" xsd=\"false\">\n      <cmd>{}</cmd>\n    </execCLI>\n",
+            "    <execCLI maxWait=\"PT60S\" xsd=\"false\">\n      <cmd>{}</cmd>\n{dialogue}    </execCLI>\n",
             escape(&cmd)
         )
     } else {
@@ -353,7 +368,10 @@ pub fn render_request(udi: &str, correlator: &str, job: &Job) -> String {
             | Job::ShowAppHosting
             | Job::InstallGuestshell { .. }
             | Job::EnableGuestshell
-            | Job::RunScript { .. } => String::new(),
+            | Job::RunScript { .. }
+            | Job::ListBootflash
+            | Job::Cleanup { .. }
+            | Job::Check { .. } => String::new(),
         }
     };
     pnp(

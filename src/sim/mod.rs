@@ -49,6 +49,16 @@ pub(crate) struct SimOptions {
     pub(crate) jitter: f64,
     /// Routers power on at random moments over this many seconds (scaled); 0: all at once.
     pub(crate) boot_spread: f64,
+    /// Each router downloads at most this many KB/s, divided by the time scale (the real one:
+    /// ~600 KB/s, `docs/pnp-protocol.md` §8.1); 0: as fast as the server sends.
+    pub(crate) download_kbps: f64,
+    /// Seconds (scaled) a reload into a new image takes (the real one: ~8 min).
+    pub(crate) reload_secs: f64,
+    /// This many routers (the first ones) arrive with old images filling bootflash to 193 MB
+    /// free, as the public C1117 log shows: the target image fits only after a cleanup.
+    pub(crate) full_bootflash: usize,
+    /// This many routers (the last ones) have a Python script that dies with a traceback.
+    pub(crate) failing_script: usize,
 }
 
 /// How a run ended.
@@ -103,6 +113,9 @@ struct Router {
     bootflash_used: i64,
     files: HashMap<String, i64>,
     running_config: String,
+    startup_config: String,
+    /// Its Python script dies with a traceback.
+    failing_script: bool,
     applets: HashSet<String>,
     startup_saved: bool,
     guestshell: Gs,
@@ -159,22 +172,41 @@ impl Router {
         let serial = format!("{}{:05}", opts.serial_prefix, index + 1);
         let version = normalize_version(&opts.start_version).unwrap_or_else(|| "17.9.4a".into());
         let bootflash_size: i64 = 7_605_936_128;
+        let image_file = format!("bootflash:c1100-universalk9.{}.SPA.bin", padded(&version));
+        // On bootflash from the factory: the running image, and for some old ones beside it.
+        let mut files = HashMap::from([(image_file.clone(), 706_422_748_i64)]);
+        if index < opts.full_bootflash {
+            files.insert(
+                "bootflash:c1100-universalk9.17.03.04a.SPA.bin".into(),
+                655_970_456,
+            );
+            files.insert(
+                "bootflash:c1100-universalk9.16.12.04.SPA.bin".into(),
+                bootflash_size - (193 << 20) - 706_422_748 - 655_970_456 - 600_000_000,
+            );
+        }
+        let on_files: i64 = files.values().sum();
         let used = if index < opts.low_bootflash {
             bootflash_size - 400 * 1024 * 1024
+        } else if index < opts.full_bootflash {
+            // What the files above leave: 193 MB free.
+            on_files + 600_000_000
         } else {
             1_200_000_000
         };
         Router {
             udi: format!("PID:{},VID:V01,SN:{serial}", opts.pid),
             pid: opts.pid.clone(),
-            image_file: format!("bootflash:c1100-universalk9.{}.SPA.bin", padded(&version)),
+            image_file,
             serial,
             version,
             config_reg: "0x2102".into(),
             bootflash_size,
             bootflash_used: used,
-            files: HashMap::new(),
+            files,
             running_config: String::new(),
+            startup_config: String::new(),
+            failing_script: index >= opts.devices.saturating_sub(opts.failing_script),
             applets: HashSet::new(),
             startup_saved: false,
             guestshell: Gs::Missing,
@@ -293,7 +325,71 @@ impl Router {
         match words.as_slice() {
             ["write", "memory"] | ["copy", "running-config", "startup-config"] => {
                 self.startup_saved = true;
+                self.startup_config.clone_from(&self.running_config);
                 "Building configuration...\n[OK]".into()
+            }
+            [
+                "show",
+                which @ ("running-config" | "startup-config"),
+                "|",
+                "include",
+                pattern @ ..,
+            ] => {
+                let config = if *which == "running-config" {
+                    &self.running_config
+                } else {
+                    &self.startup_config
+                };
+                match regex::Regex::new(&pattern.join(" ")) {
+                    Ok(re) => config
+                        .lines()
+                        .filter(|l| re.is_match(l))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    Err(_) => format!("{cmd}\n   ^\n% Invalid input detected at '^' marker."),
+                }
+            }
+            ["dir", "bootflash:"] => {
+                let mut names: Vec<(&String, &i64)> = self.files.iter().collect();
+                names.sort();
+                let mut out = String::from("Directory of bootflash:/\n\n");
+                for (i, (name, size)) in names.into_iter().enumerate() {
+                    let short = name.strip_prefix("bootflash:").unwrap_or(name);
+                    if !short.contains('/') {
+                        out.push_str(&format!(
+                            "{:>5}  -rw-   {size:>12}  Mar 3 2024 10:11:12 +00:00  {short}\n",
+                            i + 12
+                        ));
+                    }
+                }
+                out.push_str(&format!(
+                    "\n{} kbytes total ({} kbytes free)",
+                    self.bootflash_size / 1024,
+                    self.free() / 1024
+                ));
+                out
+            }
+            ["delete", "/force", path] => {
+                let key = if path.starts_with("bootflash:") {
+                    path.to_string()
+                } else {
+                    format!("bootflash:{path}")
+                };
+                if key == self.image_file {
+                    return format!("%Error deleting {path} (Device or resource busy)");
+                }
+                match self.files.remove(&key) {
+                    Some(size) => {
+                        self.bootflash_used -= size;
+                        String::new()
+                    }
+                    None => format!("%Error deleting {path} (No such file or directory)"),
+                }
+            }
+            ["install", "remove", "inactive"] => {
+                // Bundle mode (these routers boot a .bin): nothing installed is inactive.
+                "install_remove: START\nNo inactive package(s) in software\nSUCCESS: install_remove"
+                    .into()
             }
             ["event", "manager", "run", applet] => {
                 if !self.applets.contains(*applet) {
@@ -350,6 +446,9 @@ impl Router {
                     .map(|p| format!("bootflash:{p}"))
                     .unwrap_or_else(|| path.to_string());
                 match self.files.get(&on_flash) {
+                    Some(_) if self.failing_script => format!(
+                        "Traceback (most recent call last):\n  File \"{path}\", line 1, in <module>\n    import cli\nModuleNotFoundError: No module named 'cli'"
+                    ),
                     Some(size) => format!(
                         "pnp script {on_flash} ({size} bytes) ran on {}\nhostname configured, done",
                         self.serial
@@ -384,9 +483,19 @@ impl Router {
         let mut total = 0i64;
         let resp_len = resp.content_length();
         let mut stream = resp.bytes_stream();
+        let started = Instant::now();
+        // Bytes per second this router reads at, as its real counterpart would.
+        let rate = (sh.opts.download_kbps > 0.0)
+            .then(|| sh.opts.download_kbps * 1024.0 / sh.opts.time_scale);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| (0, format!("download interrupted: {e}")))?;
             total += chunk.len() as i64;
+            if let Some(rate) = rate {
+                let due = Duration::from_secs_f64(total as f64 / rate);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
             if cut_at.is_some() && resp_len.is_some_and(|l| total as u64 * 2 >= l) {
                 self.vanish = false;
                 return Err((1, "power lost mid-download".into()));
@@ -556,7 +665,7 @@ impl Router {
 
     async fn reboot(&mut self, sh: &Shared) {
         if let Some((version, image)) = self.reload_into.take() {
-            tokio::time::sleep(sh.scaled(20.0)).await;
+            tokio::time::sleep(sh.scaled(sh.opts.reload_secs)).await;
             self.version = version;
             self.image_file = image;
             self.guestshell = Gs::Missing;
@@ -858,6 +967,10 @@ mod tests {
             command_secs: 2.0,
             jitter: 0.0,
             boot_spread: 0.0,
+            download_kbps: 0.0,
+            reload_secs: 20.0,
+            full_bootflash: 0,
+            failing_script: 0,
         };
         let mut r = Router::new(&opts, 0);
         assert!((0..10).all(|_| r.job_secs(&opts) == 2.0));

@@ -211,24 +211,28 @@ impl Registry {
         create: impl FnOnce() -> Option<Device>,
         f: impl FnOnce(&mut Device) -> R,
     ) -> Option<R> {
-        let entry = match self.entry(serial) {
-            Some(e) => e,
+        let (entry, created) = match self.entry(serial) {
+            Some(e) => (e, false),
             None => {
                 let dev = create()?;
-                lock(&self.shared.devices)
+                let e = lock(&self.shared.devices)
                     .entry(serial.to_string())
                     .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(dev)))
-                    .clone()
+                    .clone();
+                (e, true)
             }
         };
         let mut guard = entry.lock().await;
         let before = without_history(&mut guard);
         let result = f(&mut guard);
         let after = &mut *guard;
-        if !before.same_durable(after) {
-            // Only the lines logged by this change go to the journal.
+        if created || !before.same_durable(after) {
+            // Only the lines logged by this change go to the journal; a record this call created
+            // goes whole (its first lines were logged by `create`). Lines are numbered, so a
+            // racing creator writing them too adds none twice.
+            let since = if created { 0 } else { before.logged };
             let new_lines =
-                usize::try_from(after.logged.saturating_sub(before.logged)).unwrap_or(usize::MAX);
+                usize::try_from(after.logged.saturating_sub(since)).unwrap_or(usize::MAX);
             match self.shared.journal.update(after, new_lines).await {
                 Ok(()) => {
                     lock(&self.shared.dirty).remove(serial);

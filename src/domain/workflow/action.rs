@@ -8,7 +8,9 @@ use super::goto;
 use crate::domain::device::{Device, State};
 
 /// Operator action `resume`: continues a router parked in BOOTFLASH_NO_SPACE with the next step,
-/// or retries the step a FAILED router stopped at. Returns what was done.
+/// re-reads the free space of one parked in IMAGE_NO_SPACE, or retries the step a FAILED router
+/// stopped at (a day-0 config is rendered again, verification starts over). Returns what was
+/// done.
 pub(crate) fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> {
     match dev.state {
         State::BootflashNoSpace => {
@@ -18,11 +20,29 @@ pub(crate) fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, S
                 dev.serial
             ))
         }
+        State::ImageNoSpace => {
+            goto(
+                dev,
+                now,
+                State::CheckImageVer,
+                "resumed by operator: reading the free space again",
+            );
+            Ok(format!(
+                "{}: IMAGE_NO_SPACE -> CHECK_IMAGE_VER (reads the free space again at its next poll)",
+                dev.serial
+            ))
+        }
         State::Failed => {
             let back = match dev.failed_in {
-                Some(State::UpgradeInProgress) | None => State::CheckImageVer,
+                Some(State::UpgradeInProgress | State::ImageCleanup) | None => State::CheckImageVer,
                 Some(s) => s,
             };
+            match back {
+                // Rendered again: the operator may have fixed the inventory or the template.
+                State::NewDevice | State::ConfigStart => dev.day0 = None,
+                State::Verify => dev.evidence.clear(),
+                _ => {}
+            }
             dev.fail_reason = None;
             dev.failed_in = None;
             dev.upgrade_attempts = 0;
@@ -35,7 +55,7 @@ pub(crate) fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, S
             ))
         }
         other => Err(format!(
-            "{} is in {other}, not BOOTFLASH_NO_SPACE or FAILED: nothing to resume",
+            "{} is in {other}, not BOOTFLASH_NO_SPACE, IMAGE_NO_SPACE or FAILED: nothing to resume",
             dev.serial
         )),
     }
@@ -110,6 +130,7 @@ pub(crate) fn operator(
                 "{} is FINISHED: use `reset` to provision it again",
                 dev.serial
             )),
+            State::ImageNoSpace => resume(dev, now),
             State::BootflashNoSpace => {
                 goto(
                     dev,
@@ -135,6 +156,8 @@ pub(crate) fn operator(
         Action::Reset => {
             let was = dev.state;
             dev.start_over();
+            // Rendered again at its next contact: the operator may have changed the inventory.
+            dev.day0 = None;
             dev.log(now, format!("reset by operator in {was}: starting over"));
             Ok(format!(
                 "{}: {was} -> NEW_DEVICE (starts over at its next poll)",
@@ -162,6 +185,12 @@ pub(crate) fn set_state(dev: &mut Device, state: State, now: DateTime<Local>, ho
         State::CheckGuestshell | State::RunEventManager | State::WaitForGuestshell
     ) {
         dev.guestshell_checks = 0;
+    }
+    match state {
+        State::Verify => dev.evidence.clear(),
+        State::NewDevice => dev.day0 = None,
+        State::CheckImageVer | State::UpgradeNeeded => dev.cleanup_done = false,
+        _ => {}
     }
     dev.log(now, format!("operator set state {was} -> {state} ({how})"));
     dev.state = state;

@@ -14,8 +14,10 @@ use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
 pub(crate) use super::plan::Plan;
 pub(crate) use action::{Action, mark_interrupted, operator, set_state};
 
-use crate::domain::device::{Device, Pending, State};
+use crate::domain::device::{Day0, Device, Evidence, Pending, State};
+use crate::domain::ios::{bootflash_images, config_errors, has_line, script_failure};
 use crate::domain::job::{DeviceInfo, ErrorInfo, Job, JobResult, Output, WorkRequest};
+use crate::domain::plan::{Cleanup, ImageTarget};
 
 /// What the pure functions may know of the world.
 pub(crate) struct Ctx<'a> {
@@ -23,15 +25,24 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: DateTime<Local>,
     /// Base URL devices download from, e.g. `http://198.51.100.1:8080`.
     pub(crate) base_url: &'a str,
-    /// The router's day-0 config file name (`<SERIAL>.cfg` else `default.cfg`), checked to
-    /// render, or why there is none: prepared by the caller, outside the record's lock, when
-    /// [`may_reach_config_start`] says this exchange can need it; `None` otherwise.
-    pub(crate) day0: Option<&'a Result<String, String>>,
+    /// The router's day-0 config rendered for it (`<SERIAL>.cfg` else `default.cfg`), or why
+    /// there is none: prepared by the caller, outside the record's lock, when [`needs_day0`]
+    /// says this exchange can need it; `None` otherwise.
+    pub(crate) day0: Option<&'a Result<Day0, String>>,
+}
+
+/// Whether a work request from this router can need its day-0 config rendered: at its first
+/// contact (NEW_DEVICE: a router that cannot get its config fails before any file moves), and,
+/// for a record that has none yet, on the way to CONFIG_START.
+pub(crate) fn needs_day0(dev: &Device, plan: &Plan) -> bool {
+    plan.renders_day0()
+        && dev.day0.is_none()
+        && (dev.state == State::NewDevice || may_reach_config_start(dev.state))
 }
 
 /// Whether a work request from a router in `state` can get to CONFIG_START before it returns
-/// a job (the steps between can all be skipped), so the caller prepares the day-0 config.
-pub(crate) fn may_reach_config_start(state: State) -> bool {
+/// a job (the steps between can all be skipped).
+fn may_reach_config_start(state: State) -> bool {
     matches!(
         state,
         State::UpgradeNeeded
@@ -101,7 +112,7 @@ fn url(ctx: &Ctx<'_>, dir: &str, file: &str) -> String {
 fn parked(state: State) -> bool {
     matches!(
         state,
-        State::Finished | State::Failed | State::BootflashNoSpace
+        State::Finished | State::Failed | State::BootflashNoSpace | State::ImageNoSpace
     )
 }
 
@@ -214,7 +225,12 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
         None
     };
     match dev.state {
-        State::NewDevice => skip(dev, State::ConfigReg),
+        State::NewDevice => {
+            if let Err(wait) = take_day0(dev, plan, ctx) {
+                return wait;
+            }
+            skip(dev, State::ConfigReg)
+        }
         State::ConfigReg => match &plan.config_register {
             None => skip(dev, State::CheckImageVer),
             Some(value) if !dev.config_reg_applied => Some(Job::SetConfigRegister {
@@ -305,35 +321,62 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             if !plan.day0_config {
                 return skip(dev, State::CheckBootflashSize);
             }
-            match ctx.day0 {
-                // Per-router URL: templates are rendered for it, and only it may fetch it.
-                Some(Ok(file)) => Some(Job::ConfigUpgrade {
-                    url: url(ctx, &format!("day0/{}", dev.serial), file),
-                    file: file.clone(),
-                }),
-                Some(Err(why)) => {
-                    fail(dev, now, why.clone());
-                    None
-                }
-                // Not prepared: another exchange of this router moved it here meanwhile. A
-                // moment's wait; its next request finds it in CONFIG_START and brings it.
-                None => Some(Job::Backoff {
-                    seconds: 1,
-                    reason: "preparing the day-0 config".into(),
-                }),
+            if let Err(wait) = take_day0(dev, plan, ctx) {
+                return wait;
             }
+            let file = dev
+                .day0
+                .as_ref()
+                .map(|d| d.file.clone())
+                .unwrap_or_default();
+            // Per-router URL: templates are rendered for it, and only it may fetch it.
+            Some(Job::ConfigUpgrade {
+                url: url(ctx, &format!("day0/{}", dev.serial), &file),
+                file,
+            })
         }
         State::ConfigSaveStartup => Some(Job::WriteMemory),
         State::BootflashNoSpace => Some(Job::Backoff {
             seconds: plan.backoff.no_space,
             reason: "not enough bootflash space: waiting for an operator".into(),
         }),
+        State::ImageCleanup => match dev.cleanup.first() {
+            Some(job) => Some(job.clone()),
+            None => {
+                goto(
+                    dev,
+                    now,
+                    State::CheckImageVer,
+                    "cleanup done: reading the free space again",
+                );
+                None
+            }
+        },
+        State::ImageNoSpace => Some(Job::Backoff {
+            seconds: plan.backoff.no_space,
+            reason: "not enough bootflash space for the image: waiting for an operator".into(),
+        }),
+        State::Verify => match verify_checks(dev, plan).into_iter().nth(dev.evidence.len()) {
+            Some(check) => Some(check.job),
+            None => {
+                let n = dev.evidence.len();
+                dev.step(State::Verify, format!("ok ({n} checks)"), now);
+                dev.finished_at = Some(now);
+                goto(
+                    dev,
+                    now,
+                    State::Finished,
+                    format!("verified on the device ({n} checks): provisioning finished"),
+                );
+                None
+            }
+        },
         State::RunEventManager => match &plan.eem_applet {
             Some(applet) => Some(Job::RunEemApplet {
                 applet: applet.clone(),
             }),
             None if plan.script.is_some() => skip(dev, State::CheckGuestshell),
-            None => skip(dev, State::Finished),
+            None => skip(dev, State::Verify),
         },
         State::WaitForGuestshell => Some(Job::Backoff {
             seconds: plan.backoff.wait_for_guestshell,
@@ -363,7 +406,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             Some(s) => Some(Job::RunScript {
                 command: plan.script_command.replace("{file}", &s.file),
             }),
-            None => skip(dev, State::Finished),
+            None => skip(dev, State::Verify),
         },
         State::Finished => {
             if dev.finished_at.is_none() {
@@ -470,6 +513,13 @@ fn on_failure(dev: &mut Device, plan: &Plan, now: DateTime<Local>, p: &Pending, 
         }
         return;
     }
+    if dev.state == State::ImageCleanup {
+        // Cleanup is best effort: a command the router refuses is noted and the next one runs;
+        // the free space is read again at the end either way.
+        dev.log(now, format!("{text}: going on with the cleanup"));
+        dev.cleanup.retain(|j| *j != p.job);
+        return;
+    }
     if dev.state == State::UpgradeInProgress {
         // §6.5: 1817 = the running image already has this checksum. Any image failure is
         // followed by a device-info re-check (ianz94); the attempt bound lives in UPGRADE_NEEDED.
@@ -494,7 +544,8 @@ fn on_failure(dev: &mut Device, plan: &Plan, now: DateTime<Local>, p: &Pending, 
 fn on_success(dev: &mut Device, resp: &JobResult, plan: &Plan, now: DateTime<Local>, p: &Pending) {
     let done = format!("{} done", p.job.summary());
     match (&p.job, &resp.output) {
-        (Job::SetConfigRegister { .. }, Output::ConfigFailures(failures)) => {
+        (Job::SetConfigRegister { .. }, Output::Config(lines)) => {
+            let failures = config_errors(lines);
             if failures.is_empty() {
                 dev.step(State::ConfigReg, "config-register set", now);
                 dev.config_reg_applied = true;
@@ -503,6 +554,54 @@ fn on_success(dev: &mut Device, resp: &JobResult, plan: &Plan, now: DateTime<Loc
             } else {
                 failed_attempt(dev, plan, now, failures.join("; "));
             }
+        }
+        (Job::DeviceInfo, Output::DeviceInfo(info)) if dev.state == State::Verify => {
+            verify_answer(dev, plan, now, &VerifySeen::Info(info));
+        }
+        (Job::Check { .. }, Output::Cli(output)) => {
+            verify_answer(dev, plan, now, &VerifySeen::Cli(output));
+        }
+        (Job::ListBootflash, Output::Cli(listing)) => {
+            // Every image but the one running and the target (a copy of it may be there).
+            let running = dev
+                .image_file
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let target = plan
+                .image_for(&dev.pid)
+                .map(|t| t.file.clone())
+                .unwrap_or_default();
+            let old: Vec<(String, u64)> = bootflash_images(listing)
+                .into_iter()
+                .filter(|(name, _)| *name != running && *name != target)
+                .collect();
+            dev.cleanup.retain(|j| *j != Job::ListBootflash);
+            let names: Vec<String> = old
+                .iter()
+                .map(|(n, s)| format!("{n} ({} MB)", s >> 20))
+                .collect();
+            dev.log(
+                now,
+                if names.is_empty() {
+                    format!("dir bootflash: no image besides the running {running} to delete")
+                } else {
+                    format!("old images to delete: {}", names.join(", "))
+                },
+            );
+            for (name, _) in old {
+                dev.cleanup.push(Job::Cleanup {
+                    command: format!("delete /force bootflash:{name}"),
+                });
+            }
+        }
+        (Job::Cleanup { command }, Output::Cli(output)) => {
+            match cli_error(output) {
+                Some(e) => dev.log(now, format!("cleanup `{command}`: {e}: going on")),
+                None => dev.log(now, format!("cleanup `{command}` done")),
+            }
+            dev.cleanup.retain(|j| *j != p.job);
         }
         (Job::DeviceInfo, Output::DeviceInfo(info)) => {
             if let Some(v) = &info.version {
@@ -562,6 +661,33 @@ fn on_success(dev: &mut Device, resp: &JobResult, plan: &Plan, now: DateTime<Loc
 }
 
 fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Local>, p: &Pending) {
+    if dev.state == State::RunPyScript {
+        // Judged at once and not retried: a script is not known to be safe to run twice.
+        dev.script_output = Some(output.to_string());
+        let success = plan.script_success.as_ref().map(|p| &p.0);
+        let failure = plan.script_failure.as_ref().map(|p| &p.0);
+        match script_failure(output, success, failure) {
+            Some(why) => fail(
+                dev,
+                now,
+                format!(
+                    "python script failed: {why} (its output is in `pnp-appliance device show {}`; fix the script or the router, then `pnp-appliance device resume {}` runs it again)",
+                    dev.serial, dev.serial
+                ),
+            ),
+            None => {
+                dev.step(State::RunPyScript, "done", now);
+                goto(
+                    dev,
+                    now,
+                    State::Verify,
+                    format!("python script output:\n{output}"),
+                );
+                dev.evidence.clear();
+            }
+        }
+        return;
+    }
     if let Some(err) = cli_error(output) {
         if dev.state == State::CheckGuestshell {
             dev.last_error = Some(err);
@@ -577,7 +703,7 @@ fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Lo
     }
     if matches!(
         dev.state,
-        State::ConfigReg | State::ConfigSaveStartup | State::RunEventManager | State::RunPyScript
+        State::ConfigReg | State::ConfigSaveStartup | State::RunEventManager
     ) {
         dev.step(dev.state, "done", now);
     }
@@ -599,7 +725,10 @@ fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Lo
                 Guestshell::Running if plan.script.is_some() => {
                     goto(dev, now, State::RunPyScript, "guestshell is RUNNING")
                 }
-                Guestshell::Running => goto(dev, now, State::Finished, "guestshell is RUNNING"),
+                Guestshell::Running => {
+                    goto(dev, now, State::Verify, "guestshell is RUNNING");
+                    dev.evidence.clear();
+                }
                 Guestshell::Installed => goto_keep(dev, now, State::EnableGuestshell),
                 Guestshell::Missing => goto_keep(dev, now, State::InstallGuestshell),
                 Guestshell::Other => goto_keep(dev, now, State::WaitForGuestshell),
@@ -608,16 +737,6 @@ fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Lo
         State::InstallGuestshell | State::EnableGuestshell => {
             goto_keep(dev, now, State::WaitForGuestshell);
             dev.log(now, done);
-        }
-        State::RunPyScript => {
-            dev.script_output = Some(output.to_string());
-            dev.finished_at = Some(now);
-            goto(
-                dev,
-                now,
-                State::Finished,
-                format!("python script output:\n{output}"),
-            );
         }
         other => {
             // A success for a state that sends no such job: keep the state, note it.
@@ -695,6 +814,237 @@ fn check_version(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &Dev
         dev.state = State::UpgradeNeeded;
         dev.attempts = 0;
         dev.log(now, why);
+        image_fits(dev, plan, now, target, info);
+    }
+}
+
+/// Before an image-install: whether bootflash holds the image plus the margin (a download that
+/// cannot fit is never started). If not, the cleanup runs once (IMAGE_CLEANUP, then the space
+/// is read again); still short, the router parks in IMAGE_NO_SPACE with what to do.
+fn image_fits(
+    dev: &mut Device,
+    plan: &Plan,
+    now: DateTime<Local>,
+    target: &ImageTarget,
+    info: &DeviceInfo,
+) -> bool {
+    let (Some(size), Some(free)) = (target.size, info.bootflash_free()) else {
+        // No size (the image is missing here: UPGRADE_NEEDED says so) or no bootflash in
+        // device-info: nothing to compare.
+        return true;
+    };
+    let need = size.saturating_add(plan.image_margin);
+    let free = u64::try_from(free).unwrap_or(0);
+    let mb = |b: u64| b >> 20;
+    if free >= need {
+        dev.cleanup_done = false;
+        return true;
+    }
+    let short = format!(
+        "bootflash has {} MB free, {} needs {} MB ({} MB image + {} MB margin)",
+        mb(free),
+        target.file,
+        mb(need),
+        mb(size),
+        mb(plan.image_margin)
+    );
+    let cleanup: Vec<Job> = match &plan.image_cleanup {
+        Cleanup::Off => Vec::new(),
+        // Install mode boots packages.conf: what no installed release uses can go.
+        Cleanup::Auto if dev.image_file.ends_with("packages.conf") => vec![Job::Cleanup {
+            command: "install remove inactive".into(),
+        }],
+        // Bundle mode: the images other than the running one, found by listing bootflash.
+        Cleanup::Auto => vec![Job::ListBootflash],
+        Cleanup::Commands(cmds) => cmds
+            .iter()
+            .map(|c| Job::Cleanup { command: c.clone() })
+            .collect(),
+    };
+    if !dev.cleanup_done && !cleanup.is_empty() {
+        dev.cleanup = cleanup;
+        dev.cleanup_done = true;
+        dev.step(State::CheckImageVer, "no space for the image: cleanup", now);
+        goto(
+            dev,
+            now,
+            State::ImageCleanup,
+            format!("{short}: cleaning up first"),
+        );
+        return false;
+    }
+    dev.step(State::CheckImageVer, "no space for the image", now);
+    let why = format!(
+        "{short}: free space on the router (`dir bootflash:`, then `delete /force bootflash:<old image>`; in install mode `install remove inactive`), then `pnp-appliance device resume {}`",
+        dev.serial
+    );
+    goto(dev, now, State::ImageNoSpace, why.clone());
+    dev.last_error = Some(why);
+    false
+}
+
+/// Takes the day-0 config the caller prepared into the record (`Err` holds the job to send
+/// instead: a failure, or a moment's wait when it was not prepared). A router whose config
+/// cannot be rendered fails here, at its first contact, before any file moves.
+fn take_day0(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Result<(), Option<Job>> {
+    if dev.day0.is_some() || !plan.renders_day0() {
+        return Ok(());
+    }
+    match ctx.day0 {
+        Some(Ok(d)) => {
+            if plan.day0_config {
+                dev.log(ctx.now, format!("day-0 config {} renders for it", d.file));
+            }
+            dev.day0 = Some(d.clone());
+            Ok(())
+        }
+        Some(Err(why)) => {
+            fail(dev, ctx.now, why.clone());
+            Err(None)
+        }
+        // Not prepared: another exchange of this router moved it here meanwhile. A moment's
+        // wait; its next request brings it.
+        None => Err(Some(Job::Backoff {
+            seconds: 1,
+            reason: "preparing the day-0 config".into(),
+        })),
+    }
+}
+
+/// One check before FINISHED: the job that reads it and how its answer is judged.
+struct PlannedCheck {
+    name: String,
+    job: Job,
+    expect: String,
+    judge: Judge,
+}
+
+enum Judge {
+    Version,
+    ConfigReg,
+    Line,
+    Guestshell,
+}
+
+/// What the router answered to a check.
+enum VerifySeen<'a> {
+    Info(&'a DeviceInfo),
+    Cli(&'a str),
+}
+
+/// The checks a router goes through before FINISHED, in order: its running version is the
+/// target's, its config-register the configured one, its startup config holds the day-0
+/// config's hostname line (so it was saved after the day-0 config), Guestshell is RUNNING,
+/// then the operator's `[[workflow.verify]]` checks. Steps that were not configured are not
+/// checked.
+fn verify_checks(dev: &Device, plan: &Plan) -> Vec<PlannedCheck> {
+    let mut out = Vec::new();
+    if let Some(t) = plan.image_for(&dev.pid) {
+        out.push(PlannedCheck {
+            name: "running version".into(),
+            job: Job::DeviceInfo,
+            expect: t.version.clone(),
+            judge: Judge::Version,
+        });
+    }
+    if let Some(reg) = &plan.config_register {
+        out.push(PlannedCheck {
+            name: "config-register".into(),
+            job: Job::DeviceInfo,
+            expect: reg.clone(),
+            judge: Judge::ConfigReg,
+        });
+    }
+    if plan.day0_config
+        && let Some(host) = dev.day0.as_ref().and_then(|d| d.hostname.clone())
+    {
+        out.push(PlannedCheck {
+            name: "startup config saved after the day-0 config".into(),
+            job: Job::Check {
+                command: "show startup-config | include ^hostname".into(),
+            },
+            expect: host,
+            judge: Judge::Line,
+        });
+    }
+    if plan.eem_applet.is_some() || plan.tarball.is_some() || plan.script.is_some() {
+        out.push(PlannedCheck {
+            name: "guestshell running".into(),
+            job: Job::Check {
+                command: "show app-hosting list".into(),
+            },
+            expect: "guestshell RUNNING".into(),
+            judge: Judge::Guestshell,
+        });
+    }
+    for (i, v) in plan.verify.iter().enumerate() {
+        let expect = dev
+            .day0
+            .as_ref()
+            .and_then(|d| d.expects.get(i).cloned())
+            .unwrap_or_else(|| v.expect.clone());
+        out.push(PlannedCheck {
+            name: format!("check {}: {}", i + 1, v.command),
+            job: Job::Check {
+                command: v.command.clone(),
+            },
+            expect,
+            judge: Judge::Line,
+        });
+    }
+    out
+}
+
+/// Judges the answer to the next check, keeps it as evidence, and fails the router with
+/// expected vs seen when it does not hold.
+fn verify_answer(dev: &mut Device, plan: &Plan, now: DateTime<Local>, seen: &VerifySeen<'_>) {
+    let Some(check) = verify_checks(dev, plan).into_iter().nth(dev.evidence.len()) else {
+        return;
+    };
+    let (got, ok) = match (&check.judge, seen) {
+        (Judge::Version, VerifySeen::Info(info)) => {
+            let v = info.version.as_deref().and_then(normalize_version);
+            (
+                info.version.clone().unwrap_or_default(),
+                v.as_deref() == Some(check.expect.as_str()),
+            )
+        }
+        (Judge::ConfigReg, VerifySeen::Info(info)) => {
+            let r = info.config_reg.clone().unwrap_or_default();
+            let ok = r.trim().eq_ignore_ascii_case(&check.expect);
+            (r, ok)
+        }
+        (Judge::Guestshell, VerifySeen::Cli(out)) => (
+            first_lines(out),
+            guestshell_state(out) == Guestshell::Running,
+        ),
+        (Judge::Line, VerifySeen::Cli(out)) => (first_lines(out), has_line(out, &check.expect)),
+        (_, VerifySeen::Info(_)) => ("device-info instead of CLI output".into(), false),
+        (_, VerifySeen::Cli(out)) => (first_lines(out), false),
+    };
+    let command = check
+        .job
+        .exec_command()
+        .unwrap_or_else(|| "device-info".into());
+    dev.evidence.push(Evidence {
+        check: check.name.clone(),
+        command,
+        expect: check.expect.clone(),
+        seen: got.clone(),
+        ok,
+        at: now,
+    });
+    if ok {
+        dev.log(now, format!("verified {}: {}", check.name, check.expect));
+    } else {
+        fail(
+            dev,
+            now,
+            format!(
+                "verification failed: {}: expected {:?}, the router shows {:?} (fix it on the router or in the config, then `pnp-appliance device resume {}` checks again)",
+                check.name, check.expect, got, dev.serial
+            ),
+        );
     }
 }
 

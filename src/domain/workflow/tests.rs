@@ -1,9 +1,10 @@
 //! Table-driven tests of the pure workflow: conversations with a scripted device.
 
 use super::*;
+use crate::domain::device::Day0;
 use crate::domain::device::{Device, State};
 use crate::domain::job::{Job, ReloadReason, WorkRequest};
-use crate::domain::plan::{Backoffs, FileCopy, ImageTarget};
+use crate::domain::plan::{Backoffs, Cleanup, FileCopy, ImageTarget, Pattern, VerifyCheck};
 use crate::pnp::message::{self, DeviceMessage};
 
 const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL1";
@@ -16,6 +17,7 @@ fn plan() -> Plan {
             file: "c1100-universalk9.17.12.03a.SPA.bin".into(),
             version: "17.12.3a".into(),
             md5: Some("0123456789abcdef0123456789abcdef".into()),
+            size: Some(IMAGE_BYTES),
         }],
         image_destination: "bootflash:".into(),
         tarball: Some(FileCopy {
@@ -29,6 +31,11 @@ fn plan() -> Plan {
             present: true,
         }),
         script_command: "guestshell run python3 /bootflash/guest-share/{file}".into(),
+        script_success: None,
+        script_failure: None,
+        image_margin: 100 << 20,
+        image_cleanup: Cleanup::Auto,
+        verify: Vec::new(),
         day0_config: true,
         min_bootflash_free: 1 << 30,
         eem_applet: Some("InstallGuestShell".into()),
@@ -50,7 +57,7 @@ struct Conv {
     dev: Device,
     plan: Plan,
     n: u32,
-    config: Result<String, String>,
+    config: Result<Day0, String>,
 }
 
 impl Conv {
@@ -60,7 +67,7 @@ impl Conv {
             dev: Device::new("FGL1", UDI, "C1131-8PWB", "V01", now),
             plan,
             n: 0,
-            config: Ok("default.cfg".into()),
+            config: Ok(day0()),
         }
     }
 
@@ -71,7 +78,7 @@ impl Conv {
             reason,
         };
         // Prepared as the HTTP layer prepares it: only when the exchange can need it.
-        let prepared = may_reach_config_start(self.dev.state).then(|| self.config.clone());
+        let prepared = needs_day0(&self.dev, &self.plan).then(|| self.config.clone());
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
@@ -137,9 +144,45 @@ impl Conv {
     }
 }
 
+/// The day-0 config the tests' routers get.
+fn day0() -> Day0 {
+    Day0 {
+        file: "default.cfg".into(),
+        hostname: Some("hostname r1".into()),
+        expects: Vec::new(),
+    }
+}
+
+/// Bytes of the tests' target image.
+const IMAGE_BYTES: u64 = 706_422_748;
+
+/// Answers the last checks of [`plan`] as a router provisioned right would.
+fn verify_all(c: &mut Conv) {
+    assert_eq!(c.request(), Job::DeviceInfo, "running version");
+    c.info("17.12.3a", GB2);
+    assert_eq!(c.request(), Job::DeviceInfo, "config-register");
+    c.info("17.12.3a", GB2);
+    assert_eq!(
+        c.request(),
+        Job::Check {
+            command: "show startup-config | include ^hostname".into()
+        }
+    );
+    c.exec("hostname r1");
+    assert_eq!(
+        c.request(),
+        Job::Check {
+            command: "show app-hosting list".into()
+        }
+    );
+    c.exec(RUNNING);
+    assert!(c.dev.evidence.iter().all(|e| e.ok), "{:?}", c.dev.evidence);
+    assert_eq!(c.dev.evidence.len(), 4);
+}
+
 fn device_info_xml(version: &str, free: i64) -> String {
     format!(
-        "<imageInfo><versionString>{version}</versionString><imageFile>bootflash:packages.conf</imageFile></imageInfo><fileSystemList><fileSystem name=\"webui\" type=\"disk\" size=\"0\" freespace=\"0\"/><fileSystem name=\"bootflash\" type=\"disk\" size=\"7605936128\" freespace=\"{free}\"/><fileSystem name=\"nvram\" type=\"nvram\" size=\"33554432\" freespace=\"33000000\"/></fileSystemList>"
+        "<imageInfo><versionString>{version}</versionString><imageFile>bootflash:packages.conf</imageFile><configReg>0x2102</configReg></imageInfo><fileSystemList><fileSystem name=\"webui\" type=\"disk\" size=\"0\" freespace=\"0\"/><fileSystem name=\"bootflash\" type=\"disk\" size=\"7605936128\" freespace=\"{free}\"/><fileSystem name=\"nvram\" type=\"nvram\" size=\"33554432\" freespace=\"33000000\"/></fileSystemList>"
     )
 }
 
@@ -250,7 +293,8 @@ fn full_workflow_in_reference_order() {
         }
     );
     c.exec("hello from the script");
-    assert_eq!(c.dev.state, State::Finished);
+    assert_eq!(c.dev.state, State::Verify);
+    verify_all(&mut c);
     assert_eq!(
         c.dev.script_output.as_deref(),
         Some("hello from the script")
@@ -280,9 +324,18 @@ fn steps_with_nothing_configured_are_skipped() {
     c.ok("config-upgrade");
     assert_eq!(c.request(), Job::WriteMemory);
     c.exec("[OK]");
-    // No applet, no script: no space check, no guestshell.
+    // No applet, no script: no space check, no guestshell; of the last checks only the
+    // startup config's hostname.
+    assert_eq!(
+        c.request(),
+        Job::Check {
+            command: "show startup-config | include ^hostname".into()
+        }
+    );
+    c.exec("hostname r1");
     assert!(matches!(c.request(), Job::Backoff { seconds: 1200, .. }));
     assert_eq!(c.dev.state, State::Finished);
+    assert_eq!(c.dev.evidence.len(), 1);
 }
 
 #[test]
@@ -601,6 +654,8 @@ fn factory_fresh_return_starts_over() {
         c.dev.state = state;
         c.dev.startup_saved = saved;
         c.dev.tarball_done = true;
+        // It got its day-0 config at its first contact; a wipe does not change which.
+        c.dev.day0 = Some(day0());
         let job = c.request_with(reboot("factory-reset", present));
         if over {
             assert_eq!(
@@ -642,6 +697,7 @@ fn missing_image_file_or_config_fails_with_the_reason() {
     let mut c = Conv::new(plan());
     c.config = Err("no day-0 config for FGL1".into());
     c.dev.state = State::ConfigStart;
+    c.dev.day0 = None;
     c.request();
     assert_eq!(c.dev.state, State::Failed);
     assert_eq!(
@@ -670,6 +726,7 @@ fn missing_image_file_or_config_fails_with_the_reason() {
 fn image_is_chosen_by_longest_pid_prefix() {
     let mut p = plan();
     p.images.push(ImageTarget {
+        size: Some(IMAGE_BYTES),
         pid_prefix: "C1161".into(),
         file: "other.17.15.01.bin".into(),
         version: "17.15.1".into(),
@@ -809,10 +866,10 @@ fn jobs_cut_by_a_restart_do_not_count_against_the_router() {
     );
 }
 
-/// The HTTP layer prepares the day-0 config only when [`may_reach_config_start`] says the
-/// exchange can need it: from every other state, with every skippable step skipped, a work
-/// request must not get to CONFIG_START; from those states it does, and without a prepared
-/// config it waits a second instead of failing.
+/// The HTTP layer prepares the day-0 config only when [`needs_day0`] says the exchange can
+/// need it: from every other state, with every skippable step skipped, a work request must not
+/// get to the config; from those states it does, and without a prepared config it waits a
+/// second instead of failing or sending a config it does not have.
 #[test]
 fn day0_is_needed_only_from_the_states_that_say_so() {
     let mut bare = plan();
@@ -832,19 +889,286 @@ fn day0_is_needed_only_from_the_states_that_say_so() {
             base_url: "http://198.51.100.1:8080",
             day0: None,
         };
+        let needed = needs_day0(&dev, &bare);
         let job = on_work_request(&mut dev, &req, &bare, &ctx);
         let waited =
             matches!(&job, Job::Backoff { seconds: 1, reason } if reason.contains("day-0"));
-        assert_eq!(
-            waited,
-            may_reach_config_start(state),
-            "{state}: {job:?} (now {})",
-            dev.state
-        );
+        assert_eq!(waited, needed, "{state}: {job:?} (now {})", dev.state);
         assert!(!matches!(job, Job::ConfigUpgrade { .. }), "{state}");
-        if waited {
-            assert_eq!(dev.state, State::ConfigStart, "{state}");
-            assert_eq!(dev.fail_reason, None);
-        }
+        assert_eq!(dev.fail_reason, None, "{state}");
+        // With the day-0 config taken already, nothing needs it.
+        dev.day0 = Some(day0());
+        assert!(!needs_day0(&dev, &bare), "{state}");
     }
+}
+
+#[test]
+fn a_config_line_that_ios_refused_is_a_failed_attempt_despite_success() {
+    let mut c = Conv::new(plan());
+    c.dev.state = State::ConfigReg;
+    c.dev.day0 = Some(day0());
+    assert!(matches!(c.request(), Job::SetConfigRegister { .. }));
+    let inner = "<resultEntry lineNumber=\"1\" cliString=\"config-register 0x2102\"><success change=\"NO_CHANGE\"/><text>% Invalid input detected at '^' marker.</text></resultEntry>";
+    assert_eq!(
+        c.answer("cli-config", true, inner),
+        ResponseOutcome::Applied
+    );
+    assert_eq!(c.dev.attempts, 1);
+    assert!(!c.dev.config_reg_applied);
+    assert!(
+        c.dev
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("% Invalid input detected"),
+        "{:?}",
+        c.dev.last_error
+    );
+}
+
+/// Space before the image: (free bytes, cleanup setting, boot image) → what happens.
+#[test]
+fn an_image_that_does_not_fit_is_never_sent() {
+    const SMALL: i64 = 193 << 20;
+    let bundle = "bootflash:c1100-universalk9.17.09.04a.SPA.bin";
+    let listing = "Directory of bootflash:/\n   12  -rw-        706422748  Mar 3 2024 10:11:12 +00:00  c1100-universalk9.17.09.04a.SPA.bin\n   13  -rw-        655970456  Mar 3 2023 10:11:12 +00:00  c1100-universalk9.17.03.04a.SPA.bin\n   14  -rw-            6379  Mar 3 2024 10:11:12 +00:00  packages.conf\n";
+    let start = |cleanup: Cleanup, image_file: &str| {
+        let mut p = plan();
+        p.image_cleanup = cleanup;
+        let mut c = Conv::new(p);
+        c.dev.day0 = Some(day0());
+        c.dev.state = State::CheckImageVer;
+        c.dev.image_file = image_file.into();
+        assert_eq!(c.request(), Job::DeviceInfo);
+        c
+    };
+    let info = |c: &mut Conv, free: i64, image: &str| {
+        let inner = device_info_xml("17.9.4a", free).replace("bootflash:packages.conf", image);
+        assert_eq!(
+            c.answer("device-info", true, &inner),
+            ResponseOutcome::Applied
+        );
+    };
+
+    // Bundle mode, auto: list bootflash, delete the old image (never the running one), read
+    // the space again; now it fits and the image goes.
+    let mut c = start(Cleanup::Auto, bundle);
+    info(&mut c, SMALL, bundle);
+    assert_eq!(c.dev.state, State::ImageCleanup);
+    assert_eq!(c.request(), Job::ListBootflash);
+    c.exec(listing);
+    let delete = c.request();
+    assert_eq!(
+        delete,
+        Job::Cleanup {
+            command: "delete /force bootflash:c1100-universalk9.17.03.04a.SPA.bin".into()
+        }
+    );
+    c.exec("");
+    assert_eq!(c.request(), Job::DeviceInfo);
+    assert_eq!(c.dev.state, State::CheckImageVer);
+    info(&mut c, SMALL + 655_970_456, bundle);
+    assert!(matches!(c.request(), Job::ImageInstall { .. }));
+
+    // Still short after the cleanup: parked with what is needed and what to do; a resume reads
+    // the space again, and the cleanup does not run a second time.
+    let mut c = start(Cleanup::Auto, bundle);
+    info(&mut c, SMALL, bundle);
+    assert_eq!(c.request(), Job::ListBootflash);
+    c.exec("Directory of bootflash:/\n");
+    assert_eq!(c.request(), Job::DeviceInfo);
+    info(&mut c, SMALL, bundle);
+    assert_eq!(c.dev.state, State::ImageNoSpace);
+    let why = c.dev.last_error.clone().unwrap();
+    assert!(
+        why.contains("193 MB free")
+            && why.contains("needs 773 MB")
+            && why.contains("device resume FGL1"),
+        "{why}"
+    );
+    assert!(matches!(c.request(), Job::Backoff { seconds: 600, .. }));
+    action::resume(&mut c.dev, Local::now()).unwrap();
+    assert_eq!(c.request(), Job::DeviceInfo);
+    info(&mut c, SMALL, bundle);
+    assert_eq!(c.dev.state, State::ImageNoSpace);
+    assert!(
+        !c.dev
+            .history
+            .iter()
+            .any(|e| e.text.contains("cleaning up first")
+                && e.at > c.dev.history[c.dev.history.len() - 3].at)
+    );
+
+    // Install mode: `install remove inactive`, answering its [y/n].
+    let mut c = start(Cleanup::Auto, "bootflash:packages.conf");
+    info(&mut c, SMALL, "bootflash:packages.conf");
+    let job = c.request();
+    assert_eq!(
+        job,
+        Job::Cleanup {
+            command: "install remove inactive".into()
+        }
+    );
+    assert_eq!(job.dialogue(), Some(("[y/n]", "y")));
+
+    // Cleanup off: parked at once; a refused cleanup command does not stop the others.
+    let mut c = start(Cleanup::Off, bundle);
+    info(&mut c, SMALL, bundle);
+    assert_eq!(c.dev.state, State::ImageNoSpace);
+    let mut c = start(
+        Cleanup::Commands(vec![
+            "delete /force bootflash:a.bin".into(),
+            "delete /force bootflash:b.bin".into(),
+        ]),
+        bundle,
+    );
+    info(&mut c, SMALL, bundle);
+    assert!(matches!(c.request(), Job::Cleanup { .. }));
+    c.fail("cli-exec", 1301, "command failed");
+    assert_eq!(
+        c.request(),
+        Job::Cleanup {
+            command: "delete /force bootflash:b.bin".into()
+        }
+    );
+    c.exec("%Error deleting bootflash:b.bin (No such file or directory)");
+    assert_eq!(c.request(), Job::DeviceInfo);
+    assert_ne!(c.dev.state, State::Failed);
+}
+
+#[test]
+fn a_script_that_dies_fails_the_router_with_its_output() {
+    let to_script = |p: Plan| {
+        let mut c = Conv::new(p);
+        c.dev.day0 = Some(day0());
+        c.dev.state = State::RunPyScript;
+        assert!(matches!(c.request(), Job::RunScript { .. }));
+        c
+    };
+    let trace = "Traceback (most recent call last):\n  File \"/bootflash/guest-share/s.py\", line 1, in <module>\n    import cli\nModuleNotFoundError: No module named 'cli'";
+    let mut c = to_script(plan());
+    c.exec(trace);
+    assert_eq!(c.dev.state, State::Failed);
+    assert_eq!(c.dev.failed_in, Some(State::RunPyScript));
+    assert_eq!(c.dev.script_output.as_deref(), Some(trace));
+    let why = c.dev.fail_reason.clone().unwrap();
+    assert!(
+        why.contains("python script failed: ModuleNotFoundError: No module named 'cli'"),
+        "{why}"
+    );
+    assert!(c.dev.steps["RUN_PY_SCRIPT"].result.starts_with("failed"));
+    // Not retried on its own: a resume runs it again.
+    assert!(matches!(c.request(), Job::Backoff { seconds: 600, .. }));
+    action::resume(&mut c.dev, Local::now()).unwrap();
+    assert!(matches!(c.request(), Job::RunScript { .. }));
+
+    // With a success marker configured, output without it is a failure.
+    let mut p = plan();
+    p.script_success = Some(Pattern(regex::Regex::new("^PNP-OK$").unwrap()));
+    let mut c = to_script(p.clone());
+    c.exec("configured half of it");
+    assert_eq!(c.dev.state, State::Failed);
+    let mut c = to_script(p);
+    c.exec("configured it all\nPNP-OK");
+    assert_eq!(c.dev.state, State::Verify);
+}
+
+#[test]
+fn finished_only_once_verified_on_the_device() {
+    let mut p = plan();
+    p.verify = vec![VerifyCheck {
+        command: "show running-config | include ^hostname".into(),
+        expect: "hostname {{ hostname }}".into(),
+    }];
+    let verifying = |p: &Plan| {
+        let mut c = Conv::new(p.clone());
+        c.dev.day0 = Some(Day0 {
+            expects: vec!["hostname branch-7".into()],
+            ..day0()
+        });
+        c.dev.state = State::Verify;
+        c
+    };
+    // Every check holds: FINISHED, with the evidence kept.
+    let mut c = verifying(&p);
+    assert_eq!(c.request(), Job::DeviceInfo);
+    c.info("17.12.3a", GB2);
+    assert_eq!(c.request(), Job::DeviceInfo);
+    c.info("17.12.3a", GB2);
+    assert!(matches!(c.request(), Job::Check { .. }));
+    c.exec("hostname r1");
+    assert!(matches!(c.request(), Job::Check { .. }));
+    c.exec(RUNNING);
+    assert_eq!(
+        c.request(),
+        Job::Check {
+            command: "show running-config | include ^hostname".into()
+        }
+    );
+    c.exec("hostname branch-7");
+    assert!(matches!(c.request(), Job::Backoff { seconds: 1200, .. }));
+    assert_eq!(c.dev.state, State::Finished);
+    assert_eq!(c.dev.evidence.len(), 5);
+    assert_eq!(c.dev.evidence[4].expect, "hostname branch-7");
+    assert_eq!(c.dev.evidence[4].seen, "hostname branch-7");
+    assert!(c.dev.steps["VERIFY"].result.starts_with("ok"));
+
+    // (which check, what the router answers) → FAILED with expected vs seen.
+    let mut c = verifying(&p);
+    c.request();
+    c.info("17.9.4a", GB2);
+    assert_eq!(c.dev.state, State::Failed);
+    let why = c.dev.fail_reason.clone().unwrap();
+    assert!(
+        why.contains("running version: expected \"17.12.3a\", the router shows \"17.9.4a\""),
+        "{why}"
+    );
+    assert!(!c.dev.evidence[0].ok);
+
+    let mut c = verifying(&p);
+    for _ in 0..2 {
+        c.request();
+        c.info("17.12.3a", GB2);
+    }
+    c.request();
+    c.exec("");
+    assert_eq!(c.dev.state, State::Failed);
+    assert!(
+        c.dev
+            .fail_reason
+            .clone()
+            .unwrap()
+            .contains("startup config saved after the day-0 config: expected \"hostname r1\"")
+    );
+    // A resume checks again from the start.
+    action::resume(&mut c.dev, Local::now()).unwrap();
+    assert_eq!(c.dev.state, State::Verify);
+    assert!(c.dev.evidence.is_empty());
+    assert_eq!(c.request(), Job::DeviceInfo);
+}
+
+#[test]
+fn a_router_whose_day0_config_cannot_render_fails_at_first_contact() {
+    let mut c = Conv::new(plan());
+    c.config = Err("day-0 template default.cfg for FGL1: missing variable(s) hostname (FGL1 has no row in the inventory: add one, then `pnp-appliance device resume FGL1`)".into());
+    let job = c.request_with(reboot("factory-reset", false));
+    assert!(matches!(job, Job::Backoff { seconds: 600, .. }), "{job:?}");
+    assert_eq!(c.dev.state, State::Failed);
+    assert_eq!(c.dev.failed_in, Some(State::NewDevice));
+    assert!(
+        c.dev
+            .fail_reason
+            .clone()
+            .unwrap()
+            .contains("no row in the inventory")
+    );
+    // Nothing was sent but the backoff: no step besides the failed first contact, no file.
+    assert_eq!(c.dev.steps.keys().collect::<Vec<_>>(), ["NEW_DEVICE"]);
+    assert!(!c.dev.tarball_done && !c.dev.script_done && c.dev.config_file.is_none());
+    // Fixed and resumed: rendered again, and on it goes.
+    c.config = Ok(day0());
+    action::resume(&mut c.dev, Local::now()).unwrap();
+    assert_eq!(c.dev.state, State::NewDevice);
+    assert!(matches!(c.request(), Job::SetConfigRegister { .. }));
+    assert_eq!(c.dev.day0, Some(day0()));
 }
