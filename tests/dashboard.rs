@@ -144,7 +144,9 @@ async fn dashboard_live_table_and_guarded_actions() {
 
     // A router provisioned while the page is open: its state changes in place.
     let mut sim = b
-        .simulate(1, &["--serial-prefix", "DASH"])
+        // Each job takes 0.8 s (scaled), as a router's CLI takes a moment: the page, which
+        // refreshes every second, sees the state move through several steps.
+        .simulate(1, &["--serial-prefix", "DASH", "--command-secs", "80"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

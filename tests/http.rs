@@ -359,3 +359,28 @@ async fn file_routes_stream_with_length_range_and_no_traversal() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_record_names_its_job_in_flight() {
+    let f = fixture().await;
+    let (s, job) = f
+        .post("/pnp/WORK-REQUEST", "text/xml", work_request("C-1", false))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{job}");
+    let (s, _, body) = f
+        .call(
+            Request::get("/api/devices/FGL2548L0AW")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let d: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(d["step"], "cli-config \"config-register 0x2102\"", "{d}");
+    let (_, _, body) = f
+        .call(Request::get("/api/devices").body(Body::empty()).unwrap())
+        .await;
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list[0]["step"], d["step"]);
+    assert!(list[0].get("history").is_none());
+}

@@ -296,6 +296,19 @@ fn templated_day0_config_renders_per_router_or_fails_with_the_reason() {
         reason.contains("hostname") && reason.contains("TPL00002 has no row in the inventory"),
         "{reason}"
     );
+    // It failed at its first contact: no image, no file, no config was sent to it.
+    assert_eq!(d["failed_in"], "NEW_DEVICE", "{d}");
+    assert_eq!(
+        d["current_version"], "",
+        "not even asked for device-info: {d}"
+    );
+    let history = d["history"].to_string();
+    for job in ["image-install", "file-transfer", "config-upgrade"] {
+        assert!(
+            !history.contains(job),
+            "{job} sent to a router that cannot be configured: {history}"
+        );
+    }
     // The rendered config of router 1, served to its address only.
     let (status, body) = common::http_get(b.port, "/day0/TPL00001/default.cfg").unwrap();
     let body = String::from_utf8_lossy(&body);
@@ -328,4 +341,169 @@ fn router_that_vanishes_mid_download_comes_back_and_finishes() {
     );
     assert_eq!(d["state"], "FINISHED");
     assert_eq!(d["current_version"], "17.12.3a");
+}
+
+/// Polls a router's record until its state is `state` (or the deadline passes).
+fn wait_state(b: &Bench, serial: &str, state: &str) -> serde_json::Value {
+    common::wait_for(Duration::from_secs(120), || {
+        b.device(serial).filter(|d| d["state"] == state)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{serial} never reached {state}: {:?}\n{}",
+            b.device(serial),
+            b.server_log()
+        )
+    })
+}
+
+#[test]
+fn an_image_that_does_not_fit_is_cleaned_up_for_or_waits_for_an_operator() {
+    // 193 MB free on arrival (old images); the 2 MB image plus a 500 MB margin does not fit.
+    let margin = "[workflow]\nimage-space-margin = 500000000\n";
+    let mut b = Bench::new("");
+    b.patch_config("[workflow]\n", margin);
+    b.start();
+    let out = b
+        .simulate(2, &["--serial-prefix", "FULL", "--full-bootflash", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), b.server_log());
+    let d = b.device("FULL00001").unwrap();
+    let history = d["history"].to_string();
+    assert!(history.contains("cleaning up first"), "{history}");
+    assert!(
+        history.contains("old images to delete: c1100-universalk9.16.12.04.SPA.bin"),
+        "{history}"
+    );
+    assert!(
+        !history.contains("c1100-universalk9.17.09.04a.SPA.bin ("),
+        "the running image is kept: {history}"
+    );
+    assert_eq!(d["current_version"], "17.12.3a");
+    assert!(
+        d["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["ok"] == true),
+        "{d}"
+    );
+
+    // Without cleanup: parked before any download, saying what is needed and what to do.
+    let mut b = Bench::new("");
+    b.patch_config(
+        "[workflow]\n",
+        &format!("{margin}image-cleanup = \"off\"\n"),
+    );
+    b.start();
+    let mut sim = b
+        .simulate(1, &["--serial-prefix", "NOSPACE", "--full-bootflash", "1"])
+        .spawn()
+        .unwrap();
+    let d = wait_state(&b, "NOSPACE00001", "IMAGE_NO_SPACE");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let why = d["last_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("193 MB free") && why.contains("device resume NOSPACE00001"),
+        "{why}"
+    );
+    assert!(
+        !d["history"].to_string().contains("image-install"),
+        "no download started: {d}"
+    );
+    let shown = text(&b.run(&["device", "show", "NOSPACE00001"]));
+    assert!(shown.contains("IMAGE_NO_SPACE"), "{shown}");
+}
+
+#[test]
+fn a_script_that_dies_leaves_its_router_failed_with_the_output() {
+    let mut b = Bench::new("");
+    b.start();
+    let out = b
+        .simulate(2, &["--serial-prefix", "PYFAIL", "--failing-script", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("PYFAIL00001    FINISHED"), "{stdout}");
+    assert!(stdout.contains("PYFAIL00002    FAILED"), "{stdout}");
+    let d = b.device("PYFAIL00002").unwrap();
+    assert_eq!(d["failed_in"], "RUN_PY_SCRIPT");
+    let reason = d["fail_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ModuleNotFoundError: No module named 'cli'"),
+        "{reason}"
+    );
+    assert!(
+        d["script_output"].as_str().unwrap().contains("Traceback"),
+        "{d}"
+    );
+    let report = text(&b.run(&["report", "--format", "json"]));
+    let rows: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"] == "PYFAIL00002")
+        .unwrap();
+    let script = row["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[0] == "RUN_PY_SCRIPT")
+        .unwrap();
+    assert!(script[1].as_str().unwrap().starts_with("failed"), "{row}");
+}
+
+#[test]
+fn finished_only_after_the_checks_hold_on_the_router() {
+    // The operator's check expects the inventory's hostname; the day-0 config sets another.
+    let mut b = Bench::new(
+        "[[workflow.verify]]\ncommand = \"show running-config | include ^hostname\"\nexpect = \"hostname {{ hostname }}\"\n",
+    );
+    std::fs::write(
+        b.path("configs/inventory.csv"),
+        "serial,hostname\nVER00001,ISR1K-STAGED\nVER00002,branch-002\n",
+    )
+    .unwrap();
+    b.start();
+    let out = b.simulate(2, &["--serial-prefix", "VER"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("VER00001       FINISHED"), "{}", text(&out));
+    assert!(stdout.contains("VER00002       FAILED"), "{}", text(&out));
+    let ok = b.device("VER00001").unwrap();
+    let evidence = ok["evidence"].as_array().unwrap();
+    let checks: Vec<&str> = evidence
+        .iter()
+        .map(|e| e["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "running version",
+            "config-register",
+            "startup config saved after the day-0 config",
+            "guestshell running",
+            "check 1: show running-config | include ^hostname"
+        ]
+    );
+    assert_eq!(evidence[4]["seen"], "hostname ISR1K-STAGED");
+    let bad = b.device("VER00002").unwrap();
+    assert_eq!(bad["failed_in"], "VERIFY");
+    let reason = bad["fail_reason"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            "expected \"hostname branch-002\", the router shows \"hostname ISR1K-STAGED\""
+        ),
+        "{reason}"
+    );
+    let shown = text(&b.run(&["device", "show", "VER00002"]));
+    assert!(
+        shown.contains("verification")
+            && shown.contains("FAIL")
+            && shown.contains("hostname branch-002"),
+        "{shown}"
+    );
 }

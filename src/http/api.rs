@@ -99,9 +99,9 @@ pub(super) async fn devices(State(app): State<App>) -> Response {
         .registry
         .summaries()
         .await
-        .into_iter()
+        .iter()
         .filter_map(|d| {
-            let mut v = serde_json::to_value(d).ok()?;
+            let mut v = record_json(d)?;
             if let Some(record) = v.as_object_mut() {
                 record.remove("history");
             }
@@ -109,6 +109,17 @@ pub(super) async fn devices(State(app): State<App>) -> Response {
         })
         .collect();
     axum::Json(list).into_response()
+}
+
+/// A record as the API shows it: as stored, plus `step`, the summary of the job in flight (the
+/// stored job is typed; pages and scripts want its text).
+fn record_json(d: &Device) -> Option<serde_json::Value> {
+    let mut v = serde_json::to_value(d).ok()?;
+    if let Some(record) = v.as_object_mut() {
+        let step = d.pending.as_ref().map(|p| p.job.summary());
+        record.insert("step".into(), step.into());
+    }
+    Some(v)
 }
 
 pub(super) async fn device(
@@ -120,7 +131,9 @@ pub(super) async fn device(
         .get(&serial)
         .await
         .ok_or_else(|| no_device(&serial))?;
-    Ok(axum::Json(d).into_response())
+    let v = record_json(&d)
+        .ok_or_else(|| HttpError::Internal(format!("record of {serial} does not serialise")))?;
+    Ok(axum::Json(v).into_response())
 }
 
 /// Server metrics: PnP exchange latency as measured inside the server.

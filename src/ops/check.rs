@@ -414,4 +414,55 @@ mod tests {
         ));
         assert!(!has_applet("! event manager applet X", "X"));
     }
+
+    #[test]
+    fn applet_tarballs_are_read_from_the_applet_body_only() {
+        let cfg = "hostname X\n!\nevent manager applet Other\n action 1.0 cli command \"app-hosting install appid guestshell package bootflash:other.tar\"\n!\nevent manager applet InstallGuestShell\n event none maxrun 600\n action 2.0 cli command \"app-hosting install appid guestshell package bootflash:guestshell.17.09.01.tar\"\n!\nend\n";
+        assert_eq!(
+            applet_tarballs(cfg, "InstallGuestShell"),
+            ["guestshell.17.09.01.tar"]
+        );
+        assert_eq!(applet_tarballs(cfg, "Other"), ["other.tar"]);
+        assert!(applet_tarballs(cfg, "Missing").is_empty());
+    }
+
+    #[test]
+    fn check_warns_when_the_applet_installs_another_tarball() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["images", "files", "configs", "state"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("files/guestshell.17.12.03a.tar"), b"t").unwrap();
+        let shipped = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default.cfg"),
+        )
+        .unwrap();
+        let cfg_path = dir.path().join("appliance.toml");
+        std::fs::write(
+            &cfg_path,
+            "[http]\nlisten = \"127.0.0.1:0\"\n[workflow.guestshell]\ntarball = \"guestshell.17.12.03a.tar\"\n",
+        )
+        .unwrap();
+        let run = |day0: &str| {
+            std::fs::write(dir.path().join("configs/default.cfg"), day0).unwrap();
+            let cfg = Config::load(&cfg_path, &Default::default()).unwrap();
+            let mut f = Vec::new();
+            config_checks(&cfg, &mut f);
+            f
+        };
+        // The shipped config installs the shipped tarball: no warning.
+        assert!(
+            run(&shipped).iter().all(|x| x.ok),
+            "{:?}",
+            run(&shipped).iter().map(|x| &x.what).collect::<Vec<_>>()
+        );
+        let other = shipped.replace("guestshell.17.12.03a.tar", "guestshell.17.09.01.tar");
+        let bad: Vec<String> = run(&other)
+            .into_iter()
+            .filter(|x| !x.ok)
+            .map(|x| x.what)
+            .collect();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].contains("installs guestshell.17.09.01.tar but [workflow.guestshell] tarball is guestshell.17.12.03a.tar"), "{bad:?}");
+    }
 }

@@ -142,6 +142,20 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
     for t in transfers {
         s.push_str(&format!("transfer      {}\n", progress(t)));
     }
+    if !d.evidence.is_empty() {
+        s.push_str("\nverification (checked on the router before FINISHED):\n");
+        for e in &d.evidence {
+            s.push_str(&format!(
+                "  {}  {:<4}  {}\n        command   {}\n        expected  {}\n        seen      {}\n",
+                e.at.format(TIME_FORMAT),
+                if e.ok { "ok" } else { "FAIL" },
+                e.check,
+                e.command,
+                e.expect,
+                e.seen
+            ));
+        }
+    }
     s.push_str("\nhistory:\n");
     for e in &d.history {
         let mut lines = e.text.lines();
@@ -165,7 +179,7 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
 }
 
 /// Steps reported, in workflow order.
-pub(crate) const REPORT_STEPS: [State; 11] = [
+pub(crate) const REPORT_STEPS: [State; 12] = [
     State::ConfigReg,
     State::CheckImageVer,
     State::UpgradeInProgress,
@@ -177,6 +191,7 @@ pub(crate) const REPORT_STEPS: [State; 11] = [
     State::RunEventManager,
     State::CheckGuestshell,
     State::RunPyScript,
+    State::Verify,
 ];
 
 /// One router in `report` (stable).
