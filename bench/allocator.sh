@@ -25,7 +25,7 @@ for rep in $(seq "${REPS:-3}"); do
     _RJEM_MALLOC_CONF="$conf" "$sbin" --config "$d/appliance.toml" serve > "$d/serve.log" 2>&1 &
     SERVER_PID=$!; PIDS+=("$SERVER_PID"); wait_port "$port"
     out=$("$BIN" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices 1000 \
-      --serial-prefix W --timeout 1800 --time-scale 0.01 | tail -n1 | sed 's/^simulate: //')
+      --serial-prefix W --timeout 1800 --time-scale 0.01 $(sim_compat) | tail -n1 | sed 's/^simulate: //')
     inside=$(inside_server "$port")
     sleep 3
     echo "$rep $variant: $out; inside: $inside; peak RSS $(hwm_kb "$SERVER_PID") kB, RSS 3 s after $(rss_kb "$SERVER_PID") kB"

@@ -20,7 +20,7 @@ d=$(bench_dir "$IMAGE_MB"); port=$(free_port); config "$d" "$port"
 trap 'cleanup; rm -rf "$d"' EXIT
 simulate() {
   "$BIN" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices "$N" \
-    --serial-prefix H --timeout 1800 --time-scale 0.01 | tail -n1 | sed 's/^simulate: //'
+    --serial-prefix H --timeout 1800 --time-scale 0.01 $(sim_compat) | tail -n1 | sed 's/^simulate: //'
 }
 # One round creates the records (this build; the format is the same for both)...
 start_server "$d" "$port"

@@ -70,6 +70,15 @@ start_server() { # start_server DIR PORT -> sets SERVER_PID
   wait_port "$2"
 }
 
+# sim_compat: the simulator flags that keep a run comparable with builds before simulate
+# imitated the hardware's download rate and reload time (and print nothing for those builds,
+# which do not know the flags).
+sim_compat() {
+  if "$BIN" simulate --help 2>/dev/null | grep -q -- --download-kbps; then
+    echo "--download-kbps 0 --reload-secs 20"
+  fi
+}
+
 machine() { echo "$(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -r), $(date -u +%Y-%m-%d)"; }
 
 # netns_pair TAG: two namespaces ${TAG}s / ${TAG}c joined by a veth pair created inside them,

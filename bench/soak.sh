@@ -22,7 +22,7 @@ echo "idle:     $(probe)"
 # through again as factory-fresh ones: no new records, so what grows then is a leak.
 for round in ${ROUNDS:-1 2 2}; do
   out=$(ip netns exec "$C" "$BIN" --config "$d/appliance.toml" simulate --server http://198.51.100.1:8080 \
-    --devices "$N" --serial-prefix "R$round" --time-scale 0.01 --timeout 1800 | tail -n1)
+    --devices "$N" --serial-prefix "R$round" --time-scale 0.01 --timeout 1800 $(sim_compat) | tail -n1)
   sleep "${SETTLE:-10}"
   echo "round $round: $out"
   echo "after $round:  $(probe)"

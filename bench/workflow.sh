@@ -33,8 +33,10 @@ run_one() { # run_one ROUTERS MODE SIMULATE-ARGS...
     sed -i '/^\[\[workflow.image\]\]/,/^file = /d' "$d/appliance.toml"
   fi
   start_server "$d" "$port"
+  # Downloads unthrottled and 20 s reloads, as the simulator had them before it imitated the
+  # hardware's 600 KB/s and 8 min: the bench measures the server, and stays comparable.
   out=$(nice -n "$NICE" "$BIN" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices "$n" \
-    --serial-prefix "W" --timeout 1800 "$@" | tail -n1)
+    --serial-prefix "W" --timeout 1800 $(sim_compat) "$@" | tail -n1)
   inside=$(inside_server "$port")
   echo "$n routers, $mode (simulator at nice $NICE): $out; inside the server: $inside; server peak RSS $(hwm_kb "$SERVER_PID") kB"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true

@@ -305,15 +305,27 @@ fn network_checks(cfg: &Config, out: &mut Vec<Finding>) {
 pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
     let p = &cfg.plan;
     let mut steps = Vec::new();
+    if p.renders_day0() {
+        steps.push("day-0 config rendered (a router it cannot be rendered for fails here)".into());
+    }
     if let Some(r) = &p.config_register {
         steps.push(format!("config-register {r} + write memory"));
     }
     steps.push("device-info".to_string());
     match p.image_for(prefix) {
-        Some(i) => steps.push(format!(
-            "install {} unless it runs {} (md5-checked, reload)",
-            i.file, i.version
-        )),
+        Some(i) => {
+            let cleanup = match &p.image_cleanup {
+                crate::domain::plan::Cleanup::Off => "no cleanup".to_string(),
+                crate::domain::plan::Cleanup::Auto => "else cleanup".to_string(),
+                crate::domain::plan::Cleanup::Commands(c) => format!("else {}", c.join(", ")),
+            };
+            steps.push(format!(
+                "install {} unless it runs {} (only if bootflash holds it + {} MB, {cleanup}, else IMAGE_NO_SPACE; md5-checked, reload)",
+                i.file,
+                i.version,
+                p.image_margin >> 20
+            ))
+        }
         None => steps.push("no upgrade (no image for this PID)".into()),
     }
     if let Some(t) = &p.tarball {
@@ -341,8 +353,15 @@ pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
         steps.push("wait for Guestshell RUNNING (install/enable as needed)".into());
     }
     if let Some(s) = &p.script {
-        steps.push(p.script_command.replace("{file}", &s.file));
+        steps.push(format!(
+            "{} (its output judged)",
+            p.script_command.replace("{file}", &s.file)
+        ));
     }
+    steps.push(format!(
+        "verify on the router ({} checks of your own)",
+        p.verify.len()
+    ));
     steps.push("FINISHED".into());
     format!("{prefix}*: {}", steps.join(" -> "))
 }
