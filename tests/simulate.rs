@@ -360,9 +360,14 @@ fn wait_state(b: &Bench, serial: &str, state: &str) -> serde_json::Value {
 #[test]
 fn an_image_that_does_not_fit_is_cleaned_up_for_or_waits_for_an_operator() {
     // 193 MB free on arrival (old images); the 2 MB image plus a 500 MB margin does not fit.
-    let margin = "[workflow]\nimage-space-margin = 500000000\n";
+    let margin = |b: &Bench| {
+        b.patch_config(
+            "image-space-margin = 104857600\n",
+            "image-space-margin = 500000000\n",
+        )
+    };
     let mut b = Bench::new("");
-    b.patch_config("[workflow]\n", margin);
+    margin(&b);
     b.start();
     let out = b
         .simulate(2, &["--serial-prefix", "FULL", "--full-bootflash", "2"])
@@ -392,10 +397,8 @@ fn an_image_that_does_not_fit_is_cleaned_up_for_or_waits_for_an_operator() {
 
     // Without cleanup: parked before any download, saying what is needed and what to do.
     let mut b = Bench::new("");
-    b.patch_config(
-        "[workflow]\n",
-        &format!("{margin}image-cleanup = \"off\"\n"),
-    );
+    margin(&b);
+    b.patch_config("image-cleanup = \"auto\"\n", "image-cleanup = \"off\"\n");
     b.start();
     let mut sim = b
         .simulate(1, &["--serial-prefix", "NOSPACE", "--full-bootflash", "1"])
