@@ -5,6 +5,7 @@
 //! the pure workflow functions (the `workflow` module beside this one) under the registry's lock.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use chrono::{DateTime, Local};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -325,16 +326,17 @@ pub struct Device {
     pub(crate) finished_at: Option<DateTime<Local>>,
     /// Its DHCP lease from our responder, when it has one.
     pub(crate) lease: Option<DeviceLease>,
-    /// Its day-0 config as rendered at first contact.
-    pub(crate) day0: Option<Day0>,
+    /// Its day-0 config as rendered at first contact. Shared (`Arc`) like the other parts that
+    /// rarely change, so the copy every update takes to see what changed costs no allocation.
+    pub(crate) day0: Option<Arc<Day0>>,
     /// Cleanup jobs still to run before the image fits.
     pub(crate) cleanup: Vec<Job>,
     /// The cleanup ran since the last space check (it runs once; then the router parks).
     pub(crate) cleanup_done: bool,
     /// Checks made before FINISHED, in order.
-    pub(crate) evidence: Vec<Evidence>,
+    pub(crate) evidence: Arc<Vec<Evidence>>,
     /// Outcome of each step, by state name.
-    pub(crate) steps: std::collections::BTreeMap<String, StepResult>,
+    pub(crate) steps: Arc<std::collections::BTreeMap<String, StepResult>>,
     /// What happened, oldest first (the last [`HISTORY_LIMIT`] lines).
     pub(crate) history: Vec<Event>,
     /// History lines ever logged: numbers them, so the journal carries only new lines and
@@ -377,8 +379,8 @@ impl Default for Device {
             day0: None,
             cleanup: Vec::new(),
             cleanup_done: false,
-            evidence: Vec::new(),
-            steps: std::collections::BTreeMap::new(),
+            evidence: Arc::default(),
+            steps: Arc::default(),
             history: Vec::new(),
             logged: 0,
         }
@@ -436,7 +438,7 @@ impl Device {
 
     /// Records how step `step` ended.
     pub(crate) fn step(&mut self, step: State, result: impl Into<String>, now: DateTime<Local>) {
-        self.steps.insert(
+        Arc::make_mut(&mut self.steps).insert(
             step.as_str().to_string(),
             StepResult {
                 result: result.into(),

@@ -195,10 +195,16 @@ impl Job {
         })
     }
 
-    /// The prompt a cli-exec job answers and the answer (§6.3 `dialogue`): cleanup commands
-    /// such as `install remove inactive` ask `Do you want to remove the above files? [y/n]`.
+    /// The prompt a cli-exec job answers and the answer (§6.3 `dialogue`): `install remove`
+    /// asks `Do you want to remove the above files? [y/n]`. Other commands get none (`delete
+    /// /force` does not prompt), so no reply can reach a prompt it was not meant for.
     pub(crate) fn dialogue(&self) -> Option<(&'static str, &'static str)> {
-        matches!(self, Job::Cleanup { .. }).then_some(("[y/n]", "y"))
+        match self {
+            Job::Cleanup { command } if command.starts_with("install remove") => {
+                Some(("[y/n]", "y"))
+            }
+            _ => None,
+        }
     }
 
     /// The configuration lines of a cli-config job.

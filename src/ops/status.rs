@@ -144,7 +144,7 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
     }
     if !d.evidence.is_empty() {
         s.push_str("\nverification (checked on the router before FINISHED):\n");
-        for e in &d.evidence {
+        for e in d.evidence.iter() {
             s.push_str(&format!(
                 "  {}  {:<4}  {}\n        command   {}\n        expected  {}\n        seen      {}\n",
                 e.at.format(TIME_FORMAT),

@@ -2,6 +2,8 @@
 //! `DEVICE_STATUS.csv`) and the restart mark: state transitions the operator or a server
 //! restart causes, beside the ones the router causes in the parent module.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Local};
 
 use super::goto;
@@ -40,7 +42,7 @@ pub(crate) fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, S
             match back {
                 // Rendered again: the operator may have fixed the inventory or the template.
                 State::NewDevice | State::ConfigStart => dev.day0 = None,
-                State::Verify => dev.evidence.clear(),
+                State::Verify => Arc::make_mut(&mut dev.evidence).clear(),
                 _ => {}
             }
             dev.fail_reason = None;
@@ -187,7 +189,7 @@ pub(crate) fn set_state(dev: &mut Device, state: State, now: DateTime<Local>, ho
         dev.guestshell_checks = 0;
     }
     match state {
-        State::Verify => dev.evidence.clear(),
+        State::Verify => Arc::make_mut(&mut dev.evidence).clear(),
         State::NewDevice => dev.day0 = None,
         State::CheckImageVer | State::UpgradeNeeded => dev.cleanup_done = false,
         _ => {}

@@ -6,6 +6,8 @@
 //! nothing else, so they are tested as tables. The order is the reference ISR1k workflow
 //! (`docs/pnp-protocol.md` §10) with its known mistakes fixed (§6.1, §6.5, §8, §11).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Local};
 
 mod action;
@@ -37,7 +39,9 @@ pub(crate) struct Ctx<'a> {
 pub(crate) fn needs_day0(dev: &Device, plan: &Plan) -> bool {
     plan.renders_day0()
         && dev.day0.is_none()
-        && (dev.state == State::NewDevice || may_reach_config_start(dev.state))
+        && (dev.state == State::NewDevice
+            || may_reach_config_start(dev.state)
+            || (dev.state == State::Verify && !plan.verify.is_empty()))
 }
 
 /// Whether a work request from a router in `state` can get to CONFIG_START before it returns
@@ -356,6 +360,14 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             seconds: plan.backoff.no_space,
             reason: "not enough bootflash space for the image: waiting for an operator".into(),
         }),
+        State::Verify if !plan.verify.is_empty() && dev.day0.is_none() => {
+            // A record from before day-0 configs were rendered at first contact: the checks'
+            // expectations are rendered now.
+            match take_day0(dev, plan, ctx) {
+                Err(wait) => wait,
+                Ok(()) => None,
+            }
+        }
         State::Verify => match verify_checks(dev, plan).into_iter().nth(dev.evidence.len()) {
             Some(check) => Some(check.job),
             None => {
@@ -683,7 +695,7 @@ fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Lo
                     State::Verify,
                     format!("python script output:\n{output}"),
                 );
-                dev.evidence.clear();
+                Arc::make_mut(&mut dev.evidence).clear();
             }
         }
         return;
@@ -727,7 +739,7 @@ fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Lo
                 }
                 Guestshell::Running => {
                     goto(dev, now, State::Verify, "guestshell is RUNNING");
-                    dev.evidence.clear();
+                    Arc::make_mut(&mut dev.evidence).clear();
                 }
                 Guestshell::Installed => goto_keep(dev, now, State::EnableGuestshell),
                 Guestshell::Missing => goto_keep(dev, now, State::InstallGuestshell),
@@ -895,7 +907,7 @@ fn take_day0(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Result<(), Option<
             if plan.day0_config {
                 dev.log(ctx.now, format!("day-0 config {} renders for it", d.file));
             }
-            dev.day0 = Some(d.clone());
+            dev.day0 = Some(Arc::new(d.clone()));
             Ok(())
         }
         Some(Err(why)) => {
@@ -1026,7 +1038,7 @@ fn verify_answer(dev: &mut Device, plan: &Plan, now: DateTime<Local>, seen: &Ver
         .job
         .exec_command()
         .unwrap_or_else(|| "device-info".into());
-    dev.evidence.push(Evidence {
+    Arc::make_mut(&mut dev.evidence).push(Evidence {
         check: check.name.clone(),
         command,
         expect: check.expect.clone(),

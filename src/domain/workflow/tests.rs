@@ -6,6 +6,7 @@ use crate::domain::device::{Device, State};
 use crate::domain::job::{Job, ReloadReason, WorkRequest};
 use crate::domain::plan::{Backoffs, Cleanup, FileCopy, ImageTarget, Pattern, VerifyCheck};
 use crate::pnp::message::{self, DeviceMessage};
+use std::sync::Arc;
 
 const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL1";
 
@@ -655,7 +656,7 @@ fn factory_fresh_return_starts_over() {
         c.dev.startup_saved = saved;
         c.dev.tarball_done = true;
         // It got its day-0 config at its first contact; a wipe does not change which.
-        c.dev.day0 = Some(day0());
+        c.dev.day0 = Some(Arc::new(day0()));
         let job = c.request_with(reboot("factory-reset", present));
         if over {
             assert_eq!(
@@ -897,7 +898,7 @@ fn day0_is_needed_only_from_the_states_that_say_so() {
         assert!(!matches!(job, Job::ConfigUpgrade { .. }), "{state}");
         assert_eq!(dev.fail_reason, None, "{state}");
         // With the day-0 config taken already, nothing needs it.
-        dev.day0 = Some(day0());
+        dev.day0 = Some(Arc::new(day0()));
         assert!(!needs_day0(&dev, &bare), "{state}");
     }
 }
@@ -906,7 +907,7 @@ fn day0_is_needed_only_from_the_states_that_say_so() {
 fn a_config_line_that_ios_refused_is_a_failed_attempt_despite_success() {
     let mut c = Conv::new(plan());
     c.dev.state = State::ConfigReg;
-    c.dev.day0 = Some(day0());
+    c.dev.day0 = Some(Arc::new(day0()));
     assert!(matches!(c.request(), Job::SetConfigRegister { .. }));
     let inner = "<resultEntry lineNumber=\"1\" cliString=\"config-register 0x2102\"><success change=\"NO_CHANGE\"/><text>% Invalid input detected at '^' marker.</text></resultEntry>";
     assert_eq!(
@@ -936,7 +937,7 @@ fn an_image_that_does_not_fit_is_never_sent() {
         let mut p = plan();
         p.image_cleanup = cleanup;
         let mut c = Conv::new(p);
-        c.dev.day0 = Some(day0());
+        c.dev.day0 = Some(Arc::new(day0()));
         c.dev.state = State::CheckImageVer;
         c.dev.image_file = image_file.into();
         assert_eq!(c.request(), Job::DeviceInfo);
@@ -1010,6 +1011,10 @@ fn an_image_that_does_not_fit_is_never_sent() {
         }
     );
     assert_eq!(job.dialogue(), Some(("[y/n]", "y")));
+    let delete = Job::Cleanup {
+        command: "delete /force bootflash:x.bin".into(),
+    };
+    assert_eq!(delete.dialogue(), None);
 
     // Cleanup off: parked at once; a refused cleanup command does not stop the others.
     let mut c = start(Cleanup::Off, bundle);
@@ -1040,7 +1045,7 @@ fn an_image_that_does_not_fit_is_never_sent() {
 fn a_script_that_dies_fails_the_router_with_its_output() {
     let to_script = |p: Plan| {
         let mut c = Conv::new(p);
-        c.dev.day0 = Some(day0());
+        c.dev.day0 = Some(Arc::new(day0()));
         c.dev.state = State::RunPyScript;
         assert!(matches!(c.request(), Job::RunScript { .. }));
         c
@@ -1082,10 +1087,10 @@ fn finished_only_once_verified_on_the_device() {
     }];
     let verifying = |p: &Plan| {
         let mut c = Conv::new(p.clone());
-        c.dev.day0 = Some(Day0 {
+        c.dev.day0 = Some(Arc::new(Day0 {
             expects: vec!["hostname branch-7".into()],
             ..day0()
-        });
+        }));
         c.dev.state = State::Verify;
         c
     };
@@ -1170,5 +1175,5 @@ fn a_router_whose_day0_config_cannot_render_fails_at_first_contact() {
     action::resume(&mut c.dev, Local::now()).unwrap();
     assert_eq!(c.dev.state, State::NewDevice);
     assert!(matches!(c.request(), Job::SetConfigRegister { .. }));
-    assert_eq!(c.dev.day0, Some(day0()));
+    assert_eq!(c.dev.day0.as_deref(), Some(&day0()));
 }
