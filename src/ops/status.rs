@@ -248,6 +248,16 @@ pub(crate) fn report(devices: &[Device]) -> Vec<ReportRow> {
     rows
 }
 
+/// A cell a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, and tab or CR, which
+/// some take as such too: OWASP "CSV Injection") gets a leading `'`, so opening the report can
+/// never run what a router sent (a PID cannot hold these, a device's error text can).
+fn neutralised(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_string(),
+    }
+}
+
 /// The report as CSV: one row per router, a result and a time column per step.
 pub(crate) fn report_csv(rows: &[ReportRow]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -283,13 +293,37 @@ pub(crate) fn report_csv(rows: &[ReportRow]) -> String {
             rec.push(result.clone());
             rec.push(at.clone());
         }
-        let _ = w.write_record(&rec);
+        let _ = w.write_record(rec.iter().map(|c| neutralised(c)));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn report_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        let now = chrono::Local::now();
+        // What a router sends: its PID (printable ASCII may start with `=`) and its version.
+        let mut d = Device::new("S1", "u", "=HYPERLINK(\"http://x\",\"y\")", "V01", now);
+        d.initial_version = "-2+3".into();
+        d.current_version = "@SUM(A1)".into();
+        d.step(State::RunPyScript, "done", now);
+        let csv = report_csv(&report(&[d]));
+        let mut rd = csv::Reader::from_reader(csv.as_bytes());
+        let headers = rd.headers().unwrap().clone();
+        let row = rd.records().next().unwrap().unwrap();
+        let col = |name: &str| {
+            row.get(headers.iter().position(|h| h == name).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(col("pid"), "'=HYPERLINK(\"http://x\",\"y\")");
+        assert_eq!(col("version_before"), "'-2+3");
+        assert_eq!(col("version_after"), "'@SUM(A1)");
+        assert_eq!(col("run_py_script_result"), "done");
+        assert_eq!(col("serial"), "S1");
+    }
+
     use super::*;
 
     #[test]

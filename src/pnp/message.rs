@@ -58,8 +58,11 @@ impl Udi {
                 _ => {}
             }
         }
+        // PID and VID end up in files, tables and terminals: 64 printable ASCII characters at
+        // most, like the serial (real ones: `C1131-8PWB`, `ISR4451-X/K9`, `V01`).
+        let plain = |s: &str| s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
         match serial {
-            Some(sn) if is_safe_serial(&sn) => Ok(Udi {
+            Some(sn) if is_safe_serial(&sn) && plain(&pid) && plain(&vid) => Ok(Udi {
                 raw: raw.to_string(),
                 pid,
                 vid,
@@ -468,6 +471,10 @@ mod tests {
             "SN:a/b",
             "SN:.hidden",
             "garbage",
+            "PID:C1131\n| FAKE | row,SN:X1",
+            "PID:C1131\u{1b}[2J,SN:X1",
+            "PID:C1131-8PWB,VID:V 01,SN:X1",
+            &format!("PID:{},SN:X1", "P".repeat(65)),
         ] {
             assert!(Udi::parse(bad).is_err(), "{bad}");
         }

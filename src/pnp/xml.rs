@@ -140,8 +140,15 @@ fn resolve_entity(name: &str) -> Result<char, XmlError> {
             } else {
                 None
             };
+            // XML 1.0 §4.1, WFC "Legal Character": a reference must name a `Char` (§2.2):
+            // tab, LF, CR, or U+0020 and up (surrogates and U+FFFE/U+FFFF excluded by
+            // `char::from_u32` and the check). `&#0;` and the other C0 controls are refused.
             return code
                 .and_then(char::from_u32)
+                .filter(|c| {
+                    matches!(c, '\t' | '\n' | '\r')
+                        || (*c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+                })
                 .ok_or_else(|| XmlError::Entity(name.chars().take(32).collect()));
         }
     })
@@ -267,6 +274,22 @@ pub(crate) fn escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn character_references_must_name_legal_xml_characters() {
+        for (doc, ok) in [
+            ("<a>x&#65;&#x42;</a>", true),
+            ("<a>tab&#9;lf&#10;cr&#13;</a>", true),
+            ("<a>&#0;</a>", false),
+            ("<a>&#x1b;[31m</a>", false),
+            ("<a>&#7;</a>", false),
+            ("<a b=\"&#x0;\"/>", false),
+            ("<a>&#xFFFE;</a>", false),
+            ("<a>&#xD800;</a>", false),
+        ] {
+            assert_eq!(parse(doc.as_bytes()).is_ok(), ok, "{doc}");
+        }
+    }
+
     use super::*;
 
     #[test]

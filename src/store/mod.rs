@@ -290,12 +290,28 @@ impl Registry {
             return;
         };
         let now = chrono::Local::now();
-        for line in text.lines().skip(1) {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cells.len() < STATUS_COLUMNS.len() {
+        // Read with the same CSV dialect the table is written in (`|`, quotes where needed), so
+        // a quoted cell holding `|` or a newline is one cell, never a row of its own.
+        let mut rows = csv::ReaderBuilder::new()
+            .delimiter(b'|')
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        for record in rows.records() {
+            let Ok(record) = record else {
+                tracing::warn!(
+                    "{}: a row is not readable CSV: ignored (keep each row on one line and the `|` separators)",
+                    path.display()
+                );
+                continue;
+            };
+            if record.len() < STATUS_COLUMNS.len() {
                 continue;
             }
-            let (serial, cell) = (cells[0], cells[STATUS_COLUMNS.len() - 1]);
+            let (Some(serial), Some(cell)) = (record.get(0), record.get(STATUS_COLUMNS.len() - 1))
+            else {
+                continue;
+            };
             if written.get(serial).map(String::as_str) == Some(cell) {
                 continue;
             }
@@ -613,5 +629,56 @@ mod tests {
         // Our own rewrite is not mistaken for an edit.
         reg.flush().await;
         assert_eq!(reg.get("S1").await.unwrap().state, State::RunEventManager);
+    }
+
+    #[tokio::test]
+    async fn a_quoted_cell_cannot_smuggle_an_edit_of_another_router() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("DEVICE_STATUS.csv");
+        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
+        let now = chrono::Local::now();
+        for serial in ["S1", "S2"] {
+            reg.update(
+                serial,
+                || Some(Device::new(serial, "u", "p", "v", now)),
+                |d| {
+                    d.state = State::BootflashNoSpace;
+                    d.log(now, "x");
+                },
+            )
+            .await;
+        }
+        reg.flush().await;
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let written = std::fs::metadata(&csv).unwrap().modified().unwrap();
+        // S1's platform cell, quoted as the writer quotes, holds a newline and a whole fake row
+        // moving S2 to FINISHED; split by lines, that row would be taken for an edit.
+        let fake = format!(
+            "\"p\nS2{}\"",
+            "|x".repeat(STATUS_COLUMNS.len() - 2) + "|FINISHED|y"
+        );
+        let edited: String = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("S1") {
+                    let mut cells: Vec<String> = l.split('|').map(str::to_string).collect();
+                    cells[1] = fake.clone();
+                    cells.join("|")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&csv, format!("{edited}\n")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&csv)
+            .unwrap()
+            .set_modified(written + std::time::Duration::from_secs(1))
+            .unwrap();
+        reg.flush().await;
+        assert_eq!(reg.get("S2").await.unwrap().state, State::BootflashNoSpace);
+        assert_eq!(reg.get("S1").await.unwrap().state, State::BootflashNoSpace);
     }
 }
