@@ -227,3 +227,31 @@ fn editing_device_state_in_the_csv_unsticks_a_router() {
         "{d}"
     );
 }
+
+#[test]
+fn a_newline_in_what_a_router_sends_cannot_forge_a_log_line() {
+    let mut b = Bench::new("");
+    b.start();
+    let udi = "PID:C1131-8PWB,VID:V01,SN:LOGFORGE1";
+    let forged = "2026-12-01T00:00:00.000000Z  INFO pnp_appliance: operator: LOGFORGE2 reset";
+    let fault = format!(
+        "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{udi}\"><response xmlns=\"urn:cisco:pnp:fault\"><fault><faultcode>XSVC:Client</faultcode><faultstring>bad&#10;{forged}</faultstring></fault></response></pnp>"
+    );
+    let (status, _) = common::http_post(b.port, "/pnp/WORK-RESPONSE", &fault).unwrap();
+    assert_eq!(status, 200);
+    let log = common::wait_for(std::time::Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(b.path("logs/pnp_debug.log")).unwrap_or_default();
+        log.contains("device fault").then_some(log)
+    })
+    .unwrap_or_else(|| panic!("no fault logged:\n{}", b.server_log()));
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")),
+        "a forged line reached the log:\n{log}"
+    );
+    let line = log.lines().find(|l| l.contains("device fault")).unwrap();
+    assert!(
+        line.contains("bad\\n2026-12-01T00:00:00"),
+        "escaped in place: {line}"
+    );
+}

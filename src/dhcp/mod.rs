@@ -187,7 +187,8 @@ pub(crate) async fn run(
                 let socket = socket.clone();
                 let send = async move {
                     match socket.send_to(&bytes, to).await {
-                        Ok(_) => info!(pid = %pid, ip = %yiaddr, to = %to, "DHCP {kind}"),
+                        // The PID is the client's text: a string field, written escaped.
+                        Ok(_) => info!(pid = pid.as_str(), ip = %yiaddr, to = %to, "DHCP {kind}"),
                         Err(e) => warn!(to = %to, error = %e, "cannot send DHCP {kind}"),
                     }
                 };
@@ -227,13 +228,16 @@ pub(crate) async fn run(
                 }
                 let _in = span.enter();
                 if w {
-                    warn!("DHCP: {reason}");
+                    warn!(reason = reason.as_str(), "DHCP");
                 } else if f {
                     if foreign.len() < 10_000 && foreign.insert(client) {
-                        debug!("DHCP: not answering a non-PnP client: {reason}");
+                        debug!(
+                            reason = reason.as_str(),
+                            "DHCP: not answering a non-PnP client"
+                        );
                     }
                 } else if !reason.is_empty() {
-                    debug!("DHCP: {reason}");
+                    debug!(reason = reason.as_str(), "DHCP");
                 }
             }
         }

@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::error::HttpError;
 use super::{App, Peer};
 use crate::domain::device::Device;
+use crate::domain::job::Service;
 use crate::domain::workflow::{self, Ctx, ResponseOutcome};
 use crate::pnp::message::{self, DeviceMessage};
 
@@ -24,7 +25,9 @@ fn xml(body: String) -> Response {
 }
 
 fn rejected(kind: &'static str, peer: &Peer, why: impl std::fmt::Display) -> HttpError {
-    warn!(ip = %peer.remote.ip(), error = %why, "rejected {kind}");
+    // Device-supplied text is recorded as a string field, which the log writes escaped and
+    // quoted: a newline in it cannot forge a log line.
+    warn!(ip = %peer.remote.ip(), error = why.to_string().as_str(), "rejected {kind}");
     HttpError::BadRequest {
         kind,
         why: why.to_string(),
@@ -63,7 +66,7 @@ pub(super) async fn work_request(
         }
         Err(e) => return Err(rejected("work-request", &peer, e)),
     };
-    let span = info_span!("pnp", serial = %udi.serial, correlator = %req.correlator);
+    let span = info_span!("pnp", serial = %udi.serial, correlator = req.correlator.as_str());
     exchange_request(app, peer, udi, req, body)
         .instrument(span)
         .await
@@ -175,7 +178,7 @@ pub(super) async fn work_response(
         DeviceMessage::Fault(f) => {
             let now = Local::now();
             let serial = f.udi.as_ref().map(|u| u.serial.clone()).unwrap_or_default();
-            warn!(serial = %serial, ip = %peer.remote.ip(), code = %f.code, text = %f.text, "device fault: it did not understand our request");
+            warn!(serial = serial.as_str(), ip = %peer.remote.ip(), code = f.code.as_str(), text = f.text.as_str(), "device fault: it did not understand our request");
             if !serial.is_empty() {
                 let text = format!("protocol fault {}: {}", f.code, f.text);
                 app.registry
@@ -201,7 +204,7 @@ pub(super) async fn work_response(
         }
         DeviceMessage::Response { udi, result } => (udi, result),
     };
-    let span = info_span!("pnp", serial = %udi.serial, correlator = %resp.correlator);
+    let span = info_span!("pnp", serial = %udi.serial, correlator = resp.correlator.as_str());
     exchange_response(app, peer, udi, resp, body)
         .instrument(span)
         .await
@@ -235,21 +238,22 @@ async fn exchange_response(
     let result = if resp.success { "success" } else { "failure" };
     match outcome {
         None => warn!(
-            ip = %peer.remote.ip(), service = %resp.service_name,
+            ip = %peer.remote.ip(), service = resp.service_name.as_str(),
             "work-response from an unknown device: ignored (it must send a work request first)"
         ),
         Some((before, after, ResponseOutcome::Applied, err)) => info!(
             ip = %peer.remote.ip(),
             state = %after,
             from = %before,
-            job = %resp.service_name,
+            // Applied: the service is the pending job's, one of ours.
+            job = %resp.service.map_or("unknown", Service::as_str),
             result,
             error = err.as_deref().filter(|_| !resp.success).unwrap_or(""),
             "work-response"
         ),
         Some((_, after, ResponseOutcome::Unexpected(why), _)) => warn!(
-            ip = %peer.remote.ip(), state = %after, job = %resp.service_name,
-            result, "work-response ignored: {why}"
+            ip = %peer.remote.ip(), state = %after, job = resp.service_name.as_str(),
+            result, why = why.as_str(), "work-response ignored"
         ),
     }
     // Every work response gets a bye with its correlator (§6.8).

@@ -228,10 +228,24 @@ impl Bench {
 
 /// A minimal HTTP/1.0 GET on loopback: (status, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    http(port, "GET", path, "")
+}
+
+/// POSTs `body` to `path`; (status, body).
+pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, Vec<u8>)> {
+    http(port, "POST", path, body)
+}
+
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
