@@ -209,7 +209,6 @@ pub(crate) async fn run(
                 }
             }
             Outcome::Silent {
-                mac: client,
                 reason,
                 warn: w,
                 persist,
@@ -230,7 +229,7 @@ pub(crate) async fn run(
                 if w {
                     warn!(reason = reason.as_str(), "DHCP");
                 } else if f {
-                    if foreign.len() < 10_000 && foreign.insert(client) {
+                    if foreign.len() < 10_000 && foreign.insert(mac.clone()) {
                         debug!(
                             reason = reason.as_str(),
                             "DHCP: not answering a non-PnP client"

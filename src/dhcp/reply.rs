@@ -29,8 +29,6 @@ pub(crate) enum Outcome {
         kind: &'static str,
         /// Address given (0.0.0.0 for NAK / INFORM).
         yiaddr: Ipv4Addr,
-        /// Client MAC.
-        mac: String,
         /// Router PID.
         pid: String,
         /// The lease table changed in a way that must survive a restart.
@@ -38,8 +36,6 @@ pub(crate) enum Outcome {
     },
     /// Nothing is sent.
     Silent {
-        /// Client MAC when the packet was readable.
-        mac: String,
         /// Why.
         reason: String,
         /// Worth a warning (conflicts, exhaustion) rather than a debug line.
@@ -170,15 +166,13 @@ pub(crate) fn handle(
         // Settings resolved without an interface are for snippets; the responder never runs
         // on them (serve binds an interface first).
         return Outcome::Silent {
-            mac: String::new(),
             reason: "no interface address to answer from".into(),
             warn: true,
             persist: false,
             foreign: false,
         };
     };
-    let silent = |mac: String, reason: String, warn: bool, persist: bool| Outcome::Silent {
-        mac,
+    let silent = |reason: String, warn: bool, persist: bool| Outcome::Silent {
         reason,
         warn,
         persist,
@@ -188,7 +182,6 @@ pub(crate) fn handle(
         Ok(p) => p,
         Err(e) => {
             return silent(
-                String::new(),
                 format!("unreadable DHCP packet from {src}: {e}"),
                 false,
                 false,
@@ -205,23 +198,17 @@ pub(crate) fn handle(
             } else {
                 "release of an address it does not hold"
             };
-            return silent(mac, format!("{} {why}", p.ciaddr), false, freed);
+            return silent(format!("{} {why}", p.ciaddr), false, freed);
         }
         MsgType::Decline => {
             if p.server_id() != Some(server.ip) {
-                return silent(mac, "DECLINE for another server".into(), false, false);
+                return silent("DECLINE for another server".into(), false, false);
             }
             let Some(ip) = p.requested_ip() else {
-                return silent(
-                    mac,
-                    "DECLINE without requested address".into(),
-                    false,
-                    false,
-                );
+                return silent("DECLINE without requested address".into(), false, false);
             };
             if leases.by_ip.get(&ip).is_none_or(|l| l.client != client) {
                 return silent(
-                    mac,
                     format!("DECLINE of {ip}, which it was not given"),
                     false,
                     false,
@@ -229,7 +216,6 @@ pub(crate) fn handle(
             }
             leases.decline(&client, &mac, ip, now);
             return silent(
-                mac.clone(),
                 format!(
                     "address conflict: {mac} declined {ip} (another host answers ARP for it); quarantined for an hour: find the host with `arping {ip}` or take it out of [dhcp] pool"
                 ),
@@ -243,7 +229,6 @@ pub(crate) fn handle(
         Class::Pnp { pid } => pid,
         Class::Ignore(why) => {
             return Outcome::Silent {
-                mac,
                 reason: why.to_string(),
                 warn: false,
                 persist: false,
@@ -262,7 +247,6 @@ pub(crate) fn handle(
                 _ => "ACK",
             },
             yiaddr,
-            mac: mac.clone(),
             pid: pid.clone(),
             persist,
         }
@@ -271,7 +255,7 @@ pub(crate) fn handle(
     match p.msg_type {
         MsgType::Discover => match leases.offer(&s.pool, &client, &mac, p.requested_ip(), now) {
             Ok(ip) => reply(MessageType::Offer, ip, Some(s.lease_secs), false),
-            Err(e) => silent(mac, format!("no OFFER for {pid}: {e}"), true, false),
+            Err(e) => silent(format!("no OFFER for {pid}: {e}"), true, false),
         },
         MsgType::Request => {
             // RFC 2131 §4.3.2: SELECTING (server-id), INIT-REBOOT (requested-ip, no ciaddr),
@@ -279,13 +263,13 @@ pub(crate) fn handle(
             let (ip, state) = match (p.server_id(), p.requested_ip(), p.ciaddr) {
                 (Some(sid), _, _) if sid != server.ip => {
                     leases.drop_offer(&client);
-                    return silent(mac, format!("client chose server {sid}"), false, false);
+                    return silent(format!("client chose server {sid}"), false, false);
                 }
                 (Some(_), Some(ip), _) => (ip, ClientState::Selecting),
                 (Some(_), None, c) if !c.is_unspecified() => (c, ClientState::Selecting),
                 (None, Some(ip), c) if c.is_unspecified() => (ip, ClientState::InitReboot),
                 (None, _, c) if !c.is_unspecified() => (c, ClientState::RenewingOrRebinding),
-                _ => return silent(mac, "REQUEST without address".into(), false, false),
+                _ => return silent("REQUEST without address".into(), false, false),
             };
             if state != ClientState::Selecting
                 && p.giaddr.is_unspecified()
@@ -307,12 +291,11 @@ pub(crate) fn handle(
         // RFC 2131 §4.3.5: ACK with configuration, no lease, to ciaddr.
         MsgType::Inform => reply(MessageType::Ack, Ipv4Addr::UNSPECIFIED, None, false),
         MsgType::Other(t) => silent(
-            mac,
             format!("message type {t} is not for a server"),
             false,
             false,
         ),
-        MsgType::Release | MsgType::Decline => silent(mac, String::new(), false, false),
+        MsgType::Release | MsgType::Decline => silent(String::new(), false, false),
     }
 }
 
