@@ -463,6 +463,20 @@ mod tests {
     use super::*;
     use crate::domain::device::State;
 
+    /// Writes `text` over the status table as an operator's editor would, after our own write:
+    /// an edit can keep the length, so only the modification time tells it from our write, and
+    /// it is set a second later instead of waiting out the file system's timestamp granularity.
+    fn edit_as_operator(csv: &Path, text: &str) {
+        let written = std::fs::metadata(csv).unwrap().modified().unwrap();
+        std::fs::write(csv, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(csv)
+            .unwrap()
+            .set_modified(written + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn temp_files_of_cut_off_writes_are_swept_at_open() {
         let dir = tempfile::tempdir().unwrap();
@@ -611,16 +625,7 @@ mod tests {
             .replace("    CONFIG_START    ", "    CONFIG_STRAT    ");
         assert_ne!(edited, text);
         assert_eq!(edited.len(), text.len());
-        let written = std::fs::metadata(&csv).unwrap().modified().unwrap();
-        std::fs::write(&csv, edited).unwrap();
-        // Same length: only the modification time tells the edit from our write. Set it
-        // explicitly instead of waiting out the file system's timestamp granularity.
-        std::fs::File::options()
-            .write(true)
-            .open(&csv)
-            .unwrap()
-            .set_modified(written + std::time::Duration::from_secs(1))
-            .unwrap();
+        edit_as_operator(&csv, &edited);
         reg.flush().await;
         assert_eq!(reg.get("S1").await.unwrap().state, State::RunEventManager);
         assert_eq!(reg.get("S2").await.unwrap().state, State::ConfigStart);
@@ -650,7 +655,6 @@ mod tests {
         }
         reg.flush().await;
         let text = std::fs::read_to_string(&csv).unwrap();
-        let written = std::fs::metadata(&csv).unwrap().modified().unwrap();
         // S1's platform cell, quoted as the writer quotes, holds a newline and a whole fake row
         // moving S2 to FINISHED; split by lines, that row would be taken for an edit.
         let fake = format!(
@@ -670,13 +674,7 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        std::fs::write(&csv, format!("{edited}\n")).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&csv)
-            .unwrap()
-            .set_modified(written + std::time::Duration::from_secs(1))
-            .unwrap();
+        edit_as_operator(&csv, &format!("{edited}\n"));
         reg.flush().await;
         assert_eq!(reg.get("S2").await.unwrap().state, State::BootflashNoSpace);
         assert_eq!(reg.get("S1").await.unwrap().state, State::BootflashNoSpace);
