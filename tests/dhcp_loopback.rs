@@ -87,7 +87,9 @@ fn loopback_bench() -> (Bench, u16) {
     let b = Bench::new("");
     b.patch_config(
         "[dhcp]\n",
-        "[dhcp]\ninterface = \"lo\"\npool = \"127.0.0.100-127.0.0.250\"\n",
+        // No new-client budget in reach: these tests are about leases across restarts, with
+        // 120 clients asking one after the other.
+        "[dhcp]\ninterface = \"lo\"\npool = \"127.0.0.100-127.0.0.250\"\nnew-client-offers = 1000\n",
     );
     b.patch_config("port = 67\n", &format!("port = {port}\n"));
     (b, port)

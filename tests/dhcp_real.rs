@@ -483,3 +483,232 @@ fn isc_snippet_end_to_end_gives_dhclient_the_exact_option_43() {
     let (ok, _) = lab.dhclient("c9300", true, Some(C9300_PID_HEX), 4);
     assert!(!ok, "dhcpd with our snippet must not serve a C9300");
 }
+
+/// A DHCP packet as a client (or, with `giaddr`, a relay) sends it.
+fn dhcp_packet(
+    msg: u8,
+    mac: [u8; 6],
+    xid: u32,
+    (ciaddr, giaddr): (std::net::Ipv4Addr, std::net::Ipv4Addr),
+    options: &[(u8, &[u8])],
+) -> Vec<u8> {
+    let mut b = vec![0u8; 240];
+    b[0] = 1;
+    b[1] = 1;
+    b[2] = 6;
+    b[4..8].copy_from_slice(&xid.to_be_bytes());
+    b[12..16].copy_from_slice(&ciaddr.octets());
+    b[24..28].copy_from_slice(&giaddr.octets());
+    b[28..34].copy_from_slice(&mac);
+    b[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    b.extend_from_slice(&[53, 1, msg]);
+    for (code, value) in options {
+        b.push(*code);
+        b.push(value.len() as u8);
+        b.extend_from_slice(value);
+    }
+    b.push(255);
+    b
+}
+
+/// Option 53 of a DHCP packet (0 when there is none).
+fn message_type(m: &[u8]) -> u8 {
+    let mut i = 240;
+    while i + 1 < m.len() {
+        match m[i] {
+            0 => i += 1,
+            255 => break,
+            53 if i + 2 < m.len() => return m[i + 2],
+            _ => i += 2 + usize::from(m[i + 1]),
+        }
+    }
+    0
+}
+
+/// Runs `f` on a thread inside the network namespace `ns` (setns(2) moves only that thread).
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let fd = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&fd),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+fn mac_of(lab: &Lab) -> [u8; 6] {
+    let out = Command::new("ip")
+        .args(["-n", &lab.cli, "-br", "link", "show", "vc"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mac = text.split_whitespace().nth(2).unwrap();
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    bytes.try_into().unwrap()
+}
+
+fn lease_file(lab: &Lab) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(lab.path("state/leases.json")).unwrap()).unwrap()
+}
+
+/// A flood of DISCOVERs and REQUESTs from thousands of random PnP-looking MACs used to take
+/// the whole pool in seconds (a real router then got nothing) and wrote a WARN per packet; a
+/// RELEASE or DECLINE carrying a router's MAC from another host freed its address. Now the
+/// flood gets a bounded share, is reported once with counts, and the forgeries are ignored.
+#[test]
+#[ignore = "needs root (network namespaces) and dhclient: run by .ci/run"]
+fn a_flood_of_new_macs_and_forged_releases_leave_routers_their_addresses() {
+    require("DHCP flood", &["ip", "dhclient"], true);
+    let mut lab = Lab::new();
+    lab.start_appliance();
+    let (ok, seen) = lab.dhclient("router", true, Some(ISR_PID_HEX), 15);
+    assert!(ok, "{seen}");
+    let bound_at = Instant::now();
+    let router_ip: std::net::Ipv4Addr = seen
+        .lines()
+        .find(|l| l.starts_with("BOUND"))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("ip=")))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let router_mac = mac_of(&lab);
+    // The attacker: another host on the same segment.
+    ip(&[
+        "-n",
+        &lab.cli,
+        "addr",
+        "add",
+        "198.51.100.66/24",
+        "dev",
+        "vc",
+    ]);
+    let server = std::net::Ipv4Addr::new(198, 51, 100, 1);
+    let me = std::net::Ipv4Addr::new(198, 51, 100, 66);
+    let pid: Vec<u8> = ISR_PID_HEX
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let (sent, acked) = in_netns(&lab.cli, || {
+        use rand::Rng;
+        let sock = std::net::UdpSocket::bind((me, 67)).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let zero = std::net::Ipv4Addr::UNSPECIFIED;
+        let pnp: [(u8, &[u8]); 2] = [(60, b"ciscopnp"), (124, &pid)];
+        // Forged: the router's MAC and address, sent from this host.
+        let release = dhcp_packet(
+            7,
+            router_mac,
+            1,
+            (router_ip, zero),
+            &[(54, &server.octets())],
+        );
+        sock.send_to(&release, (server, 67)).unwrap();
+        let mut rng = rand::rng();
+        let (mut sent, mut acked) = (0u32, 0u32);
+        let mut buf = [0u8; 1500];
+        let until = Instant::now() + Duration::from_secs(5);
+        // 2000 new MACs a second for 5 s, each answering its OFFER like a real client.
+        while Instant::now() < until && sent < 10_000 {
+            let mut mac = [0u8; 6];
+            rng.fill(&mut mac[..]);
+            mac[0] = 0x02;
+            let d = dhcp_packet(1, mac, rng.random(), (zero, me), &pnp);
+            if sock.send_to(&d, (server, 67)).is_ok() {
+                sent += 1;
+            }
+            while let Ok((n, _)) = sock.recv_from(&mut buf) {
+                let m = &buf[..n];
+                if n < 243 {
+                    continue;
+                }
+                let kind = message_type(m);
+                let yiaddr = [m[16], m[17], m[18], m[19]];
+                let mac: [u8; 6] = m[28..34].try_into().unwrap();
+                let xid = u32::from_be_bytes(m[4..8].try_into().unwrap());
+                match kind {
+                    2 => {
+                        let mut opts = pnp.to_vec();
+                        opts.push((50, &yiaddr));
+                        let sid = server.octets();
+                        opts.push((54, &sid));
+                        let r = dhcp_packet(3, mac, xid, (zero, me), &opts);
+                        let _ = sock.send_to(&r, (server, 67));
+                    }
+                    5 => acked += 1,
+                    _ => {}
+                }
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        (sent, acked)
+    });
+    eprintln!("flood: {sent} DISCOVERs sent, {acked} addresses acknowledged");
+    assert!(sent > 5000, "only {sent} DISCOVERs sent");
+    // 51 addresses, a budget of 6 new clients per 10 s: the flood got two windows' worth.
+    assert!(acked <= 12, "the flood was given {acked} addresses");
+    let log = std::fs::read_to_string(lab.path("appliance.log")).unwrap_or_default();
+    let dhcp_warns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("DHCP"))
+        .collect();
+    assert!(
+        (1..=3).contains(&dhcp_warns.len()),
+        "{} DHCP WARN lines for the flood: {:#?}",
+        dhcp_warns.len(),
+        dhcp_warns.iter().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        dhcp_warns.iter().any(|l| l.contains("unanswered")),
+        "{dhcp_warns:#?}"
+    );
+    // A forged DECLINE too, once the router's lease is older than a real client's probe.
+    let wait = Duration::from_secs(32).saturating_sub(bound_at.elapsed());
+    std::thread::sleep(wait);
+    in_netns(&lab.cli, || {
+        let sock = std::net::UdpSocket::bind((me, 67)).unwrap();
+        let zero = std::net::Ipv4Addr::UNSPECIFIED;
+        let decline = dhcp_packet(
+            4,
+            router_mac,
+            2,
+            (zero, zero),
+            &[(50, &router_ip.octets()), (54, &server.octets())],
+        );
+        sock.send_to(&decline, (server, 67)).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let leases = lease_file(&lab);
+    let lease = &leases["by_ip"][router_ip.to_string()];
+    assert_eq!(lease["state"], "bound", "the router's lease: {lease}");
+    let mac_text = router_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(lease["mac"], mac_text.as_str());
+    // A real router arriving after the flood still gets an address.
+    ip(&[
+        "-n",
+        &lab.cli,
+        "link",
+        "set",
+        "vc",
+        "address",
+        "02:00:5e:00:53:77",
+    ]);
+    let (ok, seen) = lab.dhclient("late", true, Some(ISR_PID_HEX), 20);
+    assert!(
+        ok && seen.contains("BOUND"),
+        "a real router got nothing after the flood:\n{seen}\n{}",
+        std::fs::read_to_string(lab.path("appliance.log")).unwrap_or_default()
+    );
+}

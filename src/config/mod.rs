@@ -149,6 +149,10 @@ pub(crate) struct DhcpConfig {
     pub(crate) lease_secs: u32,
     /// Lease caching threshold, percent of the lease time (0: off).
     pub(crate) cache_threshold: u8,
+    /// Offers to new clients per 10 s (`None`: an eighth of the pool, at least 4).
+    pub(crate) new_client_offers: Option<u32>,
+    /// Offers one client gets per minute.
+    pub(crate) offers_per_client: u32,
     /// Option 3.
     pub(crate) routers: Vec<Ipv4Addr>,
     /// Option 6.
@@ -609,6 +613,18 @@ fn dhcp(cx: &Cx<'_>, d: &wire::DhcpWire) -> Result<DhcpConfig, ConfigError> {
     if d.lease_time < 60 {
         return Err(cx.err("dhcp.lease-time", "at least 60 seconds"));
     }
+    if d.new_client_offers == Some(0) {
+        return Err(cx.err(
+            "dhcp.new-client-offers",
+            "at least 1 (offers to clients with no lease per 10 seconds); omit it for an eighth of the pool",
+        ));
+    }
+    if d.offers_per_client == 0 {
+        return Err(cx.err(
+            "dhcp.offers-per-client",
+            "at least 1 (a client's DISCOVERs answered per minute; real clients send a few)",
+        ));
+    }
     if d.cache_threshold > 50 {
         return Err(cx.err(
             "dhcp.cache-threshold",
@@ -677,6 +693,8 @@ fn dhcp(cx: &Cx<'_>, d: &wire::DhcpWire) -> Result<DhcpConfig, ConfigError> {
         pool,
         lease_secs: d.lease_time,
         cache_threshold: d.cache_threshold,
+        new_client_offers: d.new_client_offers,
+        offers_per_client: d.offers_per_client,
         routers: ip_list("dhcp.router", d.router.as_slice())?,
         dns: ip_list("dhcp.dns", &d.dns)?,
         pid_prefixes: d.pid_prefixes.clone(),

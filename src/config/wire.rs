@@ -299,6 +299,10 @@ pub(crate) struct DhcpWire {
     /// Percent of the lease time during which a renewal re-sends the lease as it is instead of
     /// extending (and rewriting) it; ISC dhcpd's `dhcp-cache-threshold`. 0 rewrites every time.
     pub(crate) cache_threshold: u8,
+    /// Offers to clients with no lease per 10 s; default: an eighth of the pool, at least 4.
+    pub(crate) new_client_offers: Option<u32>,
+    /// Offers one client gets per minute.
+    pub(crate) offers_per_client: u32,
     /// Option 3.
     pub(crate) router: Option<String>,
     /// Option 6.
@@ -320,6 +324,8 @@ impl Default for DhcpWire {
             pool: None,
             lease_time: 3600,
             cache_threshold: 25,
+            new_client_offers: None,
+            offers_per_client: 6,
             router: None,
             dns: Vec::new(),
             pid_prefixes: vec!["C11".into()],

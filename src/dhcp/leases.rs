@@ -10,8 +10,16 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-/// How long an offer holds an address.
-pub(crate) const OFFER_SECS: u64 = 60;
+/// How long an offer holds an address (a client REQUESTs within a second or two; a flood of
+/// DISCOVERs must not hold the pool for long).
+pub(crate) const OFFER_SECS: u64 = 30;
+/// A bound lease whose address never spoke PnP to us within this time may be taken back when
+/// the pool is exhausted: a real router starts PnP discovery seconds after its lease.
+pub(crate) const UNCONFIRMED_SECS: u64 = 300;
+/// A DECLINE is honoured only this soon after the address was offered or bound (RFC 2131
+/// §4.4.1: the client probes the address right after the ACK), so a forged one cannot take a
+/// working router's address.
+pub(crate) const DECLINE_WINDOW_SECS: u64 = 30;
 /// How long a declined (conflicting) address is kept out of the pool.
 pub(crate) const QUARANTINE_SECS: u64 = 3600;
 
@@ -75,6 +83,12 @@ pub(crate) struct Lease {
     pub(crate) expires: u64,
     /// State.
     pub(crate) state: LeaseState,
+    /// When it was offered or (re)bound, Unix seconds.
+    #[serde(default)]
+    pub(crate) since: u64,
+    /// The address spoke PnP to us while this lease held it: a router, not a flood.
+    #[serde(default)]
+    pub(crate) confirmed: bool,
 }
 
 /// Why no address could be given.
@@ -121,6 +135,57 @@ impl Leases {
         }
     }
 
+    /// The pool is exhausted: takes back the oldest bound lease whose address never spoke PnP
+    /// within [`UNCONFIRMED_SECS`] (a client that took an address and is no router).
+    fn reclaim(&mut self, pool: &Pool, now: u64) -> Option<Ipv4Addr> {
+        let ip = self
+            .by_ip
+            .values()
+            .filter(|l| {
+                l.state == LeaseState::Bound
+                    && !l.confirmed
+                    && pool.contains(l.ip)
+                    && l.since + UNCONFIRMED_SECS <= now
+            })
+            .min_by_key(|l| l.since)
+            .map(|l| l.ip)?;
+        self.by_ip.remove(&ip);
+        Some(ip)
+    }
+
+    /// Marks the lease of `ip` as held by a router that speaks PnP (called by the PnP server
+    /// for every exchange from a leased address).
+    pub(crate) fn confirm(&mut self, ip: Ipv4Addr, now: u64) {
+        if let Some(l) = self.by_ip.get_mut(&ip)
+            && l.state == LeaseState::Bound
+            && l.expires > now
+        {
+            l.confirmed = true;
+        }
+    }
+
+    /// Whether `client` has any lease record (a returning client, not a new one).
+    pub(crate) fn knows(&self, client: &str) -> bool {
+        self.by_ip.values().any(|l| l.client == client)
+    }
+
+    /// Whether `client` holds a lease record for `ip` (INIT-REBOOT: RFC 2131 §4.3.2 — a server
+    /// with no record of the client stays silent).
+    pub(crate) fn has_record(&self, client: &str, ip: Ipv4Addr) -> bool {
+        self.by_ip
+            .get(&ip)
+            .is_some_and(|l| l.client == client && l.state != LeaseState::Declined)
+    }
+
+    /// (bound now, of which confirmed by PnP).
+    pub(crate) fn counts(&self, now: u64) -> (usize, usize) {
+        let bound = self
+            .by_ip
+            .values()
+            .filter(|l| l.state == LeaseState::Bound && l.expires > now);
+        bound.fold((0, 0), |(b, c), l| (b + 1, c + usize::from(l.confirmed)))
+    }
+
     fn allowed(&self, pool: &Pool, mac: &str, ip: Ipv4Addr) -> bool {
         pool.reservations.get(mac) == Some(&ip) || pool.contains(ip)
     }
@@ -148,13 +213,20 @@ impl Leases {
             .or_else(|| pool.reservations.get(mac).copied())
             .or_else(|| requested.filter(|ip| pool.contains(*ip) && self.free(*ip, client, now)))
             .or_else(|| pool.candidates().find(|ip| self.free(*ip, client, now)))
+            .or_else(|| self.reclaim(pool, now))
             .ok_or(LeaseError::Exhausted(pool.size()))?;
         let keep_bound = self
             .by_ip
             .get(&ip)
             .is_some_and(|l| l.client == client && l.state == LeaseState::Bound && l.expires > now);
         if !keep_bound {
-            self.put(ip, client, mac, now + OFFER_SECS, LeaseState::Offered);
+            self.put(
+                ip,
+                (client, mac),
+                now,
+                now + OFFER_SECS,
+                LeaseState::Offered,
+            );
         }
         Ok(ip)
     }
@@ -198,7 +270,7 @@ impl Leases {
         // One address per client: drop its other leases.
         self.by_ip
             .retain(|a, l| *a == ip || l.client != client || l.state == LeaseState::Declined);
-        self.put(ip, client, mac, now + secs, LeaseState::Bound);
+        self.put(ip, (client, mac), now, now + secs, LeaseState::Bound);
         Ok(Bound {
             expires: now + secs,
             changed: true,
@@ -211,10 +283,10 @@ impl Leases {
             .retain(|_, l| !(l.client == client && l.state == LeaseState::Offered));
     }
 
-    /// RELEASE: frees the client's address.
-    pub(crate) fn release(&mut self, client: &str, ip: Ipv4Addr) -> bool {
+    /// RELEASE: frees the address when the lease holder (client id and MAC) releases it.
+    pub(crate) fn release(&mut self, client: &str, mac: &str, ip: Ipv4Addr) -> bool {
         match self.by_ip.get(&ip) {
-            Some(l) if l.client == client && l.state != LeaseState::Declined => {
+            Some(l) if l.client == client && l.mac == mac && l.state == LeaseState::Bound => {
                 self.by_ip.remove(&ip);
                 true
             }
@@ -223,17 +295,51 @@ impl Leases {
     }
 
     /// DECLINE: the address is in use by someone else; keep it out for [`QUARANTINE_SECS`].
-    pub(crate) fn decline(&mut self, client: &str, mac: &str, ip: Ipv4Addr, now: u64) {
-        self.put(ip, client, mac, now + QUARANTINE_SECS, LeaseState::Declined);
+    /// Honoured only from the client it was offered or bound to, within
+    /// [`DECLINE_WINDOW_SECS`] of that; returns whether it was.
+    pub(crate) fn decline(&mut self, client: &str, mac: &str, ip: Ipv4Addr, now: u64) -> bool {
+        let fresh = self.by_ip.get(&ip).is_some_and(|l| {
+            l.client == client
+                && l.mac == mac
+                && l.state != LeaseState::Declined
+                && now.saturating_sub(l.since) <= DECLINE_WINDOW_SECS
+        });
+        if fresh {
+            self.put(
+                ip,
+                (client, mac),
+                now,
+                now + QUARANTINE_SECS,
+                LeaseState::Declined,
+            );
+        }
+        fresh
     }
 
-    fn put(&mut self, ip: Ipv4Addr, client: &str, mac: &str, expires: u64, state: LeaseState) {
+    /// Records a lease from `now`; a client renewing its own bound address keeps its PnP
+    /// confirmation.
+    fn put(
+        &mut self,
+        ip: Ipv4Addr,
+        (client, mac): (&str, &str),
+        now: u64,
+        expires: u64,
+        state: LeaseState,
+    ) {
+        let confirmed = state == LeaseState::Bound
+            && self
+                .by_ip
+                .get(&ip)
+                .is_some_and(|l| l.client == client && l.state == LeaseState::Bound && l.confirmed);
+        let since = now;
         let lease = Lease {
             ip,
             client: client.to_string(),
             mac: mac.to_string(),
             expires,
             state,
+            since,
+            confirmed,
         };
         self.by_ip.insert(ip, lease);
     }
@@ -338,8 +444,15 @@ mod tests {
         l.bind(&p, A, "a", Ipv4Addr::new(198, 51, 100, 3), 100, 0, 60)
             .unwrap();
         assert!(l.bound(ip2, 61).is_none());
-        assert!(l.release(A, Ipv4Addr::new(198, 51, 100, 3)));
-        assert!(!l.release(B, Ipv4Addr::new(198, 51, 100, 3)));
+        assert!(
+            !l.release(A, "z", Ipv4Addr::new(198, 51, 100, 3)),
+            "another MAC"
+        );
+        assert!(
+            !l.release(B, "b", Ipv4Addr::new(198, 51, 100, 3)),
+            "another client"
+        );
+        assert!(l.release(A, "a", Ipv4Addr::new(198, 51, 100, 3)));
     }
 
     #[test]
@@ -347,7 +460,8 @@ mod tests {
         let mut l = Leases::default();
         let p = pool();
         let ip = l.offer(&p, A, "a", None, 0).unwrap();
-        l.decline(A, "a", ip, 0);
+        assert!(!l.decline(B, "b", ip, 0), "not its address");
+        assert!(l.decline(A, "a", ip, 0));
         let next = l.offer(&p, A, "a", None, 1).unwrap();
         assert_ne!(next, ip);
         assert!(l.bind(&p, B, "b", ip, 10, 0, 2).is_err());

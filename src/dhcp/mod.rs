@@ -7,6 +7,7 @@
 //! the thin async shell: resolve settings from the interface, receive, answer, persist.
 
 pub(crate) mod classify;
+pub(crate) mod flood;
 pub(crate) mod leases;
 pub(crate) mod option43;
 pub(crate) mod packet;
@@ -120,6 +121,16 @@ impl LeaseSaver {
     }
 }
 
+/// Writes the flood report when one is due.
+fn report(guard: &mut flood::Guard, settings: &Settings, leases: &SharedLeases, now: u64) {
+    if guard.due(now) {
+        let counts = lock(leases).counts(now);
+        if let Some(report) = guard.report(now, settings.pool.size(), counts) {
+            warn!("{report}");
+        }
+    }
+}
+
 fn save_failed(e: &str) {
     warn!(error = %e, "cannot save leases: they are kept in memory only; free disk space or fix permissions of the state directory");
 }
@@ -143,9 +154,21 @@ pub(crate) async fn run(
     );
     let mut buf = vec![0u8; 4096];
     let mut foreign: HashSet<String> = HashSet::new();
+    let mut guard = flood::Guard::new(
+        settings.pool.size(),
+        settings.new_client_offers,
+        settings.offers_per_client,
+    );
+    // Reports of unanswered DISCOVERs are due on time even when the flood has stopped.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let (n, src) = tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                report(&mut guard, &settings, &leases, unix_now());
+                continue;
+            }
             r = socket.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -159,9 +182,11 @@ pub(crate) async fn run(
         let (xid, mac) = packet::header_ids(data);
         let span = info_span!("dhcp", xid = %xid, mac = %mac);
         // The receive path is pure and fuzzed; a panic in it still must not stop the responder.
+        let now = unix_now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            reply::handle(data, src, &settings, &mut lock(&leases), unix_now())
+            reply::handle(data, src, &settings, &mut lock(&leases), &mut guard, now)
         }));
+        report(&mut guard, &settings, &leases, now);
         let outcome = match outcome {
             Ok(o) => o,
             Err(_) => {

@@ -12,6 +12,7 @@ use dhcproto::v4::{self, DhcpOption, MessageType};
 use dhcproto::{Encodable, Encoder};
 
 use super::classify::{Class, classify};
+use super::flood::{Guard, Unanswered};
 use super::leases::Leases;
 use super::packet::{MsgType, Packet};
 use super::settings::{Server, Settings};
@@ -160,6 +161,7 @@ pub(crate) fn handle(
     src: SocketAddr,
     s: &Settings,
     leases: &mut Leases,
+    guard: &mut Guard,
     now: u64,
 ) -> Outcome {
     let Some(server) = s.server else {
@@ -192,11 +194,34 @@ pub(crate) fn handle(
     let client = p.client_key();
     match p.msg_type {
         MsgType::Release => {
-            let freed = leases.release(&client, p.ciaddr);
+            // RFC 2131 §4.4.6: the client unicasts a RELEASE from its address, with our server
+            // identifier. Honoured only from the lease holder (client id and MAC), sent from
+            // the released address: a host elsewhere on the bench cannot free a router's lease.
+            let from_it = match src.ip() {
+                std::net::IpAddr::V4(v4) => v4 == p.ciaddr,
+                std::net::IpAddr::V6(_) => false,
+            };
+            if p.server_id().is_some_and(|sid| sid != server.ip) {
+                return silent("RELEASE for another server".into(), false, false);
+            }
+            if !from_it {
+                guard.forged(now);
+                return silent(
+                    format!(
+                        "RELEASE of {} sent from {}, not from that address: ignored",
+                        p.ciaddr,
+                        src.ip()
+                    ),
+                    false,
+                    false,
+                );
+            }
+            let freed = leases.release(&client, &mac, p.ciaddr);
             let why = if freed {
                 "released"
             } else {
-                "release of an address it does not hold"
+                guard.forged(now);
+                "release of an address it does not hold: ignored"
             };
             return silent(format!("{} {why}", p.ciaddr), false, freed);
         }
@@ -207,14 +232,17 @@ pub(crate) fn handle(
             let Some(ip) = p.requested_ip() else {
                 return silent("DECLINE without requested address".into(), false, false);
             };
-            if leases.by_ip.get(&ip).is_none_or(|l| l.client != client) {
+            if !leases.decline(&client, &mac, ip, now) {
+                guard.forged(now);
                 return silent(
-                    format!("DECLINE of {ip}, which it was not given"),
+                    format!(
+                        "DECLINE of {ip} ignored: not given to this client and MAC, or given more than {} s ago",
+                        crate::dhcp::leases::DECLINE_WINDOW_SECS
+                    ),
                     false,
                     false,
                 );
             }
-            leases.decline(&client, &mac, ip, now);
             return silent(
                 format!(
                     "address conflict: {mac} declined {ip} (another host answers ARP for it); quarantined for an hour: find the host with `arping {ip}` or take it out of [dhcp] pool"
@@ -253,10 +281,22 @@ pub(crate) fn handle(
     };
     let secs = u64::from(s.lease_secs);
     match p.msg_type {
-        MsgType::Discover => match leases.offer(&s.pool, &client, &mac, p.requested_ip(), now) {
-            Ok(ip) => reply(MessageType::Offer, ip, Some(s.lease_secs), false),
-            Err(e) => silent(format!("no OFFER for {pid}: {e}"), true, false),
-        },
+        MsgType::Discover => {
+            if let Err(why) = guard.may_offer(&client, leases.knows(&client), now) {
+                return silent(
+                    format!("no OFFER for {pid}: {why:?} (counted, reported once a minute)"),
+                    false,
+                    false,
+                );
+            }
+            match leases.offer(&s.pool, &client, &mac, p.requested_ip(), now) {
+                Ok(ip) => reply(MessageType::Offer, ip, Some(s.lease_secs), false),
+                Err(e) => {
+                    guard.unanswered(&client, Unanswered::Exhausted, now);
+                    silent(format!("no OFFER for {pid}: {e}"), false, false)
+                }
+            }
+        }
         MsgType::Request => {
             // RFC 2131 §4.3.2: SELECTING (server-id), INIT-REBOOT (requested-ip, no ciaddr),
             // RENEWING / REBINDING (ciaddr).
@@ -277,6 +317,20 @@ pub(crate) fn handle(
             {
                 // "the client is on the wrong network": NAK (§4.3.2 INIT-REBOOT).
                 return reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, false);
+            }
+            if state == ClientState::InitReboot && !leases.has_record(&client, ip) {
+                // §4.3.2 INIT-REBOOT: "If the DHCP server has no record of this client, then it
+                // MUST remain silent"; one we know, asking for an address it was not given,
+                // gets a NAK. Binding here let any host take addresses for a lease time
+                // without an offer.
+                if leases.knows(&client) {
+                    return reply(MessageType::Nak, Ipv4Addr::UNSPECIFIED, None, false);
+                }
+                return silent(
+                    format!("INIT-REBOOT REQUEST for {ip} from a client with no lease here"),
+                    false,
+                    false,
+                );
             }
             let cache = secs * u64::from(s.cache_threshold) / 100;
             match leases.bind(&s.pool, &client, &mac, ip, secs, cache, now) {

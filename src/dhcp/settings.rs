@@ -32,6 +32,10 @@ pub(crate) struct Settings {
     pub(crate) lease_secs: u32,
     /// Lease caching, percent of the lease time (see `Leases::bind`).
     pub(crate) cache_threshold: u8,
+    /// Offers to new clients per 10 s; `None`: [`crate::dhcp::flood::Guard`]'s default.
+    pub(crate) new_client_offers: Option<u32>,
+    /// Offers one client gets per minute.
+    pub(crate) offers_per_client: u32,
     /// Option 3.
     pub(crate) routers: Vec<Ipv4Addr>,
     /// Option 6.
@@ -93,6 +97,8 @@ pub(crate) fn resolve(
         subnet,
         lease_secs: d.lease_secs,
         cache_threshold: d.cache_threshold,
+        new_client_offers: d.new_client_offers,
+        offers_per_client: d.offers_per_client,
         routers: d.routers.clone(),
         dns: d.dns.clone(),
         option43: option43(

@@ -279,6 +279,8 @@ mod tests {
             )),
             lease_secs: 3600,
             cache_threshold: 25,
+            new_client_offers: None,
+            offers_per_client: 6,
             routers: vec!["198.51.100.1".parse().unwrap()],
             dns: vec![],
             option43: "5A1D;B2;K4;I198.51.100.1;J8080".into(),

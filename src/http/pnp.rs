@@ -157,7 +157,9 @@ fn lease_of(app: &App, peer: &Peer) -> Option<crate::domain::device::DeviceLease
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let leases = crate::sync::lock(&app.leases);
+    let mut leases = crate::sync::lock(&app.leases);
+    // It speaks PnP: its lease is a router's, never taken back for a flood's sake.
+    leases.confirm(ip, now);
     let l = leases.bound(ip, now)?;
     let expires = std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.expires);
     Some(crate::domain::device::DeviceLease {

@@ -17,6 +17,11 @@ const PID: &[u8] = &[
 ];
 const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 
+/// A guard with no limit in reach: these tests are about the replies, not the limits.
+fn guard() -> Guard {
+    Guard::new(1 << 20, None, 6)
+}
+
 fn settings(port: u16) -> Settings {
     Settings {
         interface: None,
@@ -27,6 +32,8 @@ fn settings(port: u16) -> Settings {
         subnet: None,
         lease_secs: 3600,
         cache_threshold: 25,
+        new_client_offers: None,
+        offers_per_client: 6,
         routers: vec![],
         dns: vec![],
         option43: "5A1D;B2;K4;I198.51.100.1;J8080".into(),
@@ -113,7 +120,14 @@ fn reply_addr_per_branch() {
 #[test]
 fn discover_gets_offer_with_raw_option_43_even_unrequested() {
     let mut l = Leases::default();
-    let o = handle(&pnp(1, &[]), src(), &settings(67), &mut l, 1000);
+    let o = handle(
+        &pnp(1, &[]),
+        src(),
+        &settings(67),
+        &mut l,
+        &mut guard(),
+        1000,
+    );
     let (m, to, kind) = reply_of(&o);
     assert_eq!(kind, "OFFER");
     assert_eq!(to.to_string(), "255.255.255.255:68");
@@ -155,7 +169,9 @@ fn discover_gets_offer_with_raw_option_43_even_unrequested() {
 #[test]
 fn option_43_bytes_on_the_wire_are_plain() {
     let mut l = Leases::default();
-    let Outcome::Reply { bytes, .. } = handle(&pnp(1, &[]), src(), &settings(67), &mut l, 0) else {
+    let Outcome::Reply { bytes, .. } =
+        handle(&pnp(1, &[]), src(), &settings(67), &mut l, &mut guard(), 0)
+    else {
         panic!()
     };
     let want = [&[43u8, 30][..], b"5A1D;B2;K4;I198.51.100.1;J8080"].concat();
@@ -171,7 +187,7 @@ fn routers_and_dns_when_configured() {
     s.routers = vec![SERVER];
     s.dns = vec![Ipv4Addr::new(198, 51, 100, 53)];
     let mut l = Leases::default();
-    let (m, _, _) = reply_of(&handle(&pnp(1, &[]), src(), &s, &mut l, 0));
+    let (m, _, _) = reply_of(&handle(&pnp(1, &[]), src(), &s, &mut l, &mut guard(), 0));
     assert_eq!(
         m.opts().get(OptionCode::Router),
         Some(&DhcpOption::Router(vec![SERVER]))
@@ -196,7 +212,7 @@ fn non_pnp_clients_get_nothing() {
         build(3, MAC, &[(50, &[198, 51, 100, 100])]),
         build(8, MAC, &[]),
     ] {
-        let o = handle(&pkt, src(), &settings(67), &mut l, 0);
+        let o = handle(&pkt, src(), &settings(67), &mut l, &mut guard(), 0);
         assert!(matches!(o, Outcome::Silent { foreign: true, .. }), "{o:?}");
     }
     assert!(l.by_ip.is_empty());
@@ -251,10 +267,10 @@ fn request_states() {
     ];
     for (name, extra, ciaddr, want) in cases {
         let mut l = Leases::default();
-        handle(&pnp(1, &[]), src(), &s, &mut l, 0);
+        handle(&pnp(1, &[]), src(), &s, &mut l, &mut guard(), 0);
         let mut pkt = pnp(3, &extra);
         pkt[12..16].copy_from_slice(&ciaddr.octets());
-        let o = handle(&pkt, src(), &s, &mut l, 1);
+        let o = handle(&pkt, src(), &s, &mut l, &mut guard(), 1);
         match (want, &o) {
             (None, Outcome::Silent { .. }) => {}
             (Some(k), Outcome::Reply { kind, .. }) if *kind == k => {}
@@ -292,7 +308,24 @@ fn request_for_an_address_held_by_another_is_naked() {
         0,
     )
     .unwrap();
-    let o = handle(&pnp(3, &[(50, &[198, 51, 100, 100])]), src(), &s, &mut l, 1);
+    // A client we have no record of: silent (RFC 2131 §4.3.2 INIT-REBOOT), nothing bound.
+    let init_reboot = pnp(3, &[(50, &[198, 51, 100, 102])]);
+    let o = handle(&init_reboot, src(), &s, &mut l, &mut guard(), 1);
+    assert!(matches!(o, Outcome::Silent { persist: false, .. }), "{o:?}");
+    assert!(l.bound(Ipv4Addr::new(198, 51, 100, 102), 2).is_none());
+    // Known (offered another address), asking for one it does not hold: NAK.
+    handle(&pnp(1, &[]), src(), &s, &mut l, &mut guard(), 1);
+    let o = handle(&init_reboot, src(), &s, &mut l, &mut guard(), 1);
+    assert!(l.bound(Ipv4Addr::new(198, 51, 100, 102), 2).is_none());
+    assert_eq!(reply_of(&o).2, "NAK");
+    let o = handle(
+        &pnp(3, &[(50, &[198, 51, 100, 100])]),
+        src(),
+        &s,
+        &mut l,
+        &mut guard(),
+        1,
+    );
     let (m, to, kind) = reply_of(&o);
     assert_eq!(kind, "NAK");
     assert_eq!(to.to_string(), "255.255.255.255:68");
@@ -303,12 +336,13 @@ fn request_for_an_address_held_by_another_is_naked() {
 fn decline_release_inform() {
     let s = settings(67);
     let mut l = Leases::default();
-    handle(&pnp(1, &[]), src(), &s, &mut l, 0);
+    handle(&pnp(1, &[]), src(), &s, &mut l, &mut guard(), 0);
     handle(
         &pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 100])]),
         src(),
         &s,
         &mut l,
+        &mut guard(),
         1,
     );
     // DECLINE: quarantined, next DISCOVER gets another address.
@@ -321,6 +355,7 @@ fn decline_release_inform() {
         src(),
         &s,
         &mut l,
+        &mut guard(),
         2,
     );
     assert!(
@@ -334,25 +369,47 @@ fn decline_release_inform() {
         ),
         "{o:?}"
     );
-    let (m, _, _) = reply_of(&handle(&pnp(1, &[]), src(), &s, &mut l, 3));
+    let (m, _, _) = reply_of(&handle(&pnp(1, &[]), src(), &s, &mut l, &mut guard(), 3));
     assert_eq!(m.yiaddr(), Ipv4Addr::new(198, 51, 100, 101));
     handle(
         &pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 101])]),
         src(),
         &s,
         &mut l,
+        &mut guard(),
         4,
     );
-    // RELEASE (no PnP options needed) frees it.
+    // RELEASE (no PnP options needed) frees it: from the lease holder at that address only.
     let mut rel = build(7, MAC, &[(54, &SERVER.octets())]);
     rel[12..16].copy_from_slice(&[198, 51, 100, 101]);
-    let o = handle(&rel, src(), &s, &mut l, 5);
+    let holder: SocketAddr = "198.51.100.101:68".parse().unwrap();
+    let elsewhere: SocketAddr = "198.51.100.66:68".parse().unwrap();
+    let mut g = guard();
+    for (from, what) in [(src(), "from 0.0.0.0"), (elsewhere, "from another host")] {
+        let o = handle(&rel, from, &s, &mut l, &mut g, 5);
+        assert!(
+            matches!(o, Outcome::Silent { persist: false, .. }),
+            "{what}: {o:?}"
+        );
+        assert!(
+            l.bound(Ipv4Addr::new(198, 51, 100, 101), 6).is_some(),
+            "{what}"
+        );
+    }
+    let mut other_mac = build(7, [2, 0, 0, 0, 0, 0x99], &[(54, &SERVER.octets())]);
+    other_mac[12..16].copy_from_slice(&[198, 51, 100, 101]);
+    let o = handle(&other_mac, holder, &s, &mut l, &mut g, 5);
+    assert!(matches!(o, Outcome::Silent { persist: false, .. }), "{o:?}");
+    assert!(l.bound(Ipv4Addr::new(198, 51, 100, 101), 6).is_some());
+    let report = g.report(100, 10, (1, 0)).unwrap();
+    assert!(report.contains("3 RELEASE/DECLINE ignored"), "{report}");
+    let o = handle(&rel, holder, &s, &mut l, &mut guard(), 5);
     assert!(matches!(o, Outcome::Silent { persist: true, .. }), "{o:?}");
     assert!(l.bound(Ipv4Addr::new(198, 51, 100, 101), 6).is_none());
     // INFORM: ACK with option 43 and no lease, to ciaddr.
     let mut inform = pnp(8, &[]);
     inform[12..16].copy_from_slice(&[198, 51, 100, 77]);
-    let (m, to, kind) = reply_of(&handle(&inform, src(), &s, &mut l, 7));
+    let (m, to, kind) = reply_of(&handle(&inform, src(), &s, &mut l, &mut guard(), 7));
     assert_eq!(kind, "ACK");
     assert_eq!(to.to_string(), "198.51.100.77:68");
     assert_eq!(m.yiaddr(), Ipv4Addr::UNSPECIFIED);
@@ -378,13 +435,20 @@ fn exhausted_pool_is_a_warning_not_a_reply() {
         0,
     )
     .unwrap();
-    let o = handle(&pnp(1, &[]), src(), &s, &mut l, 1);
+    // Silent, counted, and reported once a minute (not a WARN per DISCOVER).
+    let mut g = guard();
+    let o = handle(&pnp(1, &[]), src(), &s, &mut l, &mut g, 1);
     match o {
         Outcome::Silent {
-            warn: true, reason, ..
+            warn: false,
+            reason,
+            ..
         } => assert!(reason.contains("widen [dhcp] pool"), "{reason}"),
         other => panic!("{other:?}"),
     }
+    let report = g.report(10, 1, l.counts(1)).unwrap();
+    assert!(report.contains("1 with the pool exhausted"), "{report}");
+    assert!(report.contains("1/1 addresses leased"), "{report}");
 }
 
 #[test]
@@ -392,7 +456,7 @@ fn relayed_discover_goes_back_to_the_relay() {
     let mut pkt = pnp(1, &[]);
     pkt[24..28].copy_from_slice(&[198, 51, 100, 2]);
     let mut l = Leases::default();
-    let (m, to, _) = reply_of(&handle(&pkt, src(), &settings(67), &mut l, 0));
+    let (m, to, _) = reply_of(&handle(&pkt, src(), &settings(67), &mut l, &mut guard(), 0));
     assert_eq!(to.to_string(), "198.51.100.2:67");
     assert_eq!(m.giaddr(), Ipv4Addr::new(198, 51, 100, 2));
 }
@@ -404,7 +468,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
         let mut l = Leases::default();
-        let _ = handle(&bytes, src(), &settings(67), &mut l, 0);
+        let _ = handle(&bytes, src(), &settings(67), &mut l, &mut guard(), 0);
     }
 
     /// Valid PnP packets with random bytes overwritten or cut never panic.
@@ -420,7 +484,7 @@ proptest! {
         }
         pkt.truncate(cut.max(1));
         let mut l = Leases::default();
-        let _ = handle(&pkt, src(), &settings(67), &mut l, 0);
+        let _ = handle(&pkt, src(), &settings(67), &mut l, &mut guard(), 0);
     }
 }
 
@@ -440,10 +504,10 @@ fn lease_caching_reacks_young_leases_without_a_write() {
         s.cache_threshold = pct;
         let mut l = Leases::default();
         let request = pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 100])]);
-        handle(&pnp(1, &[]), src(), &s, &mut l, 1000);
-        let first = handle(&request, src(), &s, &mut l, 1000);
+        handle(&pnp(1, &[]), src(), &s, &mut l, &mut guard(), 1000);
+        let first = handle(&request, src(), &s, &mut l, &mut guard(), 1000);
         assert!(matches!(first, Outcome::Reply { persist: true, .. }));
-        let again = handle(&request, src(), &s, &mut l, 1000 + later);
+        let again = handle(&request, src(), &s, &mut l, &mut guard(), 1000 + later);
         let Outcome::Reply { persist, .. } = again else {
             panic!("{pct}% +{later}s: {again:?}")
         };
@@ -471,16 +535,17 @@ fn lease_caching_reacks_young_leases_without_a_write() {
     // Another client asking for the same address is never served from the cache.
     let s = settings(67);
     let mut l = Leases::default();
-    handle(&pnp(1, &[]), src(), &s, &mut l, 1000);
+    handle(&pnp(1, &[]), src(), &s, &mut l, &mut guard(), 1000);
     handle(
         &pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 100])]),
         src(),
         &s,
         &mut l,
+        &mut guard(),
         1000,
     );
     let mut other = pnp(3, &[(54, &SERVER.octets()), (50, &[198, 51, 100, 100])]);
     other[28..34].copy_from_slice(&[0x52, 0x54, 0, 9, 9, 9]);
-    let o = handle(&other, src(), &s, &mut l, 1010);
+    let o = handle(&other, src(), &s, &mut l, &mut guard(), 1010);
     assert_eq!(reply_of(&o).2, "NAK");
 }
