@@ -62,6 +62,33 @@ fn read_only_state_directory_is_logged_and_serving_goes_on() {
     let now = pnp_appliance::store::read_saved(&b.path("state")).unwrap();
     assert_eq!(now, saved);
     assert_eq!(now.len(), 1);
+
+    // The record says it is not saved; once the disk takes writes again, its next change
+    // writes it whole, saying what happened, so nothing of that time is lost at a restart.
+    let lines = common::history_texts;
+    let d = b.device("RON00001").unwrap();
+    assert!(
+        lines(&d).iter().any(|l| l.starts_with("NOT SAVED")),
+        "{:#?}",
+        lines(&d)
+    );
+    drop(_guard);
+    let out = b.run(&["device", "reset", "RON00001"]);
+    assert!(out.status.success(), "{}", text(&out));
+    b.kill9();
+    b.start();
+    let after = lines(&b.device("RON00001").unwrap());
+    for want in [
+        "new device",
+        "NOT SAVED",
+        "could not save this record from",
+        "reset by operator",
+    ] {
+        assert!(
+            after.iter().any(|l| l.contains(want)),
+            "{want:?} lost at the restart: {after:#?}"
+        );
+    }
 }
 
 #[test]

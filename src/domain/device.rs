@@ -262,6 +262,38 @@ pub(crate) struct Evidence {
 
 /// History kept per device (oldest dropped first).
 pub(crate) const HISTORY_LIMIT: usize = 300;
+/// Bytes of history text kept per device (oldest lines dropped first): 300 lines of a router's
+/// own long error texts must not make a record of many megabytes.
+pub(crate) const HISTORY_BYTES: usize = 256 << 10;
+/// Longest history line; longer texts are cut, and say so.
+pub(crate) const LINE_BYTES: usize = 4 << 10;
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked `… [cut: N bytes]` when
+/// it was longer: for everything a router sends that is kept or shown.
+pub(crate) fn cut_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}… [cut: {} bytes]", &text[..end], text.len()))
+}
+
+/// Drops the oldest lines until the history holds at most [`HISTORY_LIMIT`] lines and
+/// [`HISTORY_BYTES`] of text.
+pub(crate) fn trim_history(history: &mut Vec<Event>) {
+    let excess = history.len().saturating_sub(HISTORY_LIMIT);
+    history.drain(..excess);
+    let mut bytes: usize = history.iter().map(|e| e.text.len()).sum();
+    let mut drop = 0;
+    while bytes > HISTORY_BYTES && drop < history.len() {
+        bytes -= history[drop].text.len();
+        drop += 1;
+    }
+    history.drain(..drop);
+}
 
 /// Everything known about one router. Persisted as JSON; unknown fields default so older files
 /// still load.
@@ -424,15 +456,19 @@ impl Device {
     }
 
     /// Appends a history line at `now`.
+    /// Lines longer than [`LINE_BYTES`] are cut; the oldest lines go when the history is over
+    /// its line or byte cap ([`trim_history`]).
     pub(crate) fn log(&mut self, now: DateTime<Local>, text: impl Into<String>) {
-        if self.history.len() >= HISTORY_LIMIT {
-            self.history.remove(0);
+        let mut text = text.into();
+        if text.len() > LINE_BYTES {
+            text = cut_text(&text, LINE_BYTES).into_owned();
         }
         self.history.push(Event {
             at: now,
             state: self.state,
-            text: text.into(),
+            text,
         });
+        trim_history(&mut self.history);
         self.logged += 1;
     }
 

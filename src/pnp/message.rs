@@ -61,8 +61,10 @@ impl Udi {
         // PID and VID end up in files, tables and terminals: 64 printable ASCII characters at
         // most, like the serial (real ones: `C1131-8PWB`, `ISR4451-X/K9`, `V01`).
         let plain = |s: &str| s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
+        // The whole udi is echoed in every answer and kept in the record.
+        let raw_ok = raw.len() <= 256 && raw.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
         match serial {
-            Some(sn) if is_safe_serial(&sn) && plain(&pid) && plain(&vid) => Ok(Udi {
+            Some(sn) if raw_ok && is_safe_serial(&sn) && plain(&pid) && plain(&vid) => Ok(Udi {
                 raw: raw.to_string(),
                 pid,
                 vid,
@@ -117,7 +119,41 @@ pub enum DeviceMessage {
 
 const NS_PREFIX: &str = "urn:cisco:pnp:";
 
-/// Parses a device's POST body into a [`DeviceMessage`].
+/// Longest text kept of one field a device sends (a version, an error message, a reload
+/// reason): real ones are a line.
+const FIELD_BYTES: usize = 1024;
+/// Longest CLI output kept of one answer (a `show` the workflow reads; a script's output).
+const OUTPUT_BYTES: usize = 64 << 10;
+/// Most cli-config result entries read (a day-0 config is a few hundred lines).
+const MAX_CONFIG_LINES: usize = 8192;
+/// Longest correlator accepted: it is echoed and kept (real ones are ~40 characters).
+const CORRELATOR_BYTES: usize = 256;
+
+/// `text` bounded to `max` bytes, marked when cut.
+fn bounded(text: String, max: usize) -> String {
+    match crate::domain::device::cut_text(&text, max) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
+}
+
+/// A field's text at `path`, bounded to [`FIELD_BYTES`].
+fn field(e: &Element, path: &[&str]) -> Option<String> {
+    e.text_at(path).map(|t| bounded(t, FIELD_BYTES))
+}
+
+fn correlator_of(e: &Element, missing: &'static str) -> Result<String, ProtocolError> {
+    let c = e.attr("correlator").ok_or(ProtocolError::Shape(missing))?;
+    if c.len() > CORRELATOR_BYTES || c.chars().any(char::is_control) {
+        return Err(ProtocolError::Shape(
+            "correlator longer than 256 bytes or holding control characters",
+        ));
+    }
+    Ok(c.to_string())
+}
+
+/// Parses a device's POST body into a [`DeviceMessage`]. Every text kept from it is bounded
+/// (fields to 1 KB, CLI output to 64 KB, marked when cut).
 pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError> {
     let root = xml::parse(body)?;
     if root.name != "pnp" {
@@ -125,19 +161,18 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
     }
     let udi_raw = root.attr("udi").unwrap_or_default().to_string();
     if let Some(resp) = root.child("response") {
-        let service = resp
-            .attr("xmlns")
-            .and_then(|ns| ns.strip_prefix(NS_PREFIX))
-            .unwrap_or_default()
-            .to_string();
+        let service = bounded(
+            resp.attr("xmlns")
+                .and_then(|ns| ns.strip_prefix(NS_PREFIX))
+                .unwrap_or_default()
+                .to_string(),
+            64,
+        );
         if service == "fault" || resp.child("fault").is_some() {
             return Ok(DeviceMessage::Fault(parse_fault(&root, resp)));
         }
         let udi = Udi::parse(&udi_raw)?;
-        let correlator = resp
-            .attr("correlator")
-            .ok_or(ProtocolError::Shape("response: no correlator"))?
-            .to_string();
+        let correlator = correlator_of(resp, "response: no correlator")?;
         let success = match resp.attr("success").map(str::trim) {
             Some("1") | Some("true") => true,
             Some("0") | Some("false") => false,
@@ -170,13 +205,10 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
     }
     if let Some(info) = root.child("info") {
         let udi = Udi::parse(&udi_raw)?;
-        let correlator = info
-            .attr("correlator")
-            .ok_or(ProtocolError::Shape("work request: no correlator"))?
-            .to_string();
+        let correlator = correlator_of(info, "work request: no correlator")?;
         let reason = info.path(&["reason", "reload"]).map(|r| ReloadReason {
-            message: r.text_at(&["message"]).unwrap_or_default(),
-            code: r.text_at(&["code"]).unwrap_or_default(),
+            message: field(r, &["message"]).unwrap_or_default(),
+            code: field(r, &["code"]).unwrap_or_default(),
             startup_config_present: r
                 .text_at(&["startupConfigPresent"])
                 .map(|t| t.eq_ignore_ascii_case("true")),
@@ -192,14 +224,14 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
 }
 
 fn parse_error_info(e: &Element) -> ErrorInfo {
-    let code_text = e.text_at(&["errorCode"]).unwrap_or_default();
+    let code_text = field(e, &["errorCode"]).unwrap_or_default();
     ErrorInfo {
         code: code_text
             .split_whitespace()
             .last()
             .and_then(|t| t.parse().ok()),
         code_text,
-        message: e.text_at(&["errorMessage"]).unwrap_or_default(),
+        message: field(e, &["errorMessage"]).unwrap_or_default(),
     }
 }
 
@@ -215,11 +247,14 @@ fn parse_fault(root: &Element, resp: &Element) -> Fault {
             text.push_str(t);
             text.push(')');
         }
+        if text.len() > FIELD_BYTES {
+            break;
+        }
     }
     Fault {
         udi: root.attr("udi").and_then(|u| Udi::parse(u).ok()),
-        code: fault.text_at(&["faultcode"]).unwrap_or_default(),
-        text,
+        code: field(fault, &["faultcode"]).unwrap_or_default(),
+        text: bounded(text, FIELD_BYTES),
     }
 }
 
@@ -228,26 +263,28 @@ fn device_info(resp: &Element) -> DeviceInfo {
     let image = resp.child("imageInfo");
     let mut file_systems = Vec::new();
     if let Some(list) = resp.child("fileSystemList") {
-        for fs in list.children_named("fileSystem") {
+        for fs in list.children_named("fileSystem").take(64) {
             let num = |k: &str| {
                 fs.attr(k)
                     .and_then(|v| v.trim().parse::<i64>().ok())
                     .unwrap_or(0)
             };
             file_systems.push(FileSystem {
-                name: fs
-                    .attr("name")
-                    .unwrap_or_default()
-                    .trim_end_matches(':')
-                    .to_string(),
+                name: bounded(
+                    fs.attr("name")
+                        .unwrap_or_default()
+                        .trim_end_matches(':')
+                        .to_string(),
+                    64,
+                ),
                 free: num("freespace"),
             });
         }
     }
     DeviceInfo {
-        version: image.and_then(|i| i.text_at(&["versionString"])),
-        image_file: image.and_then(|i| i.text_at(&["imageFile"])),
-        config_reg: image.and_then(|i| i.text_at(&["configReg"])),
+        version: image.and_then(|i| field(i, &["versionString"])),
+        image_file: image.and_then(|i| field(i, &["imageFile"])),
+        config_reg: image.and_then(|i| field(i, &["configReg"])),
         file_systems,
     }
 }
@@ -264,8 +301,11 @@ fn exec_output(resp: &Element) -> String {
             }
             out.push_str(text.text.trim_matches(['\r', '\n']));
         }
+        if out.len() > OUTPUT_BYTES {
+            break;
+        }
     }
-    out
+    bounded(out, OUTPUT_BYTES)
 }
 
 /// Every `resultEntry` of a cli-config `<response>` (§6.2); an entry without one of the four
@@ -275,8 +315,12 @@ fn config_lines(resp: &Element) -> Vec<ConfigLine> {
     resp.descendants("resultEntry", &mut entries);
     entries
         .into_iter()
+        .take(MAX_CONFIG_LINES)
         .map(|e| ConfigLine {
-            line: e.attr("cliString").unwrap_or_default().to_string(),
+            line: bounded(
+                e.attr("cliString").unwrap_or_default().to_string(),
+                FIELD_BYTES,
+            ),
             result: if e.child("success").is_some() {
                 LineResult::Success
             } else if e.child("failure").is_some() {
@@ -286,7 +330,7 @@ fn config_lines(resp: &Element) -> Vec<ConfigLine> {
             } else {
                 LineResult::NotExecuted
             },
-            text: e.text_at(&["text"]).unwrap_or_default(),
+            text: field(e, &["text"]).unwrap_or_default(),
         })
         .collect()
 }

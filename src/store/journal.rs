@@ -20,7 +20,7 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::device::{Device, Event, HISTORY_LIMIT};
+use crate::domain::device::{Device, Event};
 use crate::store::write_atomic;
 
 /// Nice value of the background fold thread (CFS gives a nice-0 thread ~10× its share).
@@ -83,7 +83,8 @@ pub(crate) fn update_line(device: &mut Device, new_lines: usize) -> Result<Vec<u
 
 /// Applies one entry to `devices` (pure: the same for start-up, folding and read-only views).
 /// History lines already present (numbered at or below the old record's `logged`) are skipped,
-/// so applying an entry twice is harmless; the history keeps its last [`HISTORY_LIMIT`] lines.
+/// so applying an entry twice is harmless; the history is trimmed to its caps
+/// ([`crate::domain::device::trim_history`]).
 pub(crate) fn apply(devices: &mut HashMap<String, Device>, entry: Entry) {
     match entry {
         Entry::Update { mut device, log } => {
@@ -98,8 +99,7 @@ pub(crate) fn apply(devices: &mut HashMap<String, Device>, entry: Entry) {
                     .filter(|(_, n)| *n > old_logged)
                     .map(|(e, _)| e),
             );
-            let excess = history.len().saturating_sub(HISTORY_LIMIT);
-            history.drain(..excess);
+            crate::domain::device::trim_history(&mut history);
             device.history = history;
             // An older entry replayed over a newer file (a fold cut short) leaves the count
             // at the newer one's, so the lines after it are not added again.
@@ -442,6 +442,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::device::HISTORY_LIMIT;
 
     fn dev(serial: &str, lines: u32) -> Device {
         let now = chrono::Local::now();

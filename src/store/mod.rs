@@ -40,6 +40,9 @@ struct Shared {
     devices: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Device>>>>,
     /// Records whose only changes (last contact) are not on disk yet.
     dirty: Mutex<HashSet<String>>,
+    /// Records whose durable changes could not be written (full disk, read-only), since when:
+    /// written whole at their next change, with a history line saying so.
+    unsaved: Mutex<HashMap<String, chrono::DateTime<chrono::Local>>>,
     changed: Notify,
     /// What we last wrote to the status CSV: its (mtime, length) and each serial's state cell,
     /// to tell an operator's edit from our own writes.
@@ -192,6 +195,7 @@ impl Registry {
                         .collect(),
                 ),
                 dirty: Mutex::new(HashSet::new()),
+                unsaved: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
                 csv_written: Mutex::new((None, HashMap::new())),
             }),
@@ -226,18 +230,44 @@ impl Registry {
         let before = without_history(&mut guard);
         let result = f(&mut guard);
         let after = &mut *guard;
-        if created || !before.same_durable(after) {
+        let unsaved = lock(&self.shared.unsaved).get(serial).copied();
+        if created || unsaved.is_some() || !before.same_durable(after) {
+            let now = chrono::Local::now();
+            if let Some(since) = unsaved {
+                after.log(
+                    now,
+                    format!(
+                        "the appliance could not save this record from {} until now (disk full or read-only): its history of that time is saved now",
+                        since.format(TIME_FORMAT)
+                    ),
+                );
+            }
             // Only the lines logged by this change go to the journal; a record this call created
-            // goes whole (its first lines were logged by `create`). Lines are numbered, so a
-            // racing creator writing them too adds none twice.
-            let since = if created { 0 } else { before.logged };
-            let new_lines =
-                usize::try_from(after.logged.saturating_sub(since)).unwrap_or(usize::MAX);
+            // goes whole (its first lines were logged by `create`), and so does one whose
+            // earlier writes failed. Lines are numbered, so a racing creator writing them too
+            // adds none twice.
+            let new_lines = if created || unsaved.is_some() {
+                usize::MAX
+            } else {
+                usize::try_from(after.logged.saturating_sub(before.logged)).unwrap_or(usize::MAX)
+            };
             match self.shared.journal.update(after, new_lines).await {
                 Ok(()) => {
                     lock(&self.shared.dirty).remove(serial);
+                    lock(&self.shared.unsaved).remove(serial);
                 }
-                Err(e) => self.persist_failed(serial, &e),
+                Err(e) => {
+                    self.persist_failed(serial, &e);
+                    if unsaved.is_none() {
+                        lock(&self.shared.unsaved).insert(serial.to_string(), now);
+                        after.log(
+                            now,
+                            format!(
+                                "NOT SAVED: {e}; this record's changes are kept in memory only and lost if the appliance stops before the disk is fixed"
+                            ),
+                        );
+                    }
+                }
             }
         } else if before != *after {
             lock(&self.shared.dirty).insert(serial.to_string());

@@ -237,12 +237,41 @@ pub fn http_post(port: u16, path: &str, body: &str) -> Option<(u16, Vec<u8>)> {
 }
 
 fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Vec<u8>)> {
+    http_from(
+        "127.0.0.1",
+        port,
+        method,
+        path,
+        &[("Host", "127.0.0.1")],
+        body,
+    )
+}
+
+/// An HTTP/1.0 request to the server on 127.0.0.1:`port` from the local address `src` (any of
+/// 127.0.0.0/8: "another host on the bench"), with `headers`: (status, body).
+pub fn http_from(
+    src: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, Vec<u8>)> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    let from: std::net::SocketAddr = format!("{src}:0").parse().ok()?;
+    sock.bind(&from.into()).ok()?;
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
+    sock.connect(&to.into()).ok()?;
+    let mut s: std::net::TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        "{head}Content-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
@@ -258,6 +287,16 @@ impl Drop for Bench {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The history lines of a record as the API shows it.
+pub fn history_texts(d: &serde_json::Value) -> Vec<String> {
+    d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Output of a finished command as text, for assertion messages.
