@@ -55,9 +55,14 @@ bench_dir() {
   echo "$d"
 }
 
-# config DIR PORT [EXTRA]: the shipped appliance.toml on PORT, log level warn.
+# config DIR PORT [EXTRA]: the shipped appliance.toml on PORT, log level warn, and the
+# per-host limits out of reach: a load generator is one host opening hundreds of connections,
+# and the soak's 1000 simulated routers share one address.
 config() {
   sed -e "s/listen = \"0.0.0.0:8080\"/listen = \"127.0.0.1:$2\"/" -e 's/^level = "info"/level = "warn"/' \
+    -e 's/^max-devices = .*/max-devices = 1000000/' \
+    -e 's/^new-serials-per-address = .*/new-serials-per-address = 1000000/' \
+    -e 's/^connections-per-address = .*/connections-per-address = 1000000/' \
     "$REPO/appliance.toml" > "$1/appliance.toml"
   [ -n "${3:-}" ] && printf '%s\n' "$3" >> "$1/appliance.toml"
   return 0

@@ -192,6 +192,12 @@ pub(crate) enum DeviceAction {
         /// Serial number.
         serial: String,
     },
+    /// Bind the serial to the address that claimed it ("SERIAL claimed from X, bound to Y"):
+    /// only when the router really moved.
+    AcceptMove {
+        /// Serial number.
+        serial: String,
+    },
     /// Everything about one router: record, transfers, full history, script output.
     Show {
         /// Serial number.
@@ -382,6 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 DeviceAction::Retry { serial } => (serial, Action::Retry),
                 DeviceAction::Reset { serial } => (serial, Action::Reset),
                 DeviceAction::Forget { serial } => (serial, Action::Forget),
+                DeviceAction::AcceptMove { serial } => (serial, Action::AcceptMove),
             };
             println!("{}", rt.block_on(crate::ops::act(&cfg, &serial, act))?);
             Ok(ExitCode::SUCCESS)

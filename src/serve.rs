@@ -97,8 +97,33 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
     for w in &warnings {
         warn!("{w}");
     }
+    let mut cfg = cfg;
+    if cfg.admin_token.is_none() {
+        let (token, generated) = crate::store::token::read_or_create(&cfg.state_dir)
+            .with_context(|| {
+                format!(
+                    "cannot read or create the admin token {} (fix the state directory's permissions, or set [http] admin-token)",
+                    crate::store::token::path(&cfg.state_dir).display()
+                )
+            })?;
+        if generated {
+            let at = crate::store::token::path(&cfg.state_dir);
+            // Printed this once, to the console only: the log file is no place for it.
+            eprintln!(
+                "pnp-appliance: generated the admin token for device actions: {token}\n  kept in {} (the CLI on this host reads it from there); enter it in the dashboard's \"admin token\" field",
+                at.display()
+            );
+            info!(path = %at.display(), "admin token generated (printed on the console once)");
+        }
+        cfg.admin_token = Some(token);
+    }
     let leases = crate::dhcp::load_leases(&leases_path(&cfg))?;
+    let newcomers = Arc::new(crate::http::newcomers::Newcomers::new(
+        cfg.limits.new_serials_per_address,
+        cfg.limits.max_devices,
+    ));
     let app = App {
+        newcomers,
         cfg: Arc::new(cfg),
         plan: Arc::new(plan),
         registry,
@@ -192,14 +217,24 @@ pub(crate) async fn run(
         ))
     });
     let local = listener.local_addr()?;
+    match raise_open_files_limit() {
+        Some(n) if n < 4096 => warn!(
+            open_files = n,
+            "the open-files limit is {n} (each connection and download is one): a bench of many routers wants more; raise the hard limit (`ulimit -Hn`, LimitNOFILE= in a systemd unit)"
+        ),
+        Some(n) => info!(open_files = n, "open-files limit"),
+        None => {}
+    }
     info!(listen = %local, advertise = app.cfg.advertise.as_ref().map_or("(address each router connects to)".to_string(), |a| a.base_url(local.port())), "PnP server ready");
     let fast = Arc::new(crate::files::sendfile::FastFiles {
         images: app.cfg.images_dir.clone(),
         files: app.cfg.files_dir.clone(),
         transfers: app.transfers.clone(),
         bulk: Some(bulk.handle().clone()),
+        idle_timeout: app.cfg.limits.idle_timeout,
     });
-    serve_http(http::router(app), fast, listener, cancel.clone()).await;
+    let limits = app.cfg.limits.clone();
+    serve_http(http::router(app), fast, listener, limits, cancel.clone()).await;
     bulk.shutdown_background();
     cancel.cancel();
     let l = latency.view();
@@ -235,8 +270,10 @@ async fn serve_http(
     router: axum::Router,
     fast: Arc<crate::files::sendfile::FastFiles>,
     listener: TcpListener,
+    limits: crate::config::Limits,
     cancel: CancellationToken,
 ) {
+    let conns = crate::http::conns::Conns::new(limits.connections_per_address);
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
@@ -244,7 +281,13 @@ async fn serve_http(
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(MAX_CONN_BUF);
+    // hyper's header timer runs whenever it waits for a request head: a slow head, and a
+    // kept-alive connection left idle after its answer, are both closed after it.
+    builder
+        .http1()
+        .max_buf_size(MAX_CONN_BUF)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
     loop {
         let (stream, remote) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -257,6 +300,22 @@ async fn serve_http(
                     continue;
                 }
             },
+        };
+        let slot = match conns.open(remote.ip(), std::time::Instant::now()) {
+            Ok(slot) => slot,
+            Err(report) => {
+                if let Some(r) = report {
+                    warn!(
+                        ip = %remote.ip(),
+                        refused = r.count,
+                        "{} holds {} connections ([limits] connections-per-address): further ones are closed at once; routers are not affected",
+                        remote.ip(),
+                        conns.cap()
+                    );
+                }
+                drop(stream);
+                continue;
+            }
         };
         let peer = Peer {
             remote,
@@ -277,6 +336,7 @@ async fn serve_http(
             cancel.clone(),
         );
         tokio::spawn(async move {
+            let _slot = slot;
             let Some(stream) =
                 crate::files::sendfile::serve(stream, &fast, peer.remote.ip(), &cancel).await
             else {
@@ -293,6 +353,22 @@ async fn serve_http(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
     }
+}
+
+/// Raises the soft open-files limit to the hard one: every connection is a descriptor, and
+/// the common soft limit of 1024 is reached by one host holding idle connections. Returns the
+/// limit in force.
+pub(crate) fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    // `None` is unlimited; the soft limit is never above the hard one.
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        if setrlimit(Resource::Nofile, l).is_err() {
+            return getrlimit(Resource::Nofile).current;
+        }
+    }
+    l.current
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.

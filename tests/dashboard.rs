@@ -217,6 +217,52 @@ async fn dashboard_live_table_and_guarded_actions() {
     assert!(refused.as_str().unwrap().contains("401"), "{refused}");
     assert_eq!(b.device("DASH00001").unwrap()["state"], "FINISHED");
 
+    // Another host claims the router: the page says so and offers to accept the move.
+    let udi = b.device("DASH00001").unwrap()["udi"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wr = format!(
+        "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{udi}\"><info xmlns=\"urn:cisco:pnp:work-info\" correlator=\"S1\"><deviceId><udi>{udi}</udi></deviceId></info></pnp>"
+    );
+    let (status, body) = common::http_from(
+        "127.0.0.2",
+        b.port,
+        "POST",
+        "/pnp/WORK-REQUEST",
+        &[("Host", "127.0.0.1")],
+        &wr,
+    )
+    .unwrap();
+    assert_eq!((status, body.len()), (200, 0), "a claim gets no job");
+    let claim = d
+        .wait_js(
+            "const c = document.getElementById('claim'); return c.hidden ? null : c.textContent",
+            "claim",
+            |v| {
+                v.as_str()
+                    .is_some_and(|s| s.contains("claimed from 127.0.0.2"))
+            },
+        )
+        .await;
+    assert!(
+        claim.as_str().unwrap().contains("bound to 127.1.0.2"),
+        "{claim}"
+    );
+    d.js(&format!("const t = document.getElementById('token'); t.value = '{TOKEN}'; t.dispatchEvent(new Event('input')); document.getElementById('accept-move').click(); return 1")).await;
+    let moved = d
+        .wait_js(
+            "return document.getElementById('result').textContent",
+            "accept-move result",
+            |v| v.as_str().is_some_and(|s| s.starts_with("done")),
+        )
+        .await;
+    assert!(
+        moved.as_str().unwrap().contains("now bound to 127.0.0.2"),
+        "{moved}"
+    );
+    assert_eq!(b.device("DASH00001").unwrap()["binding"]["ip"], "127.0.0.2");
+
     d.js(&format!("const t = document.getElementById('token'); t.value = '{TOKEN}'; t.dispatchEvent(new Event('input')); document.querySelector('button[data-action=reset]').click(); return 1")).await;
     let done = d
         .wait_js(

@@ -18,6 +18,11 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with("[[workflow.image]]\nfile = \"c1100-universalk9.17.12.03a.SPA.bin\"\n").await
+}
+
+/// A fixture whose `appliance.toml` starts with `workflow` (then `[http]`).
+async fn fixture_with(workflow: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     for d in ["images", "files", "configs"] {
         std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -31,7 +36,7 @@ async fn fixture() -> Fixture {
     .unwrap();
     std::fs::write(dir.path().join("configs/default.cfg"), "hostname X\n").unwrap();
     std::fs::write(dir.path().join("files/secret.txt"), "s").unwrap();
-    let src = "[[workflow.image]]\nfile = \"c1100-universalk9.17.12.03a.SPA.bin\"\n[http]\nmax-body-bytes = 8192\n";
+    let src = format!("{workflow}[http]\nmax-body-bytes = 8192\n");
     let path = dir.path().join("appliance.toml");
     std::fs::write(&path, src).unwrap();
     let cfg = Config::load(&path, &Default::default()).unwrap();
@@ -40,16 +45,25 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn router(&self) -> axum::Router {
+    /// The application as a client at `ip` reaches it.
+    fn router_from(&self, ip: &str) -> axum::Router {
         let peer = Peer {
-            remote: "198.51.100.20:51000".parse::<SocketAddr>().unwrap(),
+            remote: SocketAddr::new(ip.parse().unwrap(), 51000),
             local: "198.51.100.1:8080".parse::<SocketAddr>().unwrap(),
         };
         http::router(self.app.clone()).layer(MockConnectInfo(peer))
     }
 
     async fn call(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let resp = self.router().oneshot(req).await.unwrap();
+        self.call_from("198.51.100.20", req).await
+    }
+
+    async fn call_from(
+        &self,
+        ip: &str,
+        req: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let resp = self.router_from(ip).oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp
@@ -285,57 +299,6 @@ async fn file_routes_stream_with_length_range_and_no_traversal() {
         )
         .await;
     assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
-    // A config only goes to the router it is issued to: none from this address yet.
-    let (s, _, _) = f
-        .call(
-            Request::get("/configs/default.cfg")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    f.post("/pnp/WORK-REQUEST", "text/xml", work_request("C1", false))
-        .await;
-    let (s, h, body) = f
-        .call(
-            Request::get("/configs/default.cfg")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert!(
-        h[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    assert_eq!(body, b"hostname X\n");
-    let (s, _, body) = f
-        .call(
-            Request::get("/day0/FGL2548L0AW/default.cfg")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"hostname X\n"[..]));
-    // The same router's config asked for from another address: refused.
-    let other = Peer {
-        remote: "198.51.100.99:40000".parse().unwrap(),
-        local: "198.51.100.1:8080".parse().unwrap(),
-    };
-    for path in [
-        "/configs/default.cfg",
-        "/day0/FGL2548L0AW/default.cfg",
-        "/day0/NOPE/default.cfg",
-    ] {
-        let resp = http::router(f.app.clone())
-            .layer(MockConnectInfo(other))
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
-    }
     // Traversal and absolute paths on every file route.
     for bad in [
         "/images/../configs/default.cfg",
@@ -348,8 +311,8 @@ async fn file_routes_stream_with_length_range_and_no_traversal() {
         "/configs//etc/passwd",
         "/configs/..%2fappliance.toml",
         "/configs/%2e%2e%2fappliance.toml",
-        "/day0/FGL2548L0AW/..%2f..%2fappliance.toml",
-        "/day0/..%2f/default.cfg",
+        "/day0/FGL2548L0AW/t/..%2f..%2fappliance.toml",
+        "/day0/..%2f/t/default.cfg",
         "/images/nope.bin",
     ] {
         let (s, _, _) = f.call(Request::get(bad).body(Body::empty()).unwrap()).await;
@@ -383,4 +346,137 @@ async fn a_record_names_its_job_in_flight() {
     let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(list[0]["step"], d["step"]);
     assert!(list[0].get("history").is_none());
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+fn post_xml(path: &str, body: String) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "text/xml")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// The text of `<tag>` in `xml`.
+fn text_of(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].to_string())
+}
+
+/// Answers every job the server sends from 198.51.100.20 with success until it sends the
+/// config-upgrade; returns that job's config URL path and correlator.
+async fn drive_to_config_upgrade(f: &Fixture) -> (String, String) {
+    for i in 0..20 {
+        let c = format!("C{i}");
+        let (s, _, job) = f
+            .call(post_xml("/pnp/WORK-REQUEST", work_request(&c, false)))
+            .await;
+        let job = String::from_utf8(job).unwrap();
+        assert_eq!(s, StatusCode::OK, "{job}");
+        if job.contains("urn:cisco:pnp:config-upgrade") {
+            let url = text_of(&job, "location").expect("config-upgrade without a location");
+            return (url.split_once("8080").unwrap().1.to_string(), c);
+        }
+        let service = [
+            "device-info",
+            "cli-exec",
+            "cli-config",
+            "file-transfer",
+            "image-install",
+        ]
+        .into_iter()
+        .find(|s| job.contains(&format!("urn:cisco:pnp:{s}")))
+        .unwrap_or_else(|| panic!("unexpected job: {job}"));
+        let inner = match service {
+            "device-info" => "<imageInfo><versionString>17.12.3a</versionString><configReg>0x2102</configReg></imageInfo><fileSystemList><fileSystem name=\"bootflash\" size=\"7605936128\" freespace=\"5000000000\"/></fileSystemList>".to_string(),
+            "cli-exec" => "<execLog><dialogueLog><received><text>Building configuration...\n[OK]</text></received></dialogueLog></execLog>".to_string(),
+            _ => String::new(),
+        };
+        let resp = format!(
+            "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{UDI}\"><response xmlns=\"urn:cisco:pnp:{service}\" correlator=\"{c}\" success=\"1\">{inner}</response></pnp>"
+        );
+        let (s, _, _) = f.call(post_xml("/pnp/WORK-RESPONSE", resp)).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    panic!("no config-upgrade job in 20 exchanges");
+}
+
+/// Config theft: a config goes only through the URL issued with the router's config-upgrade
+/// job, only to its bound address, only while the job is in flight.
+#[tokio::test]
+async fn configs_only_through_their_job_to_the_bound_address() {
+    let f = fixture_with("[workflow]\nconfig-register = \"\"\n").await;
+    let (s, _, _) = f.call(get("/configs/default.cfg")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no router at this address yet");
+    f.call(post_xml("/pnp/WORK-REQUEST", work_request("C0", false)))
+        .await;
+    // Bound, but no config job yet: neither URL gives the config.
+    let (s, _, _) = f.call(get("/configs/default.cfg")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "before its config-upgrade job");
+    let (url, correlator) = drive_to_config_upgrade(&f).await;
+    let parts: Vec<&str> = url.trim_start_matches('/').split('/').collect();
+    assert_eq!(parts[0], "day0");
+    assert_eq!(parts[1], "FGL2548L0AW");
+    assert_eq!(parts[3], "default.cfg");
+    let token = parts[2];
+    assert_eq!(token.len(), 32, "128 random bits: {url}");
+    // The API shows the job without its token or correlator.
+    let (_, _, record) = f.call(get("/api/devices/FGL2548L0AW")).await;
+    let record = String::from_utf8(record).unwrap();
+    assert!(!record.contains(token), "token published: {record}");
+    assert!(
+        !record.contains("correlator"),
+        "correlator published: {record}"
+    );
+    // Another host on the bench: refused on every route, with its own claim on the serial
+    // changing nothing.
+    let spoofer = "198.51.100.99";
+    let (s, _, _) = f
+        .call_from(
+            spoofer,
+            post_xml("/pnp/WORK-REQUEST", work_request("X1", false)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [url.as_str(), "/configs/default.cfg"] {
+        let (s, _, body) = f.call_from(spoofer, get(path)).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // The bound router: the issued URL, and the reference URL; a wrong token is refused.
+    let (s, h, body) = f.call(get(&url)).await;
+    assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"hostname X\n"[..]));
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let (s, _, body) = f.call(get("/configs/default.cfg")).await;
+    assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"hostname X\n"[..]));
+    let forged = url.replace(token, "0123456789abcdef0123456789abcdef");
+    assert_eq!(f.call(get(&forged)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        f.call(get(
+            "/day0/NOPE/0123456789abcdef0123456789abcdef/default.cfg"
+        ))
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    // The job answered: the URL is spent.
+    let done = format!(
+        "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{UDI}\"><response xmlns=\"urn:cisco:pnp:config-upgrade\" correlator=\"{correlator}\" success=\"1\"/></pnp>"
+    );
+    f.call(post_xml("/pnp/WORK-RESPONSE", done)).await;
+    let (s, _, _) = f.call(get(&url)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "after its job");
 }

@@ -24,7 +24,7 @@ fn post(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
         .unwrap_or_default();
     write!(
         s,
-        "POST {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n{auth}\r\n"
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n{auth}\r\n"
     )
     .unwrap();
     let mut raw = String::new();
@@ -56,6 +56,10 @@ fn status_show_report_and_actions() {
     big.set_len(64 << 20).unwrap();
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
+    // From a router's own address (simulated routers each have one): its row shows it.
+    let router_ip: std::net::IpAddr = status_json(&b)[0]["ip"].as_str().unwrap().parse().unwrap();
+    sock.bind(&std::net::SocketAddr::new(router_ip, 0).into())
+        .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", b.port).parse().unwrap();
     sock.connect(&addr.into()).unwrap();
     let mut s: std::net::TcpStream = sock.into();

@@ -69,7 +69,7 @@ fn twenty_routers_finish_concurrently() {
     let log = std::fs::read_to_string(b.path("logs/pnp_debug.log")).unwrap();
     assert!(
         log.lines().any(|l| l.contains("work-request")
-            && l.contains("ip=127.0.0.1")
+            && l.contains("ip=127.1.0.")
             && l.contains("state=")
             && l.contains("job=")),
         "log lacks key=value lines"
@@ -309,17 +309,21 @@ fn templated_day0_config_renders_per_router_or_fails_with_the_reason() {
             "{job} sent to a router that cannot be configured: {history}"
         );
     }
-    // The rendered config of router 1, served to its address only.
-    let (status, body) = common::http_get(b.port, "/day0/TPL00001/default.cfg").unwrap();
-    let body = String::from_utf8_lossy(&body);
-    assert_eq!(status, 200);
+    // Router 1 got its config rendered for it: the router's startup config holds the
+    // rendered hostname (checked on the router before FINISHED).
+    let d1 = b.device("TPL00001").unwrap();
+    let evidence = d1["evidence"].as_array().unwrap();
     assert!(
-        body.contains("hostname branch-001\n! C1131-8PWB TPL00001"),
-        "{body}"
+        evidence.iter().any(|e| e["ok"] == true
+            && e["expect"]
+                .as_str()
+                .unwrap_or("")
+                .contains("hostname branch-001")),
+        "{d1}"
     );
-    assert!(!body.contains("{{"));
-    let (status, _) = common::http_get(b.port, "/day0/TPL00002/default.cfg").unwrap();
-    assert_eq!(status, 404, "never a half-rendered config");
+    // Configs go out only through their job: not afterwards, not to another address.
+    let (status, _) = common::http_get(b.port, "/configs/default.cfg").unwrap();
+    assert_eq!(status, 404);
 }
 
 #[test]

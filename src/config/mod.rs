@@ -232,6 +232,82 @@ pub struct Config {
     pub(crate) plan: Plan,
     /// The DHCP responder.
     pub(crate) dhcp: DhcpConfig,
+    /// Host names accepted in `Host` and `Origin` of dashboard and API requests, besides
+    /// address literals and `localhost` (lower case).
+    pub(crate) server_names: Vec<String>,
+    /// What one host may take.
+    pub(crate) limits: Limits,
+}
+
+/// `[limits]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Device records held at most.
+    pub(crate) max_devices: usize,
+    /// New serials per address per 10 minutes.
+    pub(crate) new_serials_per_address: u32,
+    /// Open connections per client address.
+    pub(crate) connections_per_address: u32,
+    /// Time to send a request head.
+    pub(crate) header_timeout: std::time::Duration,
+    /// Idle keep-alive time.
+    pub(crate) idle_timeout: std::time::Duration,
+    /// Lifetime of a day-0 config URL.
+    pub(crate) config_url_lifetime: std::time::Duration,
+}
+
+fn limits(cx: &Cx<'_>, l: &wire::LimitsWire) -> Result<Limits, ConfigError> {
+    let at_least = |key: &str, v: u64, min: u64, why: &str| {
+        if v < min {
+            Err(cx.err(key, format!("must be at least {min}: {why}")))
+        } else {
+            Ok(())
+        }
+    };
+    at_least(
+        "limits.max-devices",
+        l.max_devices as u64,
+        1,
+        "the number of routers the appliance keeps records of",
+    )?;
+    at_least(
+        "limits.new-serials-per-address",
+        u64::from(l.new_serials_per_address),
+        1,
+        "a router brings one serial",
+    )?;
+    at_least(
+        "limits.connections-per-address",
+        u64::from(l.connections_per_address),
+        4,
+        "a router opens a few connections at once",
+    )?;
+    at_least(
+        "limits.header-timeout",
+        l.header_timeout,
+        1,
+        "seconds a client has to send its request head",
+    )?;
+    at_least(
+        "limits.idle-timeout",
+        l.idle_timeout,
+        1,
+        "seconds an idle connection stays open",
+    )?;
+    at_least(
+        "limits.config-url-lifetime",
+        l.config_url_lifetime,
+        30,
+        "a router fetches its config right after the job",
+    )?;
+    Ok(Limits {
+        max_devices: l.max_devices,
+        new_serials_per_address: l.new_serials_per_address,
+        connections_per_address: l.connections_per_address,
+        header_timeout: std::time::Duration::from_secs(l.header_timeout),
+        idle_timeout: std::time::Duration::from_secs(l.idle_timeout),
+        config_url_lifetime: std::time::Duration::from_secs(l.config_url_lifetime),
+    })
 }
 
 fn valid_file_name(name: &str) -> bool {
@@ -349,6 +425,8 @@ impl Config {
             log_keep: wire.log.keep_files.max(1),
             plan,
             dhcp,
+            server_names: server_names(&cx, &wire.http.server_names)?,
+            limits: limits(&cx, &wire.limits)?,
         })
     }
 }
@@ -390,6 +468,28 @@ fn http(cx: &Cx<'_>, h: &wire::HttpWire) -> Result<(SocketAddr, Option<Advertise
         ));
     }
     Ok((listen, advertise))
+}
+
+/// `[http] server-names`: DNS names, lower case.
+fn server_names(cx: &Cx<'_>, names: &[String]) -> Result<Vec<String>, ConfigError> {
+    names
+        .iter()
+        .map(|n| {
+            let n = n.trim().to_ascii_lowercase();
+            let ok = !n.is_empty()
+                && n.len() <= 253
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if ok {
+                Ok(n)
+            } else {
+                Err(cx.err(
+                    "http.server-names",
+                    format!("{n:?} is not a host name (letters, digits, '-' and '.')"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// `[workflow]` and `[backoff]` as the [`Plan`].

@@ -19,6 +19,8 @@ pub(crate) struct HttpWire {
     /// Token that device actions (resume, retry, reset, forget) require; unset: actions only
     /// from this host.
     pub(crate) admin_token: Option<String>,
+    /// Host names the dashboard and API are reached under, besides addresses and `localhost`.
+    pub(crate) server_names: Vec<String>,
 }
 
 impl Default for HttpWire {
@@ -28,6 +30,38 @@ impl Default for HttpWire {
             advertise: None,
             max_body_bytes: 1 << 20,
             admin_token: None,
+            server_names: Vec::new(),
+        }
+    }
+}
+
+/// `[limits]`: what one host on the bench may take.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub(crate) struct LimitsWire {
+    /// Device records held at most.
+    pub(crate) max_devices: usize,
+    /// New serials one address may bring per 10 minutes.
+    pub(crate) new_serials_per_address: u32,
+    /// Open HTTP connections per client address.
+    pub(crate) connections_per_address: u32,
+    /// Seconds a client has to send a request head.
+    pub(crate) header_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub(crate) idle_timeout: u64,
+    /// Seconds a day-0 config URL stays valid after its job is sent.
+    pub(crate) config_url_lifetime: u64,
+}
+
+impl Default for LimitsWire {
+    fn default() -> Self {
+        LimitsWire {
+            max_devices: 2000,
+            new_serials_per_address: 4,
+            connections_per_address: 64,
+            header_timeout: 10,
+            idle_timeout: 60,
+            config_url_lifetime: 900,
         }
     }
 }
@@ -352,4 +386,6 @@ pub(crate) struct ConfigWire {
     pub(crate) log: LogWire,
     /// DHCP responder.
     pub(crate) dhcp: DhcpWire,
+    /// Limits per host.
+    pub(crate) limits: LimitsWire,
 }

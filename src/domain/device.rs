@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Local};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::identity::{Binding, Claim};
 use super::job::Job;
 
 /// Where a router is in the provisioning workflow. The names are stable: they appear in
@@ -358,6 +359,10 @@ pub struct Device {
     pub(crate) finished_at: Option<DateTime<Local>>,
     /// Its DHCP lease from our responder, when it has one.
     pub(crate) lease: Option<DeviceLease>,
+    /// The host this serial is bound to: only it may move the record or get its config.
+    pub(crate) binding: Option<Binding>,
+    /// The newest request for this serial from another host, refused, for the operator.
+    pub(crate) claim: Option<Claim>,
     /// Its day-0 config as rendered at first contact. Shared (`Arc`) like the other parts that
     /// rarely change, so the copy every update takes to see what changed costs no allocation.
     pub(crate) day0: Option<Arc<Day0>>,
@@ -408,6 +413,8 @@ impl Default for Device {
             script_output: None,
             finished_at: None,
             lease: None,
+            binding: None,
+            claim: None,
             day0: None,
             cleanup: Vec::new(),
             cleanup_done: false,
@@ -434,7 +441,7 @@ impl Device {
     }
 
     /// Forgets everything the workflow did, for a router that starts over (wiped, or reset by
-    /// an operator): identity, first contact, address, lease, the day-0 config it was given and
+    /// an operator): identity, first contact, address, binding, lease, the day-0 config it was given and
     /// history stay.
     pub(crate) fn start_over(&mut self) {
         let fresh = Device::new(
@@ -448,6 +455,8 @@ impl Device {
             day0: self.day0.take(),
             ip: self.ip.take(),
             lease: self.lease.take(),
+            binding: self.binding.take(),
+            claim: self.claim.take(),
             last_contact: self.last_contact,
             history: std::mem::take(&mut self.history),
             logged: self.logged,
@@ -519,6 +528,8 @@ impl Device {
             script_output,
             finished_at,
             lease,
+            binding,
+            claim,
             day0,
             cleanup,
             cleanup_done,
@@ -553,6 +564,8 @@ impl Device {
             && *script_output == other.script_output
             && *finished_at == other.finished_at
             && *lease == other.lease
+            && *binding == other.binding
+            && claim.as_ref().map(Claim::durable) == other.claim.as_ref().map(Claim::durable)
             && *day0 == other.day0
             && *cleanup == other.cleanup
             && *cleanup_done == other.cleanup_done

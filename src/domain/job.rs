@@ -229,7 +229,13 @@ impl Job {
             Job::FileTransfer {
                 url, destination, ..
             } => format!("file-transfer {url} -> {destination}"),
-            Job::ConfigUpgrade { url, .. } => format!("config-upgrade {url}"),
+            // The token is a secret of the job: summaries reach the API, pages and logs.
+            Job::ConfigUpgrade { url, .. } => match url.rsplitn(3, '/').collect::<Vec<_>>()[..] {
+                [file, _token, head] if head.contains("/day0/") => {
+                    format!("config-upgrade {head}/<token>/{file}")
+                }
+                _ => format!("config-upgrade {url}"),
+            },
             Job::Backoff { seconds, .. } => format!("backoff {seconds}s"),
             Job::Terminate { .. } => "backoff terminate".into(),
             _ => String::new(),
@@ -395,10 +401,10 @@ mod tests {
             (
                 Job::ConfigUpgrade {
                     file: "default.cfg".into(),
-                    url: "http://h/day0/S/default.cfg".into(),
+                    url: "http://h/day0/S/5ec2e7/default.cfg".into(),
                 },
                 Service::ConfigUpgrade,
-                "config-upgrade http://h/day0/S/default.cfg",
+                "config-upgrade http://h/day0/S/<token>/default.cfg",
             ),
             (
                 Job::Terminate { reason: "r".into() },

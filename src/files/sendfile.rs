@@ -259,6 +259,8 @@ pub(crate) struct FastFiles {
     /// Runtime whose threads send file bodies ([`bulk_runtime`]), so downloads never queue
     /// ahead of PnP exchanges on the main runtime; `None`: sent on the caller's runtime.
     pub(crate) bulk: Option<tokio::runtime::Handle>,
+    /// How long a connection may stay silent before its next request ([limits] idle-timeout).
+    pub(crate) idle_timeout: std::time::Duration,
 }
 
 impl FastFiles {
@@ -267,6 +269,10 @@ impl FastFiles {
             Dir::Images => &self.images,
             Dir::Files => &self.files,
         };
+        // A symlink out of the folder: left to the slow path, which refuses it with a WARN.
+        if !super::confined(dir, &req.name) {
+            return None;
+        }
         let file = std::fs::File::open(dir.join(&req.name)).ok()?;
         let meta = file.metadata().ok()?;
         meta.is_file().then_some((file, meta))
@@ -295,6 +301,8 @@ pub(crate) async fn serve(
     loop {
         let n = tokio::select! {
             _ = cancel.cancelled() => return None,
+            // Silent for too long: closed (an idle connection holds a descriptor).
+            _ = tokio::time::sleep(fast.idle_timeout) => return None,
             r = stream.peek(&mut buf) => match r {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => n,

@@ -4,7 +4,7 @@
 //! `status`, the dashboard and `/api/status`; the record routes; the latency metrics; and the
 //! action route with its authorization.
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Local;
@@ -55,6 +55,9 @@ pub(crate) struct StatusRow {
     pub(crate) fail_reason: Option<String>,
     /// Its DHCP lease from our responder.
     pub(crate) lease: Option<DeviceLease>,
+    /// Another address's refused claim on this serial: "SERIAL claimed from X, bound to Y ...".
+    #[serde(default)]
+    pub(crate) claim: Option<String>,
 }
 
 /// Rows for `devices` (already newest first), with transfers when the server runs.
@@ -81,6 +84,7 @@ pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<Sta
             last_error: d.last_error.clone(),
             fail_reason: d.fail_reason.clone(),
             lease: d.lease.clone(),
+            claim: crate::domain::identity::claim_text(d),
         })
         .collect()
 }
@@ -94,11 +98,11 @@ fn no_device(serial: &str) -> HttpError {
 /// Every record without its history: up to 300 lines each, so with them a poll of this list
 /// for 1000 routers was a ~43 MB body built from copies of every record (BENCHMARKS.md, "Soak").
 /// A record's history is at `/api/devices/{serial}`.
-pub(super) async fn devices(State(app): State<App>) -> Response {
-    let list: Vec<serde_json::Value> = app
-        .registry
-        .summaries()
-        .await
+pub(super) async fn devices(State(app): State<App>, Query(page): Query<Page>) -> Response {
+    let all = app.registry.summaries().await;
+    let total = all.len();
+    let list: Vec<serde_json::Value> = page
+        .of(&all)
         .iter()
         .filter_map(|d| {
             let mut v = record_json(d)?;
@@ -108,16 +112,57 @@ pub(super) async fn devices(State(app): State<App>) -> Response {
             Some(v)
         })
         .collect();
-    axum::Json(list).into_response()
+    page.answer(total, list)
+}
+
+/// Paging of the list routes: `?offset=N&limit=M`, newest contact first. An answer holds at
+/// most [`Page::MAX`] records; `X-Total-Count` says how many there are.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(super) struct Page {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+impl Page {
+    /// Most records in one answer.
+    const MAX: usize = 2000;
+
+    fn of<'a, T>(&self, all: &'a [T]) -> &'a [T] {
+        let start = self.offset.unwrap_or(0).min(all.len());
+        let n = self.limit.unwrap_or(Self::MAX).min(Self::MAX);
+        &all[start..all.len().min(start.saturating_add(n))]
+    }
+
+    fn answer<T: Serialize>(&self, total: usize, items: Vec<T>) -> Response {
+        let mut resp = axum::Json(items).into_response();
+        if let Ok(v) = total.to_string().parse() {
+            resp.headers_mut().insert("x-total-count", v);
+        }
+        resp
+    }
 }
 
 /// A record as the API shows it: as stored, plus `step`, the summary of the job in flight (the
-/// stored job is typed; pages and scripts want its text).
+/// stored job is typed; pages and scripts want its text), and `claim_text`. The job in flight
+/// is shown without its correlator and config token: with them, any host could answer for the
+/// router or fetch its config.
 fn record_json(d: &Device) -> Option<serde_json::Value> {
     let mut v = serde_json::to_value(d).ok()?;
     if let Some(record) = v.as_object_mut() {
         let step = d.pending.as_ref().map(|p| p.job.summary());
+        let pending = d.pending.as_ref().map(|p| {
+            serde_json::json!({
+                "step": p.job.summary(),
+                "sent_at": p.sent_at,
+                "interrupted": p.interrupted,
+            })
+        });
+        record.insert("pending".into(), pending.into());
         record.insert("step".into(), step.into());
+        record.insert(
+            "claim_text".into(),
+            crate::domain::identity::claim_text(d).into(),
+        );
     }
     Some(v)
 }
@@ -141,36 +186,39 @@ pub(super) async fn metrics(State(app): State<App>) -> Response {
     axum::Json(serde_json::json!({ "pnp": app.latency.view() })).into_response()
 }
 
-pub(super) async fn status(State(app): State<App>) -> Response {
+pub(super) async fn status(State(app): State<App>, Query(page): Query<Page>) -> Response {
     let devices = app.registry.summaries().await;
-    axum::Json(rows(&devices, Some(&app.transfers))).into_response()
+    let total = devices.len();
+    page.answer(total, rows(page.of(&devices), Some(&app.transfers)))
 }
 
-/// Device actions need the admin token when one is configured, else a client on this host.
-fn authorize(app: &App, headers: &HeaderMap, peer: &Peer) -> Result<(), HttpError> {
-    match &app.cfg.admin_token {
-        Some(token) => {
-            let given = headers
-                .get("x-admin-token")
+/// Device actions need proof that they are not cross-site and the admin token (configured, or
+/// generated at the first start: there is always one). The token travels in a header
+/// (`X-Admin-Token` or `Authorization: Bearer`), which a page on another site cannot set
+/// without a CORS preflight we never grant; `Host` and `Origin` must name this appliance
+/// ([`super::origin`]), which stops DNS rebinding and form posts.
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+    super::origin::same_site(&app.cfg, headers)?;
+    let Some(token) = &app.cfg.admin_token else {
+        return Err(HttpError::Forbidden(
+            "no admin token is set: restart the server (it generates one) or set [http] admin-token".into(),
+        ));
+    };
+    let given = headers
+        .get("x-admin-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .or_else(|| {
-                    headers
-                        .get(header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.strip_prefix("Bearer "))
-                });
-            if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-                Ok(())
-            } else {
-                Err(HttpError::Unauthorized(
-                    "device actions need the admin token ([http] admin-token) in an X-Admin-Token header",
-                ))
-            }
-        }
-        None if peer.remote.ip().is_loopback() || peer.remote.ip() == peer.local.ip() => Ok(()),
-        None => Err(HttpError::Forbidden(
-            "device actions are accepted from this host only: set [http] admin-token to allow them from elsewhere",
-        )),
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(HttpError::Unauthorized(
+            "device actions need the admin token in an X-Admin-Token header: [http] admin-token, or the one generated in the state directory (state/admin-token)",
+        ))
     }
 }
 
@@ -184,8 +232,8 @@ pub(super) async fn action(
     Path((serial, action)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    if let Err(refused) = authorize(&app, &headers, &peer) {
-        warn!(ip = %peer.remote.ip(), serial, action, "device action refused: not authorized");
+    if let Err(refused) = authorize(&app, &headers) {
+        warn!(ip = %peer.remote.ip(), serial, action, why = %refused, "device action refused");
         return Err(refused);
     }
     let action: Action = action.parse().map_err(HttpError::NotFound)?;

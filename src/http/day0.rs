@@ -1,59 +1,74 @@
-//! Day-0 configs for routers: `/day0/{serial}/{file}` and the reference server's
-//! `/configs/{file}`, each rendered for the router that asks and served only to it (a config
-//! often holds credentials). Rendering runs on a blocking thread, outside any record's lock.
+//! Day-0 configs for routers: `/day0/{serial}/{token}/{file}`, the URL issued with a router's
+//! config-upgrade job, and the reference server's `/configs/{file}`. A config often holds
+//! credentials, so each is served only to the router's bound address, only while its
+//! config-upgrade job for that file is in flight and young
+//! ([`crate::domain::identity::may_fetch_config`]); every refusal is a WARN. Rendering runs on
+//! a blocking thread, outside any record's lock.
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use chrono::Local;
 use tracing::warn;
 
 use super::error::HttpError;
 use super::{App, Peer};
 use crate::domain::device::Device;
+use crate::domain::identity::may_fetch_config;
 
-/// A router's day-0 config at `/day0/{serial}/{file}`, rendered for it; served only to the
-/// address that router talks PnP from.
+/// A router's day-0 config at the URL of its config-upgrade job.
 pub(super) async fn day0(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    Path((serial, file)): Path<(String, String)>,
+    Path((serial, token, file)): Path<(String, String, String)>,
 ) -> Result<Response, HttpError> {
     let dev = app.registry.summary(&serial).await;
-    serve_config(&app, &peer, dev, &file, &serial).await
+    serve_config(&app, &peer, dev, Some(&token), &file, &serial).await
 }
 
-/// `/configs/{file}` (the reference server's URL): the config is served only to a router that
-/// talks from the requesting address and is issued that file.
+/// `/configs/{file}` (the reference server's URL): served under the same rule, to the router
+/// bound to the requesting address whose config-upgrade job names the file.
 pub(super) async fn configs(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     Path(file): Path<String>,
 ) -> Result<Response, HttpError> {
     let ip = peer.remote.ip();
-    let cfg = app.cfg.clone();
-    let dev = app
+    let (now, lifetime) = (Local::now(), app.cfg.limits.config_url_lifetime);
+    let bound: Vec<Device> = app
         .registry
         .summaries()
         .await
         .into_iter()
-        .filter(|d| d.ip == Some(ip))
-        .find(|d| crate::files::day0::choose(&cfg, &d.serial).is_ok_and(|c| c == file));
-    serve_config(&app, &peer, dev, &file, "").await
+        .filter(|d| d.binding.as_ref().is_some_and(|b| b.ip == ip))
+        .collect();
+    // Several routers may share an address (behind NAT, or simulated): the one whose job it is.
+    let dev = match bound
+        .iter()
+        .position(|d| may_fetch_config(d, ip, None, &file, now, lifetime).is_ok())
+    {
+        Some(i) => bound.into_iter().nth(i),
+        None => bound.into_iter().next(),
+    };
+    serve_config(&app, &peer, dev, None, &file, "").await
 }
 
 async fn serve_config(
     app: &App,
     peer: &Peer,
     dev: Option<Device>,
+    token: Option<&str>,
     file: &str,
     asked: &str,
 ) -> Result<Response, HttpError> {
+    let ip = peer.remote.ip();
     let Some(dev) = dev else {
-        warn!(ip = %peer.remote.ip(), file, serial = asked, "day-0 config requested by an address with no router it belongs to: refused");
+        warn!(ip = %ip, file, serial = asked, "day-0 config requested by an address with no router it belongs to: refused");
         return Err(HttpError::not_found());
     };
-    if dev.ip != Some(peer.remote.ip()) {
-        warn!(ip = %peer.remote.ip(), serial = %dev.serial, router_ip = ?dev.ip, "day-0 config of {} requested from another address: refused", dev.serial);
+    let lifetime = app.cfg.limits.config_url_lifetime;
+    if let Err(why) = may_fetch_config(&dev, ip, token, file, Local::now(), lifetime) {
+        warn!(ip = %ip, serial = %dev.serial, file, "day-0 config of {} refused: {why}", dev.serial);
         return Err(HttpError::not_found());
     }
     let cfg = app.cfg.clone();

@@ -24,7 +24,7 @@ pub(crate) enum HttpError {
     Unauthorized(&'static str),
     /// An action from a host that may not act.
     #[error("{0}")]
-    Forbidden(&'static str),
+    Forbidden(String),
     /// The action does not apply to the record as it is.
     #[error("{0}")]
     Conflict(String),

@@ -7,31 +7,76 @@
 //! routers pull a 700 MB image), does HEAD, Content-Length, Range (206/416), Last-Modified, and
 //! refuses `..` traversal.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeDir;
 
 use super::Peer;
 use crate::files::transfers::Transfers;
 
-/// Routes for the image and file directories.
+/// Routes for the image and file directories; nothing behind a symlink that leads out of its
+/// folder is served.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(images: &Path, files: &Path) -> Router<S> {
     let serve = |dir: &Path| {
-        ServeDir::new(dir)
-            .with_buf_chunk_size(64 << 10)
-            .append_index_html_on_directories(false)
+        let confine = Confine(Arc::new(dir.to_path_buf()));
+        Router::new()
+            .fallback_service(
+                ServeDir::new(dir)
+                    .with_buf_chunk_size(64 << 10)
+                    .append_index_html_on_directories(false),
+            )
+            .layer(axum::middleware::from_fn_with_state(confine, confine_layer))
     };
     Router::new()
-        .nest_service("/images", serve(images))
-        .nest_service("/files", serve(files))
+        .nest("/images", serve(images))
+        .nest("/files", serve(files))
+}
+
+#[derive(Clone)]
+struct Confine(Arc<PathBuf>);
+
+/// Refuses a path that resolves (through symlinks) outside the folder.
+async fn confine_layer(State(dir): State<Confine>, req: Request, next: Next) -> Response {
+    let rel = percent_decode(req.uri().path());
+    if !crate::files::confined(&dir.0, &rel) {
+        tracing::warn!(
+            path = rel.as_str(),
+            folder = %dir.0.display(),
+            "download refused: the path is a symlink leading out of its folder (replace it with the file itself)"
+        );
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    next.run(req).await
+}
+
+/// `%XX` escapes decoded (invalid ones kept as they are); the result only names a file to check.
+fn percent_decode(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Body wrapper that counts what is sent and ends the entry when the body ends or is dropped.

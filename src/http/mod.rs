@@ -3,15 +3,19 @@
 //! `pnp` answers routers' PnP exchanges, `day0` serves each router its own day-0 config,
 //! `files` the image and file downloads (tower-http, with progress counted; the zero-copy fast
 //! path in front of it is [`crate::files::sendfile`]), `api` the operator's JSON API and
-//! actions, `dashboard` the two pages. Handlers are thin: parse, call the domain through the
-//! store, render; refusals are one [`error::HttpError`] that renders itself. Nothing here panics
-//! on what the network sends.
+//! actions, `dashboard` the two pages; `origin`, `newcomers` and `conns` are the edge's limits
+//! (names the operator's side answers under, new serials and connections per address).
+//! Handlers are thin: parse, call the domain through the store, render; refusals are one
+//! [`error::HttpError`] that renders itself. Nothing here panics on what the network sends.
 
 pub(crate) mod api;
+pub(crate) mod conns;
 pub(crate) mod dashboard;
 mod day0;
 mod error;
 pub(crate) mod files;
+pub(crate) mod newcomers;
+mod origin;
 mod pnp;
 
 use std::net::SocketAddr;
@@ -62,6 +66,8 @@ pub struct App {
     pub(crate) transfers: crate::files::transfers::Transfers,
     /// Server-side latency of `/pnp/*` exchanges.
     pub(crate) latency: Arc<crate::metrics::Latency>,
+    /// Limits on new serials.
+    pub(crate) newcomers: Arc<newcomers::Newcomers>,
 }
 
 impl App {
@@ -89,17 +95,25 @@ pub fn router(app: App) -> Router {
             app.latency.clone(),
             pnp::timed,
         ));
-    Router::new()
+    // The operator's side answers only under names of this appliance (DNS rebinding); routers
+    // use addresses, and their routes check who asks by the bound address instead.
+    let operator = Router::new()
         .route("/", get(dashboard::index))
         .route("/device/{serial}", get(dashboard::device))
-        .merge(pnp)
         .route("/api/metrics", get(api::metrics))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{serial}", get(api::device))
-        .route("/day0/{serial}/{file}", get(day0::day0))
-        .route("/configs/{file}", get(day0::configs))
         .route("/api/status", get(api::status))
         .route("/api/devices/{serial}/{action}", post(api::action))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            origin::check_host,
+        ));
+    Router::new()
+        .merge(operator)
+        .merge(pnp)
+        .route("/day0/{serial}/{token}/{file}", get(day0::day0))
+        .route("/configs/{file}", get(day0::configs))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
         .merge(files)

@@ -15,8 +15,12 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::error::HttpError;
 use super::{App, Peer};
-use crate::domain::device::Device;
-use crate::domain::job::Service;
+use std::net::IpAddr;
+
+use super::newcomers::Refusal;
+use crate::domain::device::{self, Device};
+use crate::domain::identity::{self, Admission};
+use crate::domain::job::{Job, Service};
 use crate::domain::workflow::{self, Ctx, ResponseOutcome};
 use crate::pnp::message::{self, DeviceMessage};
 
@@ -72,6 +76,21 @@ pub(super) async fn work_request(
         .await
 }
 
+/// What one pass of a work request over the record came to.
+enum Pass {
+    /// Another host's claim: nothing changed but the claim.
+    Refused { bound: IpAddr, warn: bool },
+    /// The day-0 config must be rendered first (nothing changed).
+    NeedsDay0(crate::files::day0::Builtins),
+    /// The job to send.
+    Job {
+        before: device::State,
+        after: device::State,
+        job: Job,
+        fail: Option<String>,
+    },
+}
+
 async fn exchange_request(
     app: App,
     peer: Peer,
@@ -85,6 +104,8 @@ async fn exchange_request(
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let lease = lease_of(&app, &peer);
+    let mac = lease.as_ref().map(|l| l.mac.clone());
+    let config_token = hex::encode(rand::random::<[u8; 16]>());
     // The day-0 config is rendered outside the record's lock: when this request can need it,
     // the first pass only reports so (changing nothing), and a second pass runs with it.
     let mut day0: Option<Result<crate::domain::device::Day0, String>> = None;
@@ -93,16 +114,17 @@ async fn exchange_request(
             .registry
             .update(
                 &udi.serial,
-                || {
-                    let mut d = Device::new(&udi.serial, &udi.raw, &udi.pid, &udi.vid, now);
-                    d.log(now, format!("new device {} from {ip}", udi.raw));
-                    Some(d)
-                },
+                || new_record(&app, &udi, ip, now),
                 |dev| {
+                    if let Admission::Refused { bound, warn } =
+                        identity::admit(dev, ip, mac.as_deref(), now)
+                    {
+                        return Pass::Refused { bound, warn };
+                    }
                     if day0.is_none() && workflow::needs_day0(dev, &plan) {
                         let mut vars = crate::files::day0::Builtins::of(dev);
                         vars.ip = ip.to_string();
-                        return Err(vars);
+                        return Pass::NeedsDay0(vars);
                     }
                     dev.last_contact = now;
                     dev.ip = Some(ip);
@@ -119,20 +141,43 @@ async fn exchange_request(
                         now,
                         base_url: &base,
                         day0: day0.as_ref(),
+                        config_token: &config_token,
                     };
-                    let reply = workflow::on_work_request(dev, &req, &plan, &ctx);
-                    Ok((before, dev.state, reply, dev.fail_reason.clone()))
+                    let job = workflow::on_work_request(dev, &req, &plan, &ctx);
+                    Pass::Job {
+                        before,
+                        after: dev.state,
+                        job,
+                        fail: dev.fail_reason.clone(),
+                    }
                 },
             )
             .await;
         match outcome {
-            Some(Err(vars)) => day0 = Some(render_day0(&app, vars).await),
-            Some(Ok(done)) => break Some(done),
-            None => break None,
+            Some(Pass::NeedsDay0(vars)) => day0 = Some(render_day0(&app, vars).await),
+            other => break other,
         }
     };
-    let Some((before, after, job, fail)) = outcome else {
-        return Ok(StatusCode::OK.into_response());
+    let (before, after, job, fail) = match outcome {
+        Some(Pass::Job {
+            before,
+            after,
+            job,
+            fail,
+        }) => (before, after, job, fail),
+        Some(Pass::Refused { bound, warn }) => {
+            if warn {
+                warn!(
+                    ip = %ip, bound = %bound,
+                    "{} claimed from {ip}, bound to {bound}: refused (no job, no config). If the router really moved: `pnp-appliance device accept-move {}`",
+                    udi.serial, udi.serial
+                );
+            }
+            // An empty 200 is "no work now" (docs/pnp-protocol.md §6.6): a real router that
+            // moved keeps polling until the operator accepts the move.
+            return Ok(StatusCode::OK.into_response());
+        }
+        Some(Pass::NeedsDay0(_)) | None => return Ok(StatusCode::OK.into_response()),
     };
     let body = message::render_request(&udi.raw, &req.correlator, &job);
     info!(
@@ -148,7 +193,42 @@ async fn exchange_request(
     Ok(xml(body))
 }
 
-/// The responder's current lease for the address a router talks from.
+/// The record for a serial seen for the first time, unless its address brought too many new
+/// serials lately or the appliance holds as many records as it may.
+fn new_record(
+    app: &App,
+    udi: &message::Udi,
+    ip: IpAddr,
+    now: chrono::DateTime<Local>,
+) -> Option<Device> {
+    match app
+        .newcomers
+        .admit(ip, app.registry.len(), std::time::Instant::now())
+    {
+        Ok(()) => {
+            let mut d = Device::new(&udi.serial, &udi.raw, &udi.pid, &udi.vid, now);
+            d.log(now, format!("new device {} from {ip}", udi.raw));
+            Some(d)
+        }
+        Err(Refusal::PerAddress { limit, warn: true }) => {
+            warn!(
+                ip = %ip,
+                "{ip} brought more than {limit} new serials in 10 minutes: further new serials from it are ignored until the window ends (a real router is one serial; raise [limits] new-serials-per-address if this host really fronts many)"
+            );
+            None
+        }
+        Err(Refusal::Total { limit, warn: true }) => {
+            warn!(
+                ip = %ip,
+                "the appliance holds {limit} routers ([limits] max-devices): new serials are ignored; `pnp-appliance device forget SERIAL` old records or raise the limit"
+            );
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The responder's current lease for the address a router talks from (marked as a router's).
 fn lease_of(app: &App, peer: &Peer) -> Option<crate::domain::device::DeviceLease> {
     let std::net::IpAddr::V4(ip) = peer.remote.ip() else {
         return None;
@@ -183,11 +263,20 @@ pub(super) async fn work_response(
             warn!(serial = serial.as_str(), ip = %peer.remote.ip(), code = f.code.as_str(), text = f.text.as_str(), "device fault: it did not understand our request");
             if !serial.is_empty() {
                 let text = format!("protocol fault {}: {}", f.code, f.text);
+                let ip = peer.remote.ip();
+                let mac = lease_of(&app, &peer).map(|l| l.mac);
+                // Only the bound host's faults go into the record's history: another host
+                // could otherwise push the whole history out with them.
                 app.registry
                     .update(
                         &serial,
                         || None,
                         |d| {
+                            if let Admission::Refused { .. } =
+                                identity::admit(d, ip, mac.as_deref(), now)
+                            {
+                                return;
+                            }
                             d.last_contact = now;
                             d.log(now, text);
                         },
@@ -223,21 +312,41 @@ async fn exchange_response(
     debug!(xml = %String::from_utf8_lossy(&body), "work-response received");
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
+    let mac = lease_of(&app, &peer).map(|l| l.mac);
     let outcome = app
         .registry
         .update(
             &udi.serial,
             || None,
             |dev| {
+                if let Admission::Refused { bound, warn } =
+                    identity::admit(dev, ip, mac.as_deref(), now)
+                {
+                    return Err((bound, warn));
+                }
                 dev.last_contact = now;
                 dev.ip = Some(ip);
                 let before = dev.state;
                 let outcome = workflow::on_work_response(dev, &resp, &plan, now);
-                (before, dev.state, outcome, dev.last_error.clone())
+                Ok((before, dev.state, outcome, dev.last_error.clone()))
             },
         )
         .await;
     let result = if resp.success { "success" } else { "failure" };
+    let outcome = match outcome {
+        Some(Err((bound, warn))) => {
+            if warn {
+                warn!(
+                    ip = %ip, bound = %bound, job = resp.service_name.as_str(),
+                    "work-response for {} from {ip}, bound to {bound}: ignored (answers count only from the bound address)",
+                    udi.serial
+                );
+            }
+            return Ok(StatusCode::OK.into_response());
+        }
+        Some(Ok(o)) => Some(o),
+        None => None,
+    };
     match outcome {
         None => warn!(
             ip = %peer.remote.ip(), service = resp.service_name.as_str(),

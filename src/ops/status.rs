@@ -34,6 +34,24 @@ pub(crate) fn progress(t: &TransferView) -> String {
     )
 }
 
+/// `s` with every control character but newline shown as `\u{..}` text: what a router sent
+/// (a PID, an error, script output) cannot move the cursor, clear the screen or retitle the
+/// terminal of the operator reading `status` or `device show`.
+pub(crate) fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\n'
+            || !(c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
 fn cut(s: &str, n: usize) -> String {
     let s = s.replace('\n', " ");
     if s.chars().count() <= n {
@@ -100,7 +118,13 @@ pub(crate) fn table(rows: &[StatusRow]) -> String {
         rows.len(),
         rows.len() - finished - failed
     ));
-    out
+    for c in rows.iter().filter_map(|r| r.claim.as_ref()) {
+        out.push_str(&format!(
+            "! {} (`pnp-appliance device accept-move SERIAL` if the router really moved)\n",
+            cut(c, 160)
+        ));
+    }
+    terminal_safe(&out)
 }
 
 /// `device show`: the record and its whole history.
@@ -127,6 +151,23 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
             l.ip,
             l.mac,
             l.expires.format(TIME_FORMAT)
+        ));
+    }
+    if let Some(b) = &d.binding {
+        s.push_str(&format!(
+            "bound to      {}{} since {}\n",
+            b.ip,
+            b.mac
+                .as_ref()
+                .map(|m| format!(" (MAC {m})"))
+                .unwrap_or_default(),
+            b.since.format(TIME_FORMAT)
+        ));
+    }
+    if let Some(c) = crate::domain::identity::claim_text(d) {
+        s.push_str(&format!(
+            "CLAIMED       {c}: `pnp-appliance device accept-move {}` if the router really moved\n",
+            d.serial
         ));
     }
     if let Some(r) = &d.fail_reason {
@@ -175,7 +216,7 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
             s.push_str(&format!("  {l}\n"));
         }
     }
-    s
+    terminal_safe(&s)
 }
 
 /// Steps reported, in workflow order.

@@ -129,6 +129,8 @@ struct Router {
     vanish: bool,
     /// Draws its job times and power-on moment (seeded by its index: runs are repeatable).
     rng: rand::rngs::StdRng,
+    /// Its HTTP client, bound to its own source address when the server is on loopback.
+    client: reqwest::Client,
 }
 
 struct Shared {
@@ -168,7 +170,7 @@ fn padded(version: &str) -> String {
 }
 
 impl Router {
-    fn new(opts: &SimOptions, index: usize) -> Router {
+    fn new(opts: &SimOptions, index: usize, client: reqwest::Client) -> Router {
         let serial = format!("{}{:05}", opts.serial_prefix, index + 1);
         let version = normalize_version(&opts.start_version).unwrap_or_else(|| "17.9.4a".into());
         let bootflash_size: i64 = 7_605_936_128;
@@ -216,6 +218,7 @@ impl Router {
             terminated: false,
             vanish: index >= opts.devices.saturating_sub(opts.vanish),
             rng: rand::SeedableRng::seed_from_u64(index as u64),
+            client,
         }
     }
 
@@ -466,7 +469,7 @@ impl Router {
     /// router lost power mid-transfer).
     async fn download(&mut self, sh: &Shared, url: &str) -> Result<(i64, String), (u16, String)> {
         let cut_at = if self.vanish { Some(()) } else { None };
-        let resp = sh
+        let resp = self
             .client
             .get(url)
             .send()
@@ -606,7 +609,7 @@ impl Router {
             }
             "config-upgrade" => {
                 let url = loc(&["config", "copy", "source", "location"]);
-                match sh.client.get(&url).send().await {
+                match self.client.get(&url).send().await {
                     Ok(r) if r.status().is_success() => {
                         let text = r.text().await.unwrap_or_default();
                         for line in text.lines() {
@@ -709,10 +712,14 @@ fn hasher() -> (
     (tx, digest)
 }
 
-async fn post(sh: &Shared, path: &str, body: String) -> Result<(u16, String), String> {
+async fn post(
+    sh: &Shared,
+    client: &reqwest::Client,
+    path: &str,
+    body: String,
+) -> Result<(u16, String), String> {
     let started = Instant::now();
-    let resp = sh
-        .client
+    let resp = client
         .post(format!("{}{path}", sh.opts.server))
         .header("Content-Type", "text/xml; charset=utf-8")
         .body(body)
@@ -735,8 +742,7 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
         tokio::time::sleep(sh.scaled(at)).await;
     }
     while !sh.stop.load(Ordering::Relaxed) {
-        if sh
-            .client
+        if r.client
             .get(format!("{}/pnp/HELLO", sh.opts.server))
             .send()
             .await
@@ -749,7 +755,7 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
     while !sh.stop.load(Ordering::Relaxed) && !r.terminated {
         let correlator = r.correlator();
         let wr = r.work_request(&correlator);
-        let (status, body) = match post(&sh, "/pnp/WORK-REQUEST", wr).await {
+        let (status, body) = match post(&sh, &r.client, "/pnp/WORK-REQUEST", wr).await {
             Ok(x) => x,
             Err(_) => {
                 // Server gone (restart): keep polling like the agent does.
@@ -806,7 +812,7 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
             // The router lost power: it answers nothing and starts over with HELLO.
             continue;
         }
-        match post(&sh, "/pnp/WORK-RESPONSE", reply).await {
+        match post(&sh, &r.client, "/pnp/WORK-RESPONSE", reply).await {
             Ok((200, bye)) => {
                 let echoed = xml::parse(bye.as_bytes()).ok().and_then(|b| {
                     b.child("info")
@@ -884,15 +890,51 @@ async fn poll_states(
     Some((states, reasons))
 }
 
-/// Runs the simulation; prints progress to stderr and returns the summary.
-pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(opts.devices.max(4))
+/// Whether `server` (a base URL) names an IPv4 loopback address.
+fn server_on_loopback(server: &str) -> bool {
+    reqwest::Url::parse(server)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .and_then(|h| h.parse::<std::net::Ipv4Addr>().ok())
+        })
+        .is_some_and(|ip| ip.is_loopback())
+}
+
+/// Router `i`'s client. Against a server on loopback each router talks from its own address
+/// (127.1.0.2 + i: all of 127.0.0.0/8 is this host), as routers on a bench do, so the server's
+/// per-address binding and limits see one router per address; elsewhere they share this
+/// host's address (and its per-address limits).
+fn router_client(loopback: bool, i: usize) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .pool_max_idle_per_host(2)
+        // Below the server's header timeout (10 s by default, which also ends a kept-alive
+        // connection left idle), so a pooled connection is never one it just closed.
+        .pool_idle_timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(5))
         // Like a router's copy command: a transfer that stops moving fails (and is retried by
         // the workflow) instead of hanging for ever.
-        .read_timeout(Duration::from_secs(60))
+        .read_timeout(Duration::from_secs(60));
+    if loopback {
+        let n = u32::try_from(i).unwrap_or(u32::MAX).min(0x00fe_fffd);
+        let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 1, 0, 2)) + n);
+        b = b.local_address(std::net::IpAddr::V4(ip));
+    }
+    Ok(b.build()?)
+}
+
+/// Runs the simulation; prints progress to stderr and returns the summary.
+pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
         .build()?;
+    crate::serve::raise_open_files_limit();
+    let loopback = server_on_loopback(&opts.server);
+    let mut routers = Vec::with_capacity(opts.devices);
+    for i in 0..opts.devices {
+        routers.push(Router::new(&opts, i, router_client(loopback, i)?));
+    }
     let sh = Arc::new(Shared {
         opts: opts.clone(),
         client,
@@ -902,7 +944,6 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
         latencies: std::sync::Mutex::new(Vec::new()),
     });
     let start = Instant::now();
-    let routers: Vec<Router> = (0..opts.devices).map(|i| Router::new(&opts, i)).collect();
     let serials: Vec<String> = routers.iter().map(|r| r.serial.clone()).collect();
     let mut tasks = Vec::new();
     for r in routers {
@@ -972,11 +1013,11 @@ mod tests {
             full_bootflash: 0,
             failing_script: 0,
         };
-        let mut r = Router::new(&opts, 0);
+        let mut r = Router::new(&opts, 0, reqwest::Client::new());
         assert!((0..10).all(|_| r.job_secs(&opts) == 2.0));
         opts.jitter = 0.5;
         let draw = |index| {
-            let mut r = Router::new(&opts, index);
+            let mut r = Router::new(&opts, index, reqwest::Client::new());
             (0..200).map(|_| r.job_secs(&opts)).collect::<Vec<f64>>()
         };
         let a = draw(0);

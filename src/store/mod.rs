@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 mod atomic;
 pub mod journal;
 mod status_csv;
+pub(crate) mod token;
 
 use atomic::sweep_temp_files;
 pub(crate) use atomic::write_atomic;
@@ -380,6 +381,11 @@ impl Registry {
             }
         }
     }
+    /// Number of records.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.shared.devices).len()
+    }
+
     /// A copy of one record.
     pub async fn get(&self, serial: &str) -> Option<Device> {
         let entry = self.entry(serial)?;

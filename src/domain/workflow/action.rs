@@ -1,4 +1,4 @@
-//! Operator actions on a record (`device resume|retry|reset|forget`, an edited state cell of
+//! Operator actions on a record (`device resume|retry|reset|forget|accept-move`, an edited state cell of
 //! `DEVICE_STATUS.csv`) and the restart mark: state transitions the operator or a server
 //! restart causes, beside the ones the router causes in the parent module.
 
@@ -77,7 +77,7 @@ pub(crate) fn mark_interrupted(dev: &mut Device) -> bool {
 
 /// Operator actions on a device record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Action {
     /// Continue from BOOTFLASH_NO_SPACE, or retry the step a FAILED router stopped at.
     Resume,
@@ -88,12 +88,19 @@ pub(crate) enum Action {
     Reset,
     /// Delete the record (done by the registry, not here).
     Forget,
+    /// Bind the serial to the address that claimed it (the router really moved).
+    AcceptMove,
 }
 
 impl Action {
     /// Every action, for help texts and errors.
-    pub(crate) const ALL: [Action; 4] =
-        [Action::Resume, Action::Retry, Action::Reset, Action::Forget];
+    pub(crate) const ALL: [Action; 5] = [
+        Action::Resume,
+        Action::Retry,
+        Action::Reset,
+        Action::Forget,
+        Action::AcceptMove,
+    ];
 
     /// The action's name in URLs and on the command line.
     pub(crate) fn as_str(self) -> &'static str {
@@ -102,6 +109,7 @@ impl Action {
             Action::Retry => "retry",
             Action::Reset => "reset",
             Action::Forget => "forget",
+            Action::AcceptMove => "accept-move",
         }
     }
 }
@@ -113,7 +121,9 @@ impl std::str::FromStr for Action {
         Action::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown action {s:?}: resume, retry, reset or forget"))
+            .ok_or_else(|| {
+                format!("unknown action {s:?}: resume, retry, reset, forget or accept-move")
+            })
     }
 }
 
@@ -125,6 +135,7 @@ pub(crate) fn operator(
 ) -> Result<String, String> {
     match action {
         Action::Resume => resume(dev, now),
+        Action::AcceptMove => crate::domain::identity::accept_move(dev, now),
         Action::Forget => Err("forget is done by the registry".into()),
         Action::Retry => match dev.state {
             State::Failed => resume(dev, now),

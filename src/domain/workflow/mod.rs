@@ -31,6 +31,10 @@ pub(crate) struct Ctx<'a> {
     /// there is none: prepared by the caller, outside the record's lock, when [`needs_day0`]
     /// says this exchange can need it; `None` otherwise.
     pub(crate) day0: Option<&'a Result<Day0, String>>,
+    /// A fresh unguessable token (random, 128 bits, hex) for the URL of a config-upgrade job
+    /// sent in this exchange: the config is served only through it (see
+    /// [`crate::domain::identity::may_fetch_config`]).
+    pub(crate) config_token: &'a str,
 }
 
 /// Whether a work request from this router can need its day-0 config rendered: at its first
@@ -333,9 +337,14 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
                 .as_ref()
                 .map(|d| d.file.clone())
                 .unwrap_or_default();
-            // Per-router URL: templates are rendered for it, and only it may fetch it.
+            // Per-job URL: rendered for this router, fetched only by its bound address, through
+            // this job's token, for a limited time.
             Some(Job::ConfigUpgrade {
-                url: url(ctx, &format!("day0/{}", dev.serial), &file),
+                url: url(
+                    ctx,
+                    &format!("day0/{}/{}", dev.serial, ctx.config_token),
+                    &file,
+                ),
                 file,
             })
         }

@@ -84,6 +84,7 @@ impl Conv {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
             day0: prepared.as_ref(),
+            config_token: "0123abcd",
         };
         on_work_request(&mut self.dev, &req, &self.plan, &ctx)
     }
@@ -264,7 +265,7 @@ fn full_workflow_in_reference_order() {
         c.request(),
         Job::ConfigUpgrade {
             file: "default.cfg".into(),
-            url: "http://198.51.100.1:8080/day0/FGL1/default.cfg".into()
+            url: "http://198.51.100.1:8080/day0/FGL1/0123abcd/default.cfg".into()
         }
     );
     c.ok("config-upgrade");
@@ -889,6 +890,7 @@ fn day0_is_needed_only_from_the_states_that_say_so() {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
             day0: None,
+            config_token: "0123abcd",
         };
         let needed = needs_day0(&dev, &bare);
         let job = on_work_request(&mut dev, &req, &bare, &ctx);

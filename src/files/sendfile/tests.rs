@@ -274,6 +274,7 @@ fn dirs() -> (tempfile::TempDir, FastFiles) {
         files,
         transfers: Transfers::default(),
         bulk: None,
+        idle_timeout: std::time::Duration::from_secs(60),
     };
     (t, fast)
 }
