@@ -16,6 +16,10 @@ start_server "$d" "$port"
   --serial-prefix HOT --time-scale 0.01 --timeout 60 >/dev/null
 udi="PID:C1131-8PWB,VID:V01,SN:HOT00001"
 body="<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"$udi\"><info xmlns=\"urn:cisco:pnp:work-info\" correlator=\"CiscoPnP-1.0-R1-I1-P1-T1-2\"><deviceId><udi>$udi</udi><hostname>Router</hostname><authRequired>false</authRequired></deviceId></info></pnp>"
+# The simulated router talked from its own address (127.1.0.2): bind it to wrk's, so wrk
+# measures the router's exchange, not a refused claim.
+curl -s -o /dev/null -H 'Content-Type: text/xml' --data "$body" "http://127.0.0.1:$port/pnp/WORK-REQUEST"
+"$BIN" --config "$d/appliance.toml" device accept-move HOT00001 >/dev/null
 cat > "$d/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$body'
