@@ -452,7 +452,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Status rows from the running server (with transfers), else from the saved records.
 async fn status_rows(cfg: &Config) -> anyhow::Result<(Vec<crate::http::api::StatusRow>, bool)> {
-    if let Some((200, body)) = crate::ops::fetch(cfg, "/api/status").await? {
+    if let Some(body) = crate::ops::fetch_list(cfg, "/api/status").await? {
         return Ok((serde_json::from_str(&body)?, true));
     }
     let devices = crate::ops::offline_devices(cfg).await?;
@@ -461,7 +461,7 @@ async fn status_rows(cfg: &Config) -> anyhow::Result<(Vec<crate::http::api::Stat
 
 /// Every record, from the running server or the saved state.
 async fn all_devices(cfg: &Config) -> anyhow::Result<Vec<crate::domain::device::Device>> {
-    if let Some((200, body)) = crate::ops::fetch(cfg, "/api/devices").await? {
+    if let Some(body) = crate::ops::fetch_list(cfg, "/api/devices").await? {
         return Ok(serde_json::from_str(&body)?);
     }
     crate::ops::offline_devices(cfg).await
@@ -487,8 +487,8 @@ async fn show(cfg: &Config, serial: &str, json: bool) -> anyhow::Result<String> 
     if json {
         return Ok(format!("{}\n", serde_json::to_string_pretty(&device)?));
     }
-    let transfers = match crate::ops::fetch(cfg, "/api/status").await? {
-        Some((200, body)) => serde_json::from_str::<Vec<crate::http::api::StatusRow>>(&body)?
+    let transfers = match crate::ops::fetch_list(cfg, "/api/status").await? {
+        Some(body) => serde_json::from_str::<Vec<crate::http::api::StatusRow>>(&body)?
             .into_iter()
             .find(|r| r.serial == serial)
             .and_then(|r| r.transfer)

@@ -428,10 +428,12 @@ async fn configs_only_through_their_job_to_the_bound_address() {
     let (_, _, record) = f.call(get("/api/devices/FGL2548L0AW")).await;
     let record = String::from_utf8(record).unwrap();
     assert!(!record.contains(token), "token published: {record}");
-    assert!(
-        !record.contains("correlator"),
+    let shown: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(
+        shown["pending"]["correlator"], "",
         "correlator published: {record}"
     );
+    assert!(!record.contains(&format!("\"{correlator}\"")), "{record}");
     // Another host on the bench: refused on every route, with its own claim on the serial
     // changing nothing.
     let spoofer = "198.51.100.99";

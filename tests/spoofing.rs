@@ -134,6 +134,7 @@ fn requests_for_a_router_from_another_address_change_nothing() {
         shown.contains("CLAIMED") && shown.contains(&claimed),
         "{shown}"
     );
+    assert!(shown.contains("in flight     cli-config"), "{shown}");
 
     // The real router carries on: its answer counts, its next request gets the next job.
     let (s, _) = post(

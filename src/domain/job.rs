@@ -230,15 +230,31 @@ impl Job {
                 url, destination, ..
             } => format!("file-transfer {url} -> {destination}"),
             // The token is a secret of the job: summaries reach the API, pages and logs.
-            Job::ConfigUpgrade { url, .. } => match url.rsplitn(3, '/').collect::<Vec<_>>()[..] {
-                [file, _token, head] if head.contains("/day0/") => {
-                    format!("config-upgrade {head}/<token>/{file}")
-                }
-                _ => format!("config-upgrade {url}"),
-            },
+            Job::ConfigUpgrade { url, .. } => format!("config-upgrade {}", without_token(url)),
             Job::Backoff { seconds, .. } => format!("backoff {seconds}s"),
             Job::Terminate { .. } => "backoff terminate".into(),
             _ => String::new(),
+        }
+    }
+}
+
+/// A day-0 config URL (`.../day0/<SERIAL>/<token>/<file>`) with `<token>` in place of its token.
+fn without_token(url: &str) -> String {
+    match url.rsplitn(3, '/').collect::<Vec<_>>()[..] {
+        [file, _token, head] if head.contains("/day0/") => format!("{head}/<token>/{file}"),
+        _ => url.to_string(),
+    }
+}
+
+impl Job {
+    /// The job as it may be shown outside the appliance: a config URL without its token.
+    pub(crate) fn shown(&self) -> Job {
+        match self {
+            Job::ConfigUpgrade { file, url } => Job::ConfigUpgrade {
+                file: file.clone(),
+                url: without_token(url),
+            },
+            other => other.clone(),
         }
     }
 }

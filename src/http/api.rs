@@ -144,20 +144,17 @@ impl Page {
 
 /// A record as the API shows it: as stored, plus `step`, the summary of the job in flight (the
 /// stored job is typed; pages and scripts want its text), and `claim_text`. The job in flight
-/// is shown without its correlator and config token: with them, any host could answer for the
-/// router or fetch its config.
+/// is shown with an empty correlator and its config URL without the token: with them, any host
+/// could answer for the router or fetch its config.
 fn record_json(d: &Device) -> Option<serde_json::Value> {
-    let mut v = serde_json::to_value(d).ok()?;
+    let mut shown = d.clone();
+    if let Some(p) = shown.pending.as_mut() {
+        p.correlator = String::new();
+        p.job = p.job.shown();
+    }
+    let mut v = serde_json::to_value(&shown).ok()?;
     if let Some(record) = v.as_object_mut() {
         let step = d.pending.as_ref().map(|p| p.job.summary());
-        let pending = d.pending.as_ref().map(|p| {
-            serde_json::json!({
-                "step": p.job.summary(),
-                "sent_at": p.sent_at,
-                "interrupted": p.interrupted,
-            })
-        });
-        record.insert("pending".into(), pending.into());
         record.insert("step".into(), step.into());
         record.insert(
             "claim_text".into(),
@@ -256,5 +253,31 @@ pub(super) async fn action(
             Ok(format!("{msg}\n").into_response())
         }
         Some(Err(msg)) => Err(HttpError::Conflict(msg)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    #[test]
+    fn pages_cover_the_list_once_and_cap_each_answer() {
+        let all: Vec<u32> = (0..4500).collect();
+        let page = |offset, limit| Page { offset, limit };
+        assert_eq!(page(None, None).of(&all).len(), Page::MAX);
+        assert_eq!(page(None, Some(10_000)).of(&all).len(), Page::MAX);
+        assert_eq!(page(Some(2), Some(3)).of(&all), &[2, 3, 4]);
+        assert_eq!(page(Some(4000), None).of(&all).len(), 500);
+        assert!(page(Some(9000), None).of(&all).is_empty());
+        // Walking the pages as the CLI and the simulator do gives every item once.
+        let mut seen = Vec::new();
+        loop {
+            let p = page(Some(seen.len()), Some(Page::MAX)).of(&all);
+            seen.extend_from_slice(p);
+            if p.len() < Page::MAX {
+                break;
+            }
+        }
+        assert_eq!(seen, all);
     }
 }

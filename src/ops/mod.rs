@@ -51,6 +51,27 @@ pub(crate) async fn fetch(cfg: &Config, path: &str) -> anyhow::Result<Option<(u1
     }
 }
 
+/// Every item of a paged list route (`/api/status`, `/api/devices`: at most 2000 per answer)
+/// from the running server, as one JSON array: `Ok(None)` when no server answers.
+pub(crate) async fn fetch_list(cfg: &Config, path: &str) -> anyhow::Result<Option<String>> {
+    let mut all: Vec<serde_json::Value> = Vec::new();
+    loop {
+        let page = format!("{path}?offset={}&limit=2000", all.len());
+        let Some((status, body)) = fetch(cfg, &page).await? else {
+            return Ok(None);
+        };
+        if status != 200 {
+            anyhow::bail!("server answered {status} to {path}: {}", body.trim());
+        }
+        let items: Vec<serde_json::Value> = serde_json::from_str(&body)?;
+        let last = items.len() < 2000;
+        all.extend(items);
+        if last {
+            return Ok(Some(serde_json::to_string(&all)?));
+        }
+    }
+}
+
 fn offline(cfg: &Config) -> anyhow::Result<Registry> {
     Ok(Registry::open(&cfg.state_dir, &cfg.status_csv)?.0)
 }

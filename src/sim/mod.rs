@@ -856,19 +856,32 @@ async fn poll_states(
     sh: &Shared,
     serials: &[String],
 ) -> Option<(HashMap<String, String>, HashMap<String, String>)> {
-    let list: serde_json::Value = sh
-        .client
-        .get(format!("{}/api/devices", sh.opts.server))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    // The list comes in pages of at most 2000 records.
+    let mut list: Vec<serde_json::Value> = Vec::new();
+    loop {
+        let page: Vec<serde_json::Value> = sh
+            .client
+            .get(format!(
+                "{}/api/devices?offset={}&limit=2000",
+                sh.opts.server,
+                list.len()
+            ))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let last = page.len() < 2000;
+        list.extend(page);
+        if last {
+            break;
+        }
+    }
     let wanted: HashSet<&String> = serials.iter().collect();
     let mut states = HashMap::new();
     let mut reasons = HashMap::new();
-    for d in list.as_array()? {
+    for d in &list {
         let serial = d
             .get("serial")
             .and_then(|s| s.as_str())
