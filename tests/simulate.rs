@@ -514,3 +514,22 @@ fn finished_only_after_the_checks_hold_on_the_router() {
         "{shown}"
     );
 }
+
+#[test]
+fn simulate_against_an_address_where_nothing_listens_fails_within_seconds() {
+    let b = Bench::new("");
+    let started = std::time::Instant::now();
+    let out = b.simulate(2, &[]).output().unwrap();
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(
+        err.contains(&format!("no PnP server answers at {}", b.url()))
+            && err.contains("pnp-appliance serve"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}

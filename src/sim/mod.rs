@@ -903,6 +903,62 @@ async fn poll_states(
     Some((states, reasons))
 }
 
+/// Fails within seconds when nothing answers HELLO at `server`, instead of routers polling
+/// for the whole timeout.
+async fn reachable(client: &reqwest::Client, server: &str) -> anyhow::Result<()> {
+    let url = format!("{}/pnp/HELLO", server.trim_end_matches('/'));
+    let mut last = String::new();
+    for _ in 0..5 {
+        match client
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => last = format!("HTTP {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    anyhow::bail!(
+        "no PnP server answers at {server} ({last}): start `pnp-appliance serve` there, or give the right --server URL"
+    )
+}
+
+/// `18 FINISHED, 2 BOOTFLASH_NO_SPACE (waiting for `device resume`), 20 in all`: the states
+/// in workflow order, with what an operator must do for parked ones.
+fn progress_line(states: &HashMap<String, String>) -> String {
+    let mut counts: Vec<(usize, &str, usize)> = Vec::new();
+    for s in states.values() {
+        let order = crate::domain::device::State::parse(s)
+            .and_then(|st| {
+                crate::domain::device::State::ALL
+                    .iter()
+                    .position(|x| *x == st)
+            })
+            .unwrap_or(usize::MAX);
+        match counts.iter_mut().find(|c| c.1 == s) {
+            Some(c) => c.2 += 1,
+            None => counts.push((order, s, 1)),
+        }
+    }
+    counts.sort();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(_, s, n)| match *s {
+            "BOOTFLASH_NO_SPACE" | "IMAGE_NO_SPACE" => {
+                format!("{n} {s} (waiting for `pnp-appliance device resume SERIAL`)")
+            }
+            _ => format!("{n} {s}"),
+        })
+        .collect();
+    if parts.is_empty() {
+        return "no router has reached the server yet".into();
+    }
+    format!("{}; {} in all", parts.join(", "), states.len())
+}
+
 /// Whether `server` (a base URL) names an IPv4 loopback address.
 fn server_on_loopback(server: &str) -> bool {
     reqwest::Url::parse(server)
@@ -943,6 +999,7 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
         .timeout(Duration::from_secs(30))
         .build()?;
     crate::serve::raise_open_files_limit();
+    reachable(&client, &opts.server).await?;
     let loopback = server_on_loopback(&opts.server);
     let mut routers = Vec::with_capacity(opts.devices);
     for i in 0..opts.devices {
@@ -972,13 +1029,11 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
         let done = last.0.len() == serials.len()
             && last.0.values().all(|s| s == "FINISHED" || s == "FAILED");
         if last_print.elapsed() > Duration::from_secs(5) {
-            let mut counts: HashMap<&str, usize> = HashMap::new();
-            for s in last.0.values() {
-                *counts.entry(s.as_str()).or_default() += 1;
-            }
-            let mut c: Vec<_> = counts.into_iter().collect();
-            c.sort();
-            eprintln!("simulate: {:.0}s {c:?}", start.elapsed().as_secs_f64());
+            eprintln!(
+                "simulate: {:.0}s: {}",
+                start.elapsed().as_secs_f64(),
+                progress_line(&last.0)
+            );
             last_print = Instant::now();
         }
         if done || start.elapsed() > opts.timeout {
@@ -1038,6 +1093,27 @@ mod tests {
         assert!(a.iter().any(|s| *s < 1.5) && a.iter().any(|s| *s > 2.5));
         assert_eq!(a, draw(0), "same router, same times");
         assert_ne!(a, draw(1), "routers differ");
+    }
+
+    #[test]
+    fn progress_names_states_in_workflow_order_and_what_parked_routers_wait_for() {
+        let states: HashMap<String, String> = [
+            ("A", "FINISHED"),
+            ("B", "BOOTFLASH_NO_SPACE"),
+            ("C", "FINISHED"),
+            ("D", "CONFIG_REG"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(
+            progress_line(&states),
+            "1 CONFIG_REG, 1 BOOTFLASH_NO_SPACE (waiting for `pnp-appliance device resume SERIAL`), 2 FINISHED; 4 in all"
+        );
+        assert_eq!(
+            progress_line(&HashMap::new()),
+            "no router has reached the server yet"
+        );
     }
 
     #[test]
