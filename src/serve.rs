@@ -207,6 +207,7 @@ pub(crate) async fn run(
     let registry = app.registry.clone();
     let latency = app.latency.clone();
     let writer = tokio::spawn(registry.clone().run_writer(cancel.clone()));
+    let dhcp_on = dhcp.as_ref().map(|d| d.settings.clone());
     let dhcp_task = dhcp.map(|d| {
         tokio::spawn(crate::dhcp::run(
             d.socket,
@@ -226,6 +227,18 @@ pub(crate) async fn run(
         None => {}
     }
     info!(listen = %local, advertise = app.cfg.advertise.as_ref().map_or("(address each router connects to)".to_string(), |a| a.base_url(local.port())), "PnP server ready");
+    let option43 = match &dhcp_on {
+        Some(s) => Ok(s.clone()),
+        None => crate::dhcp::settings::resolve(&app.cfg, None).map(Arc::new),
+    };
+    let hosts = if local.ip().is_unspecified() {
+        host_addresses()
+    } else {
+        vec![local.ip()]
+    };
+    for line in startup_lines(local.port(), &hosts, option43.as_deref(), dhcp_on.is_some()) {
+        info!("{line}");
+    }
     let fast = Arc::new(crate::files::sendfile::FastFiles {
         images: app.cfg.images_dir.clone(),
         files: app.cfg.files_dir.clone(),
@@ -355,6 +368,58 @@ async fn serve_http(
     }
 }
 
+/// This host's IPv4 addresses other than loopback (for the dashboard URL when listening on
+/// every address).
+fn host_addresses() -> Vec<std::net::IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|a| {
+            a.into_iter()
+                .map(|i| i.ip())
+                .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+                .take(4)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the console says once serving: where the dashboard is, the option 43 string routers
+/// need, the DHCP pool (without our own address) and the next step.
+fn startup_lines(
+    port: u16,
+    hosts: &[std::net::IpAddr],
+    settings: Result<&crate::dhcp::Settings, &String>,
+    dhcp_on: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let urls: Vec<String> = hosts
+        .iter()
+        .map(|ip| format!("http://{}/", std::net::SocketAddr::new(*ip, port)))
+        .collect();
+    out.push(match urls.is_empty() {
+        true => format!("dashboard: http://<this host's address>:{port}/"),
+        false => format!("dashboard: {}", urls.join("  ")),
+    });
+    match settings {
+        Ok(s) => {
+            out.push(format!("option 43: {}", s.option43));
+            if dhcp_on {
+                out.push(format!(
+                    "DHCP: answering PnP routers on {}, pool {}",
+                    s.interface.as_deref().unwrap_or("?"),
+                    s.pool.describe()
+                ));
+            }
+        }
+        Err(e) => out.push(format!("option 43: not known yet ({e})")),
+    }
+    out.push(if dhcp_on {
+        "next: connect the routers to this interface's switch and power them on; watch with `pnp-appliance status --watch` or the dashboard".into()
+    } else {
+        "next: give the bench's DHCP server the option 43 above (`pnp-appliance dhcp-config --format isc|kea|dnsmasq|ios` prints its config) or serve DHCP here with `--interface IFACE`; then power the routers on".into()
+    });
+    out
+}
+
 /// Raises the soft open-files limit to the hard one: every connection is a descriptor, and
 /// the common soft limit of 1024 is reached by one host holding idle connections. Returns the
 /// limit in force.
@@ -391,4 +456,59 @@ pub(crate) async fn on_signal(cancel: CancellationToken) {
     }
     info!("shutting down");
     cancel.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::startup_lines;
+    use crate::dhcp::leases::Pool;
+
+    #[test]
+    fn the_console_says_where_the_dashboard_is_the_option_43_and_what_next() {
+        let cfg = crate::config::Config::parse(
+            "[dhcp]\npool = \"198.51.100.1-198.51.100.20\"\n",
+            std::path::Path::new("/tmp/appliance.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        let mut s = crate::dhcp::settings::resolve(
+            &cfg,
+            Some((
+                "198.51.100.1".parse().unwrap(),
+                "255.255.255.0".parse().unwrap(),
+            )),
+        )
+        .unwrap();
+        s.interface = Some("eth1".into());
+        let hosts = ["198.51.100.1".parse().unwrap()];
+        let on = startup_lines(8080, &hosts, Ok(&s), true).join("\n");
+        for want in [
+            "dashboard: http://198.51.100.1:8080/",
+            "option 43: 5A1D;B2;K4;I198.51.100.1;J8080",
+            "pool 198.51.100.1-198.51.100.20 (without 198.51.100.1: ours)",
+            "next: connect the routers",
+        ] {
+            assert!(on.contains(want), "{want:?} in:\n{on}");
+        }
+        let off =
+            startup_lines(8080, &[], Err(&"no PnP server address".to_string()), false).join("\n");
+        assert!(
+            off.contains("option 43: not known yet (no PnP server address)"),
+            "{off}"
+        );
+        assert!(off.contains("dhcp-config"), "{off}");
+        let p = Pool {
+            ranges: vec![(
+                "198.51.100.10".parse().unwrap(),
+                "198.51.100.20".parse().unwrap(),
+            )],
+            exclude: vec!["198.51.100.1".parse().unwrap()],
+            reservations: Default::default(),
+        };
+        assert_eq!(
+            p.describe(),
+            "198.51.100.10-198.51.100.20",
+            "ours is outside the range"
+        );
+    }
 }

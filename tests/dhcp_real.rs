@@ -212,6 +212,16 @@ fn real_clients_get_exact_option_43_and_others_get_nothing() {
     require("real DHCP clients", &["ip", "dhclient", "busybox"], true);
     let mut lab = Lab::new();
     lab.start_appliance();
+    // The console says where the dashboard is, the option 43 and the pool without our address.
+    lab.wait_log("appliance.log", "next: connect the routers");
+    let log = std::fs::read_to_string(lab.path("appliance.log")).unwrap();
+    for want in [
+        "dashboard: http://",
+        &format!("option 43: {OPT43}"),
+        "DHCP: answering PnP routers on vs, pool 198.51.100.100-198.51.100.150",
+    ] {
+        assert!(log.contains(want), "{want:?} not in:\n{log}");
+    }
 
     let (ok, seen) = lab.dhclient("isr", true, Some(ISR_PID_HEX), 15);
     assert!(

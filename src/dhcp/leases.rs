@@ -49,6 +49,30 @@ impl Pool {
             .filter(|ip| self.contains(*ip))
     }
 
+    /// The pool as an operator reads it: `198.51.100.2-198.51.100.254 (without 198.51.100.1)`,
+    /// the excluded addresses (ours) named.
+    pub(crate) fn describe(&self) -> String {
+        let ranges: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|(a, b)| format!("{a}-{b}"))
+            .collect();
+        let inside: Vec<String> = self
+            .exclude
+            .iter()
+            .filter(|ip| self.ranges.iter().any(|(a, b)| *a <= **ip && **ip <= *b))
+            .map(|ip| ip.to_string())
+            .collect();
+        match inside.is_empty() {
+            true => ranges.join(", "),
+            false => format!(
+                "{} (without {}: ours)",
+                ranges.join(", "),
+                inside.join(", ")
+            ),
+        }
+    }
+
     /// Number of dynamic addresses.
     pub(crate) fn size(&self) -> u64 {
         self.ranges

@@ -149,7 +149,7 @@ pub(crate) async fn run(
         server = ?settings.server.map(|s| s.ip),
         option43 = %settings.option43,
         pid_prefixes = ?settings.prefixes,
-        pool = ?settings.pool.ranges,
+        pool = settings.pool.describe().as_str(),
         "DHCP responder ready (answers Cisco PnP routers only)"
     );
     let mut buf = vec![0u8; 4096];
