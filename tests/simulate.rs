@@ -74,6 +74,16 @@ fn twenty_routers_finish_concurrently() {
             && l.contains("job=")),
         "log lacks key=value lines"
     );
+    // Every download line names the router.
+    let downloads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("download finished"))
+        .collect();
+    assert!(!downloads.is_empty());
+    assert!(
+        downloads.iter().all(|l| l.contains("serial=\"TWENTY")),
+        "{downloads:#?}"
+    );
     assert!(log.lines().any(|l| l.contains("work-response")
         && l.contains("job=image-install")
         && l.contains("result=\"success\"")));
@@ -124,6 +134,20 @@ fn low_bootflash_parks_until_resumed() {
     std::thread::sleep(Duration::from_secs(2));
     let d = b.device("LOWFLASH00001").unwrap();
     assert_eq!(d["state"], "BOOTFLASH_NO_SPACE");
+    // Said once at WARN, with the serial, the reason and the fix.
+    let log = std::fs::read_to_string(b.path("logs/pnp_debug.log")).unwrap_or_default();
+    let parked: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("router needs the operator"))
+        .collect();
+    assert_eq!(parked.len(), 1, "{parked:#?}");
+    assert!(
+        parked[0].contains("WARN")
+            && parked[0].contains("LOWFLASH00001 is parked in BOOTFLASH_NO_SPACE")
+            && parked[0].contains("device resume LOWFLASH00001"),
+        "{}",
+        parked[0]
+    );
     let out = b.run(&["device", "resume", "LOWFLASH00001"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -295,6 +319,14 @@ fn templated_day0_config_renders_per_router_or_fails_with_the_reason() {
     assert!(
         reason.contains("hostname") && reason.contains("TPL00002 has no row in the inventory"),
         "{reason}"
+    );
+    let log = std::fs::read_to_string(b.path("logs/pnp_debug.log")).unwrap_or_default();
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("router needs the operator")
+            && l.contains("TPL00002 is FAILED")
+            && l.contains("device resume TPL00002")),
+        "no WARN for the FAILED router:\n{log}"
     );
     // It failed at its first contact: no image, no file, no config was sent to it.
     assert_eq!(d["failed_in"], "NEW_DEVICE", "{d}");

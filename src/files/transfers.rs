@@ -20,6 +20,8 @@ pub(crate) const KEEP_ENDED: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 struct Entry {
     ip: IpAddr,
+    /// The router bound to `ip` when the download started, for the log.
+    serial: Option<String>,
     path: String,
     bytes: u64,
     total: Option<u64>,
@@ -83,6 +85,8 @@ impl std::fmt::Display for TransferState {
 #[derive(Clone, Default)]
 pub(crate) struct Transfers {
     inner: Arc<Mutex<(u64, HashMap<u64, Entry>)>>,
+    /// The serial each router address last spoke PnP for (see [`Transfers::name`]).
+    names: Arc<Mutex<HashMap<IpAddr, String>>>,
 }
 
 impl Transfers {
@@ -91,8 +95,22 @@ impl Transfers {
         f(&mut g)
     }
 
+    /// Records that `ip` speaks PnP for `serial` (the PnP server, at each admitted exchange), so
+    /// download lines in the log name the router.
+    pub(crate) fn name(&self, ip: IpAddr, serial: &str) {
+        let mut names = crate::sync::lock(&self.names);
+        if names.get(&ip).is_some_and(|s| s == serial) {
+            return;
+        }
+        if names.len() >= 100_000 {
+            names.clear();
+        }
+        names.insert(ip, serial.to_string());
+    }
+
     pub(crate) fn start(&self, ip: IpAddr, path: String, total: Option<u64>) -> u64 {
         let now = Instant::now();
+        let serial = crate::sync::lock(&self.names).get(&ip).cloned();
         self.with(|(next, map)| {
             map.retain(|_, e| e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED));
             *next += 1;
@@ -100,6 +118,7 @@ impl Transfers {
                 *next,
                 Entry {
                     ip,
+                    serial,
                     path,
                     bytes: 0,
                     total,
@@ -134,10 +153,11 @@ impl Transfers {
         if let Some(e) = entry {
             let complete = e.ended.is_some_and(|(_, c)| c);
             let secs = e.started.elapsed().as_secs_f64();
+            let serial = e.serial.as_deref().unwrap_or("?");
             if complete {
-                tracing::info!(ip = %e.ip, path = %e.path, bytes = e.bytes, secs = format!("{secs:.1}"), "download finished");
+                tracing::info!(serial, ip = %e.ip, path = %e.path, bytes = e.bytes, secs = format!("{secs:.1}"), "download finished");
             } else {
-                tracing::warn!(ip = %e.ip, path = %e.path, bytes = e.bytes, total = e.total.unwrap_or(0), secs = format!("{secs:.1}"), "download aborted: the router closed the connection; it will retry with the job");
+                tracing::warn!(serial, ip = %e.ip, path = %e.path, bytes = e.bytes, total = e.total.unwrap_or(0), secs = format!("{secs:.1}"), "download aborted: the router closed the connection; it will retry with the job");
             }
         }
     }
@@ -156,7 +176,11 @@ impl Transfers {
 }
 
 fn view(e: &Entry) -> TransferView {
-    let elapsed = e.started.elapsed();
+    // An ended download's time stops at its end.
+    let elapsed = match e.ended {
+        Some((at, _)) => at.duration_since(e.started),
+        None => e.started.elapsed(),
+    };
     let rate = (e.bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64;
     let state = match e.ended {
         Some((_, true)) => TransferState::Done,
@@ -196,7 +220,14 @@ mod tests {
         assert!(v.rate_bps > 0 && v.eta_secs.is_some());
         assert!(t.for_ip("198.51.100.21".parse().unwrap()).is_empty());
         t.end(id, false);
-        assert_eq!(t.for_ip(ip)[0].state, TransferState::Aborted);
+        let ended = t.for_ip(ip)[0].clone();
+        assert_eq!(ended.state, TransferState::Aborted);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(
+            t.for_ip(ip)[0].elapsed_secs,
+            ended.elapsed_secs,
+            "an ended download's time does not run on"
+        );
         let id2 = t.start(ip, "/files/g.tar".into(), None);
         t.end(id2, true);
         let list = t.for_ip(ip);

@@ -88,6 +88,7 @@ enum Pass {
         after: device::State,
         job: Job,
         fail: Option<String>,
+        attention: Option<String>,
     },
 }
 
@@ -149,6 +150,9 @@ async fn exchange_request(
                         after: dev.state,
                         job,
                         fail: dev.fail_reason.clone(),
+                        attention: (dev.state != before)
+                            .then(|| workflow::attention(dev))
+                            .flatten(),
                     }
                 },
             )
@@ -164,7 +168,12 @@ async fn exchange_request(
             after,
             job,
             fail,
-        }) => (before, after, job, fail),
+            attention,
+        }) => {
+            needs_operator(attention);
+            app.transfers.name(ip, &udi.serial);
+            (before, after, job, fail)
+        }
         Some(Pass::Refused { bound, warn }) => {
             if warn {
                 warn!(
@@ -225,6 +234,15 @@ fn new_record(
             None
         }
         Err(_) => None,
+    }
+}
+
+/// A router that just went FAILED or parked for space: a WARN with its serial, the reason and
+/// the fix (it waits for the operator).
+fn needs_operator(attention: Option<String>) {
+    if let Some(text) = attention {
+        // Device text is in the reason: a field, which the log writes escaped.
+        warn!(reason = text.as_str(), "router needs the operator");
     }
 }
 
@@ -328,7 +346,16 @@ async fn exchange_response(
                 dev.ip = Some(ip);
                 let before = dev.state;
                 let outcome = workflow::on_work_response(dev, &resp, &plan, now);
-                Ok((before, dev.state, outcome, dev.last_error.clone()))
+                let attention = (dev.state != before)
+                    .then(|| workflow::attention(dev))
+                    .flatten();
+                Ok((
+                    before,
+                    dev.state,
+                    outcome,
+                    dev.last_error.clone(),
+                    attention,
+                ))
             },
         )
         .await;
@@ -344,7 +371,10 @@ async fn exchange_response(
             }
             return Ok(StatusCode::OK.into_response());
         }
-        Some(Ok(o)) => Some(o),
+        Some(Ok((before, after, outcome, err, attention))) => {
+            needs_operator(attention);
+            Some((before, after, outcome, err))
+        }
         None => None,
     };
     match outcome {

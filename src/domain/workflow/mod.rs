@@ -37,6 +37,27 @@ pub(crate) struct Ctx<'a> {
     pub(crate) config_token: &'a str,
 }
 
+/// Why a router waits for the operator, and what to do, when it does: FAILED (its reason) and
+/// parked for space (the line its parking logged, which names the fix). For the log's WARN
+/// when it gets there, and for pages that list what needs the operator.
+pub(crate) fn attention(dev: &Device) -> Option<String> {
+    match dev.state {
+        State::Failed => Some(format!(
+            "{} is FAILED: {}; once fixed, `pnp-appliance device resume {}`",
+            dev.serial,
+            dev.fail_reason.as_deref().unwrap_or("no reason recorded"),
+            dev.serial
+        )),
+        State::BootflashNoSpace | State::ImageNoSpace => Some(format!(
+            "{} is parked in {}: {}",
+            dev.serial,
+            dev.state,
+            dev.history.last().map_or("", |e| e.text.as_str())
+        )),
+        _ => None,
+    }
+}
+
 /// Whether a work request from this router can need its day-0 config rendered: at its first
 /// contact (NEW_DEVICE: a router that cannot get its config fails before any file moves), and,
 /// for a record that has none yet, on the way to CONFIG_START.
