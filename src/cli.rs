@@ -131,12 +131,20 @@ pub(crate) enum Command {
     },
     /// Act on one router's record, or show it.
     Device {
+        /// The running server, e.g. http://127.0.0.1:9090 (default: where the server started
+        /// on this config's state directory listens).
+        #[arg(long, env = "APPLIANCE_SERVER", global = true)]
+        server: Option<String>,
         /// The action.
         #[command(subcommand)]
         action: DeviceAction,
     },
     /// The device table: state, current step, transfer progress, last error; newest first.
     Status {
+        /// The running server, e.g. http://127.0.0.1:9090 (default: where the server started
+        /// on this config's state directory listens).
+        #[arg(long, env = "APPLIANCE_SERVER")]
+        server: Option<String>,
         /// Print the rows as JSON (stable, see README).
         #[arg(long, env = "APPLIANCE_STATUS_JSON")]
         json: bool,
@@ -146,6 +154,10 @@ pub(crate) enum Command {
     },
     /// One row per router: versions before/after, each step's result and time.
     Report {
+        /// The running server, e.g. http://127.0.0.1:9090 (default: where the server started
+        /// on this config's state directory listens).
+        #[arg(long, env = "APPLIANCE_SERVER")]
+        server: Option<String>,
         /// Output format.
         #[arg(
             long,
@@ -228,6 +240,9 @@ fn overrides(cli: &Cli) -> Overrides {
             o.interface.clone_from(interface);
         }
         Command::DhcpConfig { interface, .. } => o.interface.clone_from(interface),
+        Command::Device { server, .. }
+        | Command::Status { server, .. }
+        | Command::Report { server, .. } => o.server.clone_from(server),
         _ => {}
     }
     o
@@ -375,7 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::dhcp::snippet::render(format, &settings));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Device { action } => {
+        Command::Device { action, .. } => {
             crate::logging::init_console("warn");
             let cfg = load(&cli.config)?;
             let rt = runtime()?;
@@ -393,7 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", rt.block_on(crate::ops::act(&cfg, &serial, act))?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { json, watch } => {
+        Command::Status { json, watch, .. } => {
             crate::logging::init_console("warn");
             let cfg = load(&cli.config)?;
             let rt = runtime()?;
@@ -424,7 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Report { format, output } => {
+        Command::Report { format, output, .. } => {
             crate::logging::init_console("warn");
             let cfg = load(&cli.config)?;
             let devices = runtime()?.block_on(all_devices(&cfg))?;

@@ -227,6 +227,18 @@ pub(crate) async fn run(
         None => {}
     }
     info!(listen = %local, advertise = app.cfg.advertise.as_ref().map_or("(address each router connects to)".to_string(), |a| a.base_url(local.port())), "PnP server ready");
+    let client_url = match local.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+            format!("http://127.0.0.1:{}", local.port())
+        }
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => format!("http://[::1]:{}", local.port()),
+        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", local.port()),
+        ip => format!("http://{ip}:{}", local.port()),
+    };
+    if let Err(e) = crate::store::server_record::write(&app.cfg.state_dir, &client_url) {
+        warn!(error = %e, "cannot record where this server listens in the state directory: `status` and `device` need --server {client_url}");
+    }
+    let state_dir = app.cfg.state_dir.clone();
     let option43 = match &dhcp_on {
         Some(s) => Ok(s.clone()),
         None => crate::dhcp::settings::resolve(&app.cfg, None).map(Arc::new),
@@ -250,6 +262,7 @@ pub(crate) async fn run(
     serve_http(http::router(app), fast, listener, limits, cancel.clone()).await;
     bulk.shutdown_background();
     cancel.cancel();
+    crate::store::server_record::remove(&state_dir);
     let l = latency.view();
     if l.requests > 0 {
         info!(

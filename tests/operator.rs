@@ -259,3 +259,54 @@ fn a_newline_in_what_a_router_sends_cannot_forge_a_log_line() {
         "escaped in place: {line}"
     );
 }
+
+/// A server started with `--listen` elsewhere than the config says is found through the state
+/// directory; `--server` names one explicitly.
+#[test]
+fn status_and_device_find_a_server_started_on_another_port() {
+    let b = Bench::new("");
+    let port = common::free_port();
+    let mut server = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(b.config())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = common::wait_for(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "server did not come up on {port}");
+    let out = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(b.config())
+        .args(["simulate", "--devices", "1", "--serial-prefix", "MOVED"])
+        .args(["--time-scale", "0.01", "--timeout", "120"])
+        .args(["--server", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let status = text(&b.run(&["status"]));
+    assert!(
+        !status.contains("server not running") && status.contains("MOVED00001"),
+        "{status}"
+    );
+    let out = b.run(&["device", "reset", "MOVED00001"]);
+    assert!(
+        out.status.success() && text(&out).starts_with("server: "),
+        "{}",
+        text(&out)
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let out = b.run(&["status", "--server", &url]);
+    assert!(text(&out).contains("MOVED00001"), "{}", text(&out));
+    let out = b.run(&["report", "--server", "127.0.0.1:1"]);
+    assert!(
+        !out.status.success() && text(&out).contains("is not a server URL"),
+        "{}",
+        text(&out)
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

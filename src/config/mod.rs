@@ -39,6 +39,9 @@ pub struct Overrides {
     pub(crate) log_level: Option<String>,
     /// `--interface`: `[dhcp] interface`.
     pub(crate) interface: Option<String>,
+    /// `--server` of `status`, `device` and `report`: the running server's base URL (no key in
+    /// the file: by default it is found from the state directory).
+    pub(crate) server: Option<String>,
 }
 
 impl Overrides {
@@ -237,6 +240,8 @@ pub struct Config {
     pub(crate) server_names: Vec<String>,
     /// What one host may take.
     pub(crate) limits: Limits,
+    /// The running server to ask (`--server`), e.g. `http://127.0.0.1:9090`.
+    pub(crate) server_url: Option<String>,
 }
 
 /// `[limits]`, validated.
@@ -427,6 +432,7 @@ impl Config {
             dhcp,
             server_names: server_names(&cx, &wire.http.server_names)?,
             limits: limits(&cx, &wire.limits)?,
+            server_url: server_url(overrides.server.as_deref())?,
         })
     }
 }
@@ -468,6 +474,22 @@ fn http(cx: &Cx<'_>, h: &wire::HttpWire) -> Result<(SocketAddr, Option<Advertise
         ));
     }
     Ok((listen, advertise))
+}
+
+/// `--server URL`: an http(s) base URL, kept without a trailing `/`.
+fn server_url(given: Option<&str>) -> Result<Option<String>, ConfigError> {
+    let Some(u) = given else {
+        return Ok(None);
+    };
+    let ok = (u.starts_with("http://") || u.starts_with("https://"))
+        && u.len() > "https://".len()
+        && !u.chars().any(char::is_whitespace);
+    if !ok {
+        return Err(ConfigError(format!(
+            "--server (APPLIANCE_SERVER): {u:?} is not a server URL (hint: \"http://127.0.0.1:8080\")"
+        )));
+    }
+    Ok(Some(u.trim_end_matches('/').to_string()))
 }
 
 /// `[http] server-names`: DNS names, lower case.
@@ -932,9 +954,11 @@ mod tests {
             log_level: Some("debug".into()),
             interface: Some("eth1".into()),
             admin_token: Some("0123456789abcdef".into()),
+            server: Some("http://127.0.0.1:9090/".into()),
         })
         .unwrap();
         assert_eq!(good.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(good.server_url.as_deref(), Some("http://127.0.0.1:9090"));
         assert_eq!(
             good.advertise.unwrap().base_url(9090),
             "http://pnp.example:8081"

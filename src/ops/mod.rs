@@ -16,8 +16,16 @@ use crate::domain::device::Device;
 use crate::domain::workflow::{self, Action};
 use crate::store::Registry;
 
-/// Where a local client reaches the configured listener.
+/// Where the running server is: `--server`, else the address the server started on this state
+/// directory recorded (`state/server.json`, while its process lives), else the configured
+/// listener.
 pub(crate) fn local_url(cfg: &Config) -> String {
+    if let Some(u) = &cfg.server_url {
+        return u.clone();
+    }
+    if let Some(u) = crate::store::server_record::read(&cfg.state_dir) {
+        return u;
+    }
     let ip = match cfg.listen.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),

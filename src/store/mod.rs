@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 mod atomic;
 pub mod journal;
+pub(crate) mod server_record;
 mod status_csv;
 pub(crate) mod token;
 
