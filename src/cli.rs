@@ -422,7 +422,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     } else {
                         "(server not running: saved state, no transfers)\n"
                     };
-                    format!("{note}{}", crate::ops::status::table(&rows))
+                    let waiting = rt.block_on(waiting_rows(&cfg))?;
+                    format!("{note}{}", crate::ops::status::table(&rows, &waiting))
                 };
                 if watch {
                     print!(
@@ -472,6 +473,20 @@ async fn status_rows(cfg: &Config) -> anyhow::Result<(Vec<crate::http::api::Stat
     }
     let devices = crate::ops::offline_devices(cfg).await?;
     Ok((crate::http::api::rows(&devices, None), false))
+}
+
+/// Routers leased by our DHCP that have not spoken PnP yet: from the running server, else
+/// from the saved lease table.
+async fn waiting_rows(cfg: &Config) -> anyhow::Result<Vec<crate::http::api::Waiting>> {
+    if let Some((200, body)) = crate::ops::fetch(cfg, "/api/waiting").await? {
+        return Ok(serde_json::from_str(&body)?);
+    }
+    let leases = crate::dhcp::load_leases(&crate::serve::leases_path(cfg)).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(crate::http::api::waiting(&leases, now))
 }
 
 /// Every record, from the running server or the saved state.

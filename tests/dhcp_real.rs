@@ -245,6 +245,23 @@ fn real_clients_get_exact_option_43_and_others_get_nothing() {
         .find_map(|w| w.strip_prefix("ip="))
         .unwrap()
         .to_string();
+    // Until it does, `status` lists it as leased, waiting for PnP.
+    let status = |lab: &Lab| {
+        let out = lab
+            .exec(&lab.srv, BIN)
+            .arg("--config")
+            .arg(lab.path("appliance.toml"))
+            .arg("status")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let waiting = format!("leased, waiting for PnP: {leased} ");
+    let before = status(&lab);
+    assert!(
+        before.contains(&waiting) && before.contains("C1131-8PWB"),
+        "{before}"
+    );
     ip(&[
         "-n",
         &lab.cli,
@@ -276,6 +293,8 @@ fn real_clients_get_exact_option_43_and_others_get_nothing() {
     let record = serde_json::to_value(record).unwrap();
     assert_eq!(record["ip"], leased.as_str());
     assert_eq!(record["lease"]["ip"], leased.as_str(), "{record}");
+    let after = status(&lab);
+    assert!(!after.contains(&waiting), "{after}");
     assert_eq!(
         record["lease"]["mac"].as_str().unwrap().len(),
         17,
@@ -342,6 +361,17 @@ fn real_clients_get_exact_option_43_and_others_get_nothing() {
         "only the two PnP clients got offers:\n{log}"
     );
     assert!(log.contains("not answering a non-PnP client"), "{log}");
+    // The PnP router whose PID we do not serve is named, once, at INFO, with its PID.
+    let other: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("not answering a PnP router"))
+        .collect();
+    assert_eq!(other.len(), 1, "{other:#?}");
+    assert!(
+        other[0].contains("INFO") && other[0].contains("PID C9300-24"),
+        "{}",
+        other[0]
+    );
 
     // The leases are saved: dhclient's keyed by MAC, udhcpc's by its client-id (option 61,
     // RFC 2131 §4.2), both on the same interface MAC.

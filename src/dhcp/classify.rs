@@ -16,6 +16,9 @@ pub(crate) enum Class {
         /// PID from option 124, e.g. `C1131-8PWB`.
         pid: String,
     },
+    /// A Cisco PnP router (option 60 `ciscopnp`) whose PID no configured prefix matches: its
+    /// PID (cut to 64 printable characters), so the operator can tell why it gets nothing.
+    OtherPid(String),
     /// Not ours; why.
     Ignore(&'static str),
 }
@@ -55,7 +58,8 @@ pub(crate) fn classify(p: &Packet, prefixes: &[String]) -> Class {
     let Some(items) = vivc_items(v, 9) else {
         return Class::Ignore("malformed option 124");
     };
-    for item in items {
+    let mut other = None;
+    for item in &items {
         let Ok(pid) = std::str::from_utf8(item) else {
             continue;
         };
@@ -64,8 +68,17 @@ pub(crate) fn classify(p: &Packet, prefixes: &[String]) -> Class {
                 pid: pid.to_string(),
             };
         }
+        other.get_or_insert(pid);
     }
-    Class::Ignore("option 124 has no PID with a configured prefix")
+    match other {
+        Some(pid) => Class::OtherPid(
+            pid.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect(),
+        ),
+        None => Class::Ignore("option 124 has no PID with a configured prefix"),
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +162,7 @@ mod tests {
             let p = Packet::parse(&build(1, [2; 6], &opts)).unwrap();
             let got = match classify(&p, &prefixes) {
                 Class::Pnp { pid } => Some(pid),
-                Class::Ignore(_) => None,
+                Class::OtherPid(_) | Class::Ignore(_) => None,
             };
             assert_eq!(got.as_deref(), want, "{name}");
         }
@@ -160,7 +173,7 @@ mod tests {
         let p = Packet::parse(&build(1, [2; 6], &[(60, b"ciscopnp"), (124, ISR)])).unwrap();
         assert_eq!(
             classify(&p, &["C9".into()]),
-            Class::Ignore("option 124 has no PID with a configured prefix")
+            Class::OtherPid("C1131-8PWB".into())
         );
         assert!(matches!(
             classify(&p, &["C9".into(), "C113".into()]),

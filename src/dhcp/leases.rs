@@ -113,6 +113,9 @@ pub(crate) struct Lease {
     /// The address spoke PnP to us while this lease held it: a router, not a flood.
     #[serde(default)]
     pub(crate) confirmed: bool,
+    /// The PID the client sent in option 124 when it was bound.
+    #[serde(default)]
+    pub(crate) pid: Option<String>,
 }
 
 /// Why no address could be given.
@@ -186,6 +189,26 @@ impl Leases {
         {
             l.confirmed = true;
         }
+    }
+
+    /// Notes the PID a client sent for its lease of `ip`.
+    pub(crate) fn set_pid(&mut self, ip: Ipv4Addr, pid: &str) {
+        if let Some(l) = self.by_ip.get_mut(&ip) {
+            l.pid = Some(pid.to_string());
+        }
+    }
+
+    /// Bound leases whose address has not spoken PnP yet (routers that got an address and are
+    /// still to reach the PnP server, or never will: a wrong option 43, a firewall), oldest
+    /// first.
+    pub(crate) fn waiting(&self, now: u64) -> Vec<&Lease> {
+        let mut w: Vec<&Lease> = self
+            .by_ip
+            .values()
+            .filter(|l| l.state == LeaseState::Bound && l.expires > now && !l.confirmed)
+            .collect();
+        w.sort_by_key(|l| l.since);
+        w
     }
 
     /// Whether `client` has any lease record (a returning client, not a new one).
@@ -356,6 +379,11 @@ impl Leases {
                 .get(&ip)
                 .is_some_and(|l| l.client == client && l.state == LeaseState::Bound && l.confirmed);
         let since = now;
+        let pid = self
+            .by_ip
+            .get(&ip)
+            .filter(|l| l.client == client)
+            .and_then(|l| l.pid.clone());
         let lease = Lease {
             ip,
             client: client.to_string(),
@@ -364,6 +392,7 @@ impl Leases {
             state,
             since,
             confirmed,
+            pid,
         };
         self.by_ip.insert(ip, lease);
     }

@@ -253,12 +253,18 @@ pub(crate) async fn run(
                 let _in = span.enter();
                 if w {
                     warn!(reason = reason.as_str(), "DHCP");
-                } else if f {
-                    if foreign.len() < 10_000 && foreign.insert(mac.clone()) {
-                        debug!(
-                            reason = reason.as_str(),
-                            "DHCP: not answering a non-PnP client"
-                        );
+                } else if let Some(kind) = f {
+                    if foreign.len() < 10_000 && foreign.insert(format!("{mac} {kind:?}")) {
+                        match kind {
+                            reply::Foreign::OtherPid => info!(
+                                reason = reason.as_str(),
+                                "DHCP: not answering a PnP router (once per MAC)"
+                            ),
+                            reply::Foreign::NotPnp => debug!(
+                                reason = reason.as_str(),
+                                "DHCP: not answering a non-PnP client"
+                            ),
+                        }
                     }
                 } else if !reason.is_empty() {
                     debug!(reason = reason.as_str(), "DHCP");

@@ -43,9 +43,18 @@ pub(crate) enum Outcome {
         warn: bool,
         /// The lease table changed.
         persist: bool,
-        /// The client is not a PnP router (logged once per MAC).
-        foreign: bool,
+        /// The client is not one we answer (logged once per MAC).
+        foreign: Option<Foreign>,
     },
+}
+
+/// Which kind of client we do not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Foreign {
+    /// Not a Cisco PnP router: a debug line.
+    NotPnp,
+    /// A PnP router whose PID we do not serve: an INFO line, so the operator can add it.
+    OtherPid,
 }
 
 /// The client state a REQUEST is sent in, told apart by RFC 2131 §4.3.2 (table 4): the server
@@ -171,14 +180,14 @@ pub(crate) fn handle(
             reason: "no interface address to answer from".into(),
             warn: true,
             persist: false,
-            foreign: false,
+            foreign: None,
         };
     };
     let silent = |reason: String, warn: bool, persist: bool| Outcome::Silent {
         reason,
         warn,
         persist,
-        foreign: false,
+        foreign: None,
     };
     let p = match Packet::parse(buf) {
         Ok(p) => p,
@@ -260,7 +269,18 @@ pub(crate) fn handle(
                 reason: why.to_string(),
                 warn: false,
                 persist: false,
-                foreign: true,
+                foreign: Some(Foreign::NotPnp),
+            };
+        }
+        Class::OtherPid(pid) => {
+            return Outcome::Silent {
+                reason: format!(
+                    "Cisco PnP router with PID {pid} is not answered: no prefix of [dhcp] pid-prefixes {:?} matches (add one to provision it)",
+                    s.prefixes
+                ),
+                warn: false,
+                persist: false,
+                foreign: Some(Foreign::OtherPid),
             };
         }
     };
@@ -335,6 +355,7 @@ pub(crate) fn handle(
             let cache = secs * u64::from(s.cache_threshold) / 100;
             match leases.bind(&s.pool, &client, &mac, ip, secs, cache, now) {
                 Ok(b) => {
+                    leases.set_pid(ip, &pid);
                     let left = u32::try_from(b.expires.saturating_sub(now)).unwrap_or(s.lease_secs);
                     // Only a new or extended lease has to be on disk before the ACK leaves.
                     reply(MessageType::Ack, ip, Some(left), b.changed)

@@ -60,6 +60,48 @@ pub(crate) struct StatusRow {
     pub(crate) claim: Option<String>,
 }
 
+/// A router our DHCP leased an address to that has not spoken PnP yet (`/api/waiting`,
+/// `status`): "leased, waiting for PnP".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Waiting {
+    /// Leased address.
+    pub(crate) ip: String,
+    /// Its MAC.
+    pub(crate) mac: String,
+    /// PID from option 124.
+    pub(crate) pid: String,
+    /// Bound since, `YYYY-MM-DDTHH:MM:SS`.
+    pub(crate) since: String,
+}
+
+/// The waiting routers of a lease table at `now` (Unix seconds).
+pub(crate) fn waiting(leases: &crate::dhcp::leases::Leases, now: u64) -> Vec<Waiting> {
+    leases
+        .waiting(now)
+        .into_iter()
+        .map(|l| Waiting {
+            ip: l.ip.to_string(),
+            mac: l.mac.clone(),
+            pid: l.pid.clone().unwrap_or_default(),
+            since: chrono::DateTime::<Local>::from(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.since),
+            )
+            .format(TIME_FORMAT)
+            .to_string(),
+        })
+        .collect()
+}
+
+/// `GET /api/waiting`: routers leased by our DHCP that have not spoken PnP yet.
+pub(super) async fn waiting_routers(State(app): State<App>) -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let list = waiting(&crate::sync::lock(&app.leases), now);
+    axum::Json(list).into_response()
+}
+
 /// Rows for `devices` (already newest first), with transfers when the server runs.
 pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<StatusRow> {
     devices

@@ -104,6 +104,7 @@ pub fn router(app: App) -> Router {
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{serial}", get(api::device))
         .route("/api/status", get(api::status))
+        .route("/api/waiting", get(api::waiting_routers))
         .route("/api/devices/{serial}/{action}", post(api::action))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),

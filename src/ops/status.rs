@@ -62,8 +62,9 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-/// The terminal table of `status`.
-pub(crate) fn table(rows: &[StatusRow]) -> String {
+/// The terminal table of `status`, then the routers leased by our DHCP that have not spoken
+/// PnP yet.
+pub(crate) fn table(rows: &[StatusRow], waiting: &[crate::http::api::Waiting]) -> String {
     let yn = |b: bool| if b { "Done" } else { "-" };
     let mut out = format!(
         "{:<14} {:<12} {:<5} {:<15} {:<19} {:<19} {:<9} {:<22} {:<4} {:<4} {:<4} {:<21} {}\n",
@@ -118,6 +119,15 @@ pub(crate) fn table(rows: &[StatusRow]) -> String {
         rows.len(),
         rows.len() - finished - failed
     ));
+    for w in waiting {
+        out.push_str(&format!(
+            "leased, waiting for PnP: {} {} {} since {} (no PnP contact yet: check option 43 and that it reaches this server)\n",
+            w.ip,
+            w.mac,
+            cut(&w.pid, 24),
+            w.since
+        ));
+    }
     for c in rows.iter().filter_map(|r| r.claim.as_ref()) {
         out.push_str(&format!(
             "! {} (`pnp-appliance device accept-move SERIAL` if the router really moved)\n",
@@ -405,9 +415,19 @@ mod tests {
             elapsed_secs: 5,
             state: TransferState::Stalled,
         });
-        let t = table(&r);
+        let waiting = [crate::http::api::Waiting {
+            ip: "198.51.100.107".into(),
+            mac: "52:54:00:12:34:56".into(),
+            pid: "C1131-8PWB".into(),
+            since: "2026-12-01T10:00:00".into(),
+        }];
+        let t = table(&r, &waiting);
         assert!(
             t.contains("x.bin 50% 50.0MB/100.0MB 10.0MB/s eta 5s stalled"),
+            "{t}"
+        );
+        assert!(
+            t.contains("leased, waiting for PnP: 198.51.100.107 52:54:00:12:34:56 C1131-8PWB since 2026-12-01T10:00:00"),
             "{t}"
         );
         assert!(t.contains("error: image install failed"), "{t}");

@@ -208,12 +208,33 @@ fn non_pnp_clients_get_nothing() {
     ];
     for pkt in [
         build(1, MAC, &[]),
-        build(1, MAC, &[(60, b"ciscopnp"), (124, c9300)]),
         build(3, MAC, &[(50, &[198, 51, 100, 100])]),
         build(8, MAC, &[]),
     ] {
         let o = handle(&pkt, src(), &settings(67), &mut l, &mut guard(), 0);
-        assert!(matches!(o, Outcome::Silent { foreign: true, .. }), "{o:?}");
+        assert!(
+            matches!(
+                o,
+                Outcome::Silent {
+                    foreign: Some(Foreign::NotPnp),
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+    }
+    // A PnP router with a PID we do not serve: said with its PID and the fix.
+    let pkt = build(1, MAC, &[(60, b"ciscopnp"), (124, c9300)]);
+    match handle(&pkt, src(), &settings(67), &mut l, &mut guard(), 0) {
+        Outcome::Silent {
+            foreign: Some(Foreign::OtherPid),
+            reason,
+            ..
+        } => assert!(
+            reason.contains("PID C9300-24") && reason.contains("pid-prefixes"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
     }
     assert!(l.by_ip.is_empty());
 }
