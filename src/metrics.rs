@@ -34,10 +34,18 @@ fn upper(i: usize) -> u64 {
     ((SUB as u64 + sub) << (exp - 3)) + (1u64 << (exp - 3)) - 1
 }
 
+/// Upper bounds (seconds) of the histogram `/metrics` exports, Prometheus' `le` labels.
+pub(crate) const EXPORT_LE: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
 /// The histogram.
 pub(crate) struct Latency {
     buckets: Box<[AtomicU64]>,
     max_us: AtomicU64,
+    /// Requests per [`EXPORT_LE`] bucket (not cumulative; the last slot is above every bound).
+    export: [AtomicU64; EXPORT_LE.len() + 1],
+    sum_us: AtomicU64,
 }
 
 impl Default for Latency {
@@ -45,8 +53,21 @@ impl Default for Latency {
         Latency {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             max_us: AtomicU64::new(0),
+            export: Default::default(),
+            sum_us: AtomicU64::new(0),
         }
     }
+}
+
+/// The exported histogram: cumulative counts per [`EXPORT_LE`] bound, the count, the sum.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Exported {
+    /// Requests at or below each bound.
+    pub(crate) cumulative: Vec<u64>,
+    /// All requests.
+    pub(crate) count: u64,
+    /// Their total time, seconds.
+    pub(crate) sum_secs: f64,
 }
 
 /// Percentiles in milliseconds (part of the `/api/metrics` schema).
@@ -71,6 +92,29 @@ impl Latency {
         let i = bucket(us).min(BUCKETS - 1);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.max_us.fetch_max(us, Ordering::Relaxed);
+        let secs = us as f64 / 1e6;
+        let slot = EXPORT_LE
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(EXPORT_LE.len());
+        self.export[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The histogram for `/metrics`.
+    pub(crate) fn exported(&self) -> Exported {
+        let mut cumulative = Vec::with_capacity(EXPORT_LE.len());
+        let mut seen = 0;
+        for slot in &self.export[..EXPORT_LE.len()] {
+            seen += slot.load(Ordering::Relaxed);
+            cumulative.push(seen);
+        }
+        let count = seen + self.export[EXPORT_LE.len()].load(Ordering::Relaxed);
+        Exported {
+            cumulative,
+            count,
+            sum_secs: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+        }
     }
 
     /// Percentiles so far.
@@ -125,6 +169,20 @@ mod tests {
             prev = b;
         }
         assert!(bucket(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn the_exported_histogram_is_cumulative_with_count_and_sum() {
+        let l = Latency::default();
+        for us in [100, 400, 700, 3000, 5_000_000] {
+            l.record(Duration::from_micros(us));
+        }
+        let e = l.exported();
+        assert_eq!(e.count, 5);
+        assert!((e.sum_secs - 5.0042).abs() < 1e-9, "{}", e.sum_secs);
+        // le 0.0005 holds 100 and 400 µs; le 0.001 also 700; le 0.005 also 3 ms; 5 s only +Inf.
+        assert_eq!(&e.cumulative[..4], &[2, 3, 3, 4]);
+        assert_eq!(*e.cumulative.last().unwrap(), 4);
     }
 
     #[test]

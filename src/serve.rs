@@ -124,6 +124,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
     ));
     let app = App {
         newcomers,
+        dhcp_counters: Arc::default(),
         cfg: Arc::new(cfg),
         plan: Arc::new(plan),
         registry,
@@ -213,6 +214,7 @@ pub(crate) async fn run(
             d.socket,
             d.settings,
             app.leases.clone(),
+            app.dhcp_counters.clone(),
             leases_path(&app.cfg),
             cancel.clone(),
         ))

@@ -105,6 +105,15 @@ fn every_line_of_an_exchange_names_its_xid_and_mac() {
     let mac = [0x52, 0x54, 0, 0xab, 0xcd, 0xef];
     let ip = dora(&sock, port, mac, 0x1234_5678).expect("no lease");
     assert!(ip.octets()[0] == 127);
+    // Counted in /metrics.
+    let (_, metrics) = common::http_get(b.port, "/metrics").unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    for line in [
+        "pnp_dhcp_packets_total{outcome=\"offer\"} 1",
+        "pnp_dhcp_packets_total{outcome=\"ack\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
     let log = common::wait_for(Duration::from_secs(10), || {
         let log = std::fs::read_to_string(b.path("logs/pnp_debug.log")).unwrap_or_default();
         log.contains("DHCP ACK").then_some(log)

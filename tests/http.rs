@@ -482,3 +482,62 @@ async fn configs_only_through_their_job_to_the_bound_address() {
     let (s, _, _) = f.call(get(&url)).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "after its job");
 }
+
+/// `GET /metrics` parses with a real exposition-format parser (prometheus-parse) and counts
+/// what happened: routers per state, exchanges in the latency histogram.
+#[tokio::test]
+async fn prometheus_metrics_parse_and_count() {
+    let f = fixture().await;
+    for c in ["C1", "C2"] {
+        f.call(post_xml("/pnp/WORK-REQUEST", work_request(c, false)))
+            .await;
+    }
+    let (s, h, body) = f.call(get("/metrics")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        h[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(body).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| panic!("no {name} {label:?} in:\n{text}"))
+    };
+    // One router, asked twice: in CONFIG_REG after its second request.
+    let states: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "pnp_routers")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            ref other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(states, 1.0, "{text}");
+    assert!(
+        matches!(value("pnp_routers", Some(("state", "CONFIG_REG"))), prometheus_parse::Value::Gauge(v) if v == 1.0),
+        "{text}"
+    );
+    match value("pnp_exchange_duration_seconds", None) {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let inf = buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .expect("+Inf bucket");
+            assert_eq!(inf.count, 2.0, "two exchanges: {text}");
+            assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        value("pnp_dhcp_packets_total", Some(("outcome", "offer"))),
+        prometheus_parse::Value::Counter(v) if v == 0.0
+    ));
+}

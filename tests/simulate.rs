@@ -74,6 +74,15 @@ fn twenty_routers_finish_concurrently() {
             && l.contains("job=")),
         "log lacks key=value lines"
     );
+    // /metrics counts the downloads' bytes (20 images of 2 MB at least).
+    let (_, metrics) = common::http_get(b.port, "/metrics").unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    let bytes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pnp_download_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(bytes >= 40_000_000.0, "{bytes}");
     // Every download line names the router.
     let downloads: Vec<&str> = log
         .lines()

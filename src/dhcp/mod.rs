@@ -34,6 +34,37 @@ pub(crate) use settings::Settings;
 /// The lease table shared by the responder and the PnP server (which shows a router's lease).
 pub(crate) type SharedLeases = Arc<Mutex<Leases>>;
 
+/// What the responder answered since start (for `/metrics`).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// OFFERs sent.
+    pub(crate) offers: std::sync::atomic::AtomicU64,
+    /// ACKs sent.
+    pub(crate) acks: std::sync::atomic::AtomicU64,
+    /// NAKs sent.
+    pub(crate) naks: std::sync::atomic::AtomicU64,
+    /// Packets from PnP routers left unanswered (limits, exhaustion, forged RELEASE/DECLINE).
+    pub(crate) unanswered: std::sync::atomic::AtomicU64,
+    /// Packets from clients we do not serve (not PnP, or a PID not configured).
+    pub(crate) foreign: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn count(&self, outcome: &Outcome) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = match outcome {
+            Outcome::Reply { kind: "OFFER", .. } => &self.offers,
+            Outcome::Reply { kind: "NAK", .. } => &self.naks,
+            Outcome::Reply { .. } => &self.acks,
+            Outcome::Silent {
+                foreign: Some(_), ..
+            } => &self.foreign,
+            Outcome::Silent { .. } => &self.unanswered,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
 /// Loads `state/leases.json`; a missing file is an empty table, an unreadable one an error.
 pub(crate) fn load_leases(path: &Path) -> anyhow::Result<Leases> {
     match std::fs::read(path) {
@@ -140,6 +171,7 @@ pub(crate) async fn run(
     socket: std::net::UdpSocket,
     settings: Arc<Settings>,
     leases: SharedLeases,
+    counters: Arc<Counters>,
     leases_path: PathBuf,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -188,7 +220,10 @@ pub(crate) async fn run(
         }));
         report(&mut guard, &settings, &leases, now);
         let outcome = match outcome {
-            Ok(o) => o,
+            Ok(o) => {
+                counters.count(&o);
+                o
+            }
             Err(_) => {
                 span.in_scope(
                     || warn!(%src, bytes = n, "DHCP packet caused an internal error; dropped"),

@@ -87,6 +87,8 @@ pub(crate) struct Transfers {
     inner: Arc<Mutex<(u64, HashMap<u64, Entry>)>>,
     /// The serial each router address last spoke PnP for (see [`Transfers::name`]).
     names: Arc<Mutex<HashMap<IpAddr, String>>>,
+    /// Bytes of every download since start (for `/metrics`).
+    served: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Transfers {
@@ -132,6 +134,8 @@ impl Transfers {
     }
 
     pub(crate) fn add(&self, id: u64, n: usize) {
+        self.served
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         self.with(|(_, map)| {
             if let Some(e) = map.get_mut(&id) {
                 e.bytes += n as u64;
@@ -160,6 +164,15 @@ impl Transfers {
                 tracing::warn!(serial, ip = %e.ip, path = %e.path, bytes = e.bytes, total = e.total.unwrap_or(0), secs = format!("{secs:.1}"), "download aborted: the router closed the connection; it will retry with the job");
             }
         }
+    }
+
+    /// Bytes served by downloads since start, and the downloads running now.
+    pub(crate) fn totals(&self) -> (u64, usize) {
+        let running = self.with(|(_, map)| map.values().filter(|e| e.ended.is_none()).count());
+        (
+            self.served.load(std::sync::atomic::Ordering::Relaxed),
+            running,
+        )
     }
 
     /// Transfers to `ip`, newest first.

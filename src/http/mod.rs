@@ -17,6 +17,7 @@ pub(crate) mod files;
 pub(crate) mod newcomers;
 mod origin;
 mod pnp;
+mod prometheus;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct App {
     pub(crate) latency: Arc<crate::metrics::Latency>,
     /// Limits on new serials.
     pub(crate) newcomers: Arc<newcomers::Newcomers>,
+    /// What the DHCP responder answered (zero when it is off).
+    pub(crate) dhcp_counters: Arc<crate::dhcp::Counters>,
 }
 
 impl App {
@@ -101,6 +104,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(dashboard::index))
         .route("/device/{serial}", get(dashboard::device))
         .route("/api/metrics", get(api::metrics))
+        .route("/metrics", get(prometheus::metrics))
         .route("/api/devices", get(api::devices))
         .route("/api/devices/{serial}", get(api::device))
         .route("/api/status", get(api::status))
