@@ -26,14 +26,6 @@ pub(crate) struct Cli {
         global = true
     )]
     pub(crate) config: PathBuf,
-    /// Admin token for device actions, overrides [http] admin-token.
-    #[arg(
-        long,
-        env = "APPLIANCE_ADMIN_TOKEN",
-        global = true,
-        hide_env_values = true
-    )]
-    pub(crate) admin_token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -135,6 +127,15 @@ pub(crate) enum Command {
         /// on this config's state directory listens).
         #[arg(long, env = "APPLIANCE_SERVER", global = true)]
         server: Option<String>,
+        /// Admin token for the actions, overrides [http] admin-token (default: the server's
+        /// generated one in the state directory).
+        #[arg(
+            long,
+            env = "APPLIANCE_ADMIN_TOKEN",
+            global = true,
+            hide_env_values = true
+        )]
+        admin_token: Option<String>,
         /// The action.
         #[command(subcommand)]
         action: DeviceAction,
@@ -223,10 +224,7 @@ pub(crate) enum DeviceAction {
 /// What the command line says of the configuration: its flags (and `APPLIANCE_*` variables),
 /// to be applied to the file's values before they are validated.
 fn overrides(cli: &Cli) -> Overrides {
-    let mut o = Overrides {
-        admin_token: cli.admin_token.clone(),
-        ..Overrides::default()
-    };
+    let mut o = Overrides::default();
     match &cli.command {
         Command::Serve {
             listen,
@@ -240,9 +238,17 @@ fn overrides(cli: &Cli) -> Overrides {
             o.interface.clone_from(interface);
         }
         Command::DhcpConfig { interface, .. } => o.interface.clone_from(interface),
-        Command::Device { server, .. }
-        | Command::Status { server, .. }
-        | Command::Report { server, .. } => o.server.clone_from(server),
+        Command::Device {
+            server,
+            admin_token,
+            ..
+        } => {
+            o.server.clone_from(server);
+            o.admin_token.clone_from(admin_token);
+        }
+        Command::Status { server, .. } | Command::Report { server, .. } => {
+            o.server.clone_from(server)
+        }
         _ => {}
     }
     o
@@ -557,9 +563,23 @@ mod tests {
         let o = overrides(&parse(&["dhcp-config", "--interface", "eth2"]));
         assert_eq!(o.interface.as_deref(), Some("eth2"));
         assert_eq!(o.listen, None);
-        let o = overrides(&parse(&["--admin-token", "0123456789abcdef", "status"]));
+        let o = overrides(&parse(&[
+            "device",
+            "--admin-token",
+            "0123456789abcdef",
+            "resume",
+            "S1",
+        ]));
         assert_eq!(o.admin_token.as_deref(), Some("0123456789abcdef"));
         assert_eq!(o.interface, None);
+        // Options only where they act: no --admin-token on commands that never act.
+        for args in [
+            &["status", "--admin-token", "x"][..],
+            &["--admin-token", "x", "check"],
+        ] {
+            let argv = std::iter::once("pnp-appliance").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_err(), "{args:?}");
+        }
         // A bad flag is refused by the config's validation, naming the flag.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("appliance.toml");

@@ -373,6 +373,12 @@ impl Config {
         let mut wire: ConfigWire = toml::from_str(src).map_err(|e| {
             let line = e.span().map(|s| spans::line_of(src, s.start)).unwrap_or(0);
             let msg = e.message().trim().to_string();
+            // A value of the wrong type: name the key and what it takes, in words.
+            let msg = match (in_words(&msg), key_at(src, line)) {
+                (Some(want), Some(key)) => format!("{key}: {want}"),
+                (Some(want), None) => want,
+                _ => msg,
+            };
             let hint = if msg.contains("unknown field") {
                 "remove or correct the key; see the config reference in README.md"
             } else {
@@ -474,6 +480,49 @@ fn http(cx: &Cx<'_>, h: &wire::HttpWire) -> Result<(SocketAddr, Option<Advertise
         ));
     }
     Ok((listen, advertise))
+}
+
+/// `invalid type: string "two", expected u32` as an operator reads it: `"two" is text; give a
+/// whole number`. `None` for other messages.
+fn in_words(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("invalid type: ")?;
+    let (got, expected) = rest.split_once(", expected ")?;
+    let got = match got.split_once(' ') {
+        Some(("string", v)) => format!("{v} is text"),
+        Some(("integer", v)) => format!("{} is a number", v.trim_matches('`')),
+        Some(("floating", _)) => "a decimal number".to_string(),
+        Some(("boolean", v)) => format!("{} is true/false", v.trim_matches('`')),
+        _ => got.to_string(),
+    };
+    let want = match expected.trim() {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i64" | "i32" => "a whole number, e.g. 2",
+        "a boolean" => "true or false",
+        "a string" => "text in quotes, e.g. \"info\"",
+        "a sequence" => "a list in brackets, e.g. [\"C11\"]",
+        "f64" => "a number",
+        other => other,
+    };
+    Some(format!("{got}; give {want}"))
+}
+
+/// `[table] key` of the assignment on line `line` (1-based) of `src`.
+fn key_at(src: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = src.lines().collect();
+    let text = lines.get(line.checked_sub(1)?)?;
+    let key = text.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').to_string());
+    Some(match table {
+        Some(t) => format!("[{t}] {key}"),
+        None => key.to_string(),
+    })
 }
 
 /// `--server URL`: an http(s) base URL, kept without a trailing `/`.
@@ -842,6 +891,32 @@ mod tests {
     }
 
     #[test]
+    fn type_errors_name_the_key_and_what_it_takes_in_words() {
+        let cases = [
+            (
+                "[workflow]\nmax-retries = \"two\"\n",
+                ":2: [workflow] max-retries: \"two\" is text; give a whole number, e.g. 2",
+            ),
+            (
+                "[dhcp]\npid-prefixes = \"C11\"\n",
+                ":2: [dhcp] pid-prefixes: \"C11\" is text; give a list in brackets",
+            ),
+            (
+                "[log]\nlevel = \"info\"\nkeep-files = true\n",
+                ":3: [log] keep-files: true is true/false; give a whole number",
+            ),
+            (
+                "[[workflow.image]]\nfile = 7\n",
+                ":2: [workflow.image] file: 7 is a number; give text in quotes",
+            ),
+        ];
+        for (src, want) in cases {
+            let e = parse(src).unwrap_err().to_string();
+            assert!(e.contains(want), "{src:?}: {e}");
+        }
+    }
+
+    #[test]
     fn empty_file_has_documented_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
@@ -891,7 +966,11 @@ mod tests {
                 "hex value",
             ),
             ("[backoff]\nfinished = 0\n", ":2:", "47h59m59s"),
-            ("[workflow]\nmax-retries = \"x\"\n", ":2:", "invalid type"),
+            (
+                "[workflow]\nmax-retries = \"x\"\n",
+                ":2:",
+                "give a whole number",
+            ),
             (
                 "[[workflow.image]]\nfile = \"../x.bin\"\n",
                 ":2:",
