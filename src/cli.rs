@@ -48,6 +48,10 @@ pub(crate) enum Command {
         /// Answer PnP routers' DHCP on this interface, overrides [dhcp] interface.
         #[arg(long, env = "APPLIANCE_INTERFACE")]
         interface: Option<String>,
+        /// When the interface has no IPv4 address (a laptop on an isolated switch), add this
+        /// one for the run, e.g. 198.51.100.1/24; overrides [dhcp] address.
+        #[arg(long, env = "APPLIANCE_ADDRESS")]
+        address: Option<String>,
     },
     /// Pre-flight: files, md5s, day-0 configs, addresses and ports; exit status 1 on a problem.
     Check,
@@ -231,11 +235,13 @@ fn overrides(cli: &Cli) -> Overrides {
             advertise,
             log_level,
             interface,
+            address,
         } => {
             o.listen.clone_from(listen);
             o.advertise.clone_from(advertise);
             o.log_level.clone_from(log_level);
             o.interface.clone_from(interface);
+            o.address.clone_from(address);
         }
         Command::DhcpConfig { interface, .. } => o.interface.clone_from(interface),
         Command::Device {

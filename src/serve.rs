@@ -144,6 +144,8 @@ pub(crate) fn leases_path(cfg: &Config) -> std::path::PathBuf {
 pub(crate) struct Dhcp {
     socket: std::net::UdpSocket,
     settings: Arc<crate::dhcp::Settings>,
+    /// The address this run added to the interface (removed at exit).
+    added: Option<(String, String)>,
 }
 
 /// Resolves the DHCP settings from the interface and binds the socket; `None` (with a log
@@ -155,14 +157,36 @@ pub(crate) fn prepare_dhcp(cfg: &Config) -> anyhow::Result<Option<Dhcp>> {
         );
         return Ok(None);
     };
-    let (ip, mask) = crate::dhcp::interface_v4(iface).map_err(anyhow::Error::msg)?;
-    let settings =
-        crate::dhcp::settings::resolve(cfg, Some((ip, mask))).map_err(anyhow::Error::msg)?;
-    let socket = crate::dhcp::socket::bind(iface, cfg.dhcp.port).map_err(anyhow::Error::msg)?;
+    let mut added = None;
+    let (ip, mask) = match (crate::dhcp::interface_v4(iface), cfg.dhcp.address) {
+        (Ok(v4), _) => v4,
+        (Err(e), None) => return Err(anyhow::Error::msg(e)),
+        (Err(_), Some(net)) => {
+            let cidr = net.to_string();
+            crate::dhcp::add_address(iface, &cidr).map_err(anyhow::Error::msg)?;
+            info!(interface = %iface, address = %cidr, "added the address to the interface for this run (removed at exit)");
+            added = Some((iface.clone(), cidr));
+            (net.addr(), net.netmask())
+        }
+    };
+    let bound = crate::dhcp::settings::resolve(cfg, Some((ip, mask))).and_then(|settings| {
+        crate::dhcp::socket::bind(iface, cfg.dhcp.port).map(|socket| (settings, socket))
+    });
+    let (settings, socket) = match bound {
+        Ok(x) => x,
+        Err(e) => {
+            // Start-up failed: take back what this run added.
+            if let Some((iface, cidr)) = &added {
+                crate::dhcp::remove_address(iface, cidr);
+            }
+            return Err(anyhow::Error::msg(e));
+        }
+    };
     info!(interface = %iface, address = %ip, "DHCP socket bound");
     Ok(Some(Dhcp {
         socket,
         settings: Arc::new(settings),
+        added,
     }))
 }
 
@@ -209,6 +233,7 @@ pub(crate) async fn run(
     let latency = app.latency.clone();
     let writer = tokio::spawn(registry.clone().run_writer(cancel.clone()));
     let dhcp_on = dhcp.as_ref().map(|d| d.settings.clone());
+    let added = dhcp.as_ref().and_then(|d| d.added.clone());
     let dhcp_task = dhcp.map(|d| {
         tokio::spawn(crate::dhcp::run(
             d.socket,
@@ -265,6 +290,10 @@ pub(crate) async fn run(
     bulk.shutdown_background();
     cancel.cancel();
     crate::store::server_record::remove(&state_dir);
+    if let Some((iface, cidr)) = &added {
+        crate::dhcp::remove_address(iface, cidr);
+        info!(interface = %iface, address = %cidr, "removed the address added for this run");
+    }
     let l = latency.view();
     if l.requests > 0 {
         info!(

@@ -752,3 +752,72 @@ fn a_flood_of_new_macs_and_forged_releases_leave_routers_their_addresses() {
         std::fs::read_to_string(lab.path("appliance.log")).unwrap_or_default()
     );
 }
+
+/// The laptop case: the interface exists but has no IPv4 address. `serve` says exactly that and
+/// how to fix it; with `--address` it adds the address for the run, serves, and removes it at
+/// exit.
+#[test]
+#[ignore = "needs root (network namespaces, ip addr add): run by .ci/run"]
+fn an_interface_without_an_address_is_named_and_address_adds_one_for_the_run() {
+    require("laptop interface", &["ip"], true);
+    let mut lab = Lab::new();
+    // The appliance's end of the veth without its address, as a laptop's port on a switch.
+    ip(&["-n", &lab.srv, "addr", "flush", "dev", "vs"]);
+    std::fs::write(lab.path("appliance.toml"), "").unwrap();
+    let out = lab
+        .exec(&lab.srv, BIN)
+        .arg("--config")
+        .arg(lab.path("appliance.toml"))
+        .args(["serve", "--interface", "vs"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("interface vs has no IPv4 address") && err.contains("--address"),
+        "{err}"
+    );
+    assert!(!err.contains("does not exist"), "{err}");
+    // With --address: added, served, removed at a clean stop.
+    let log = std::fs::File::create(lab.path("laptop.log")).unwrap();
+    let child = lab
+        .exec(&lab.srv, BIN)
+        .arg("--config")
+        .arg(lab.path("appliance.toml"))
+        .args(["serve", "--interface", "vs", "--address", "198.51.100.1/24"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    lab.children.push(child);
+    lab.wait_log("laptop.log", "DHCP responder ready");
+    let addrs = |lab: &Lab| {
+        let out = Command::new("ip")
+            .args(["-n", &lab.srv, "-4", "-br", "addr", "show", "dev", "vs"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(addrs(&lab).contains("198.51.100.1/24"), "{}", addrs(&lab));
+    // A real client gets a lease from it.
+    let (ok, seen) = lab.dhclient("laptop", true, Some(ISR_PID_HEX), 15);
+    assert!(ok && seen.contains("BOUND"), "{seen}");
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let gone = common::wait_for(Duration::from_secs(10), || {
+        (!addrs(&lab).contains("198.51.100.1")).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the address was not removed at exit: {}\n{}",
+        addrs(&lab),
+        std::fs::read_to_string(lab.path("laptop.log")).unwrap_or_default()
+    );
+    lab.wait_log("laptop.log", "removed the address added for this run");
+    let log = std::fs::read_to_string(lab.path("laptop.log")).unwrap();
+    assert!(
+        log.contains("added the address to the interface for this run") && log.contains("DHCP ACK"),
+        "{log}"
+    );
+}

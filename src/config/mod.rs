@@ -39,6 +39,8 @@ pub struct Overrides {
     pub(crate) log_level: Option<String>,
     /// `--interface`: `[dhcp] interface`.
     pub(crate) interface: Option<String>,
+    /// `--address`: `[dhcp] address`.
+    pub(crate) address: Option<String>,
     /// `--server` of `status`, `device` and `report`: the running server's base URL (no key in
     /// the file: by default it is found from the state directory).
     pub(crate) server: Option<String>,
@@ -86,6 +88,12 @@ impl Overrides {
             "dhcp.interface",
             "--interface (APPLIANCE_INTERFACE)",
             &mut |v| wire.dhcp.interface = Some(v),
+        );
+        set(
+            &self.address,
+            "dhcp.address",
+            "--address (APPLIANCE_ADDRESS)",
+            &mut |v| wire.dhcp.address = Some(v),
         );
         origin
     }
@@ -146,6 +154,9 @@ impl Advertise {
 pub(crate) struct DhcpConfig {
     /// Interface, when DHCP is on.
     pub(crate) interface: Option<String>,
+    /// Address (`198.51.100.1/24`) added to the interface for the run when it has no IPv4
+    /// address of its own.
+    pub(crate) address: Option<ipnet::Ipv4Net>,
     /// Inclusive ranges; `None`: the interface's subnet.
     pub(crate) pool: Option<Vec<(Ipv4Addr, Ipv4Addr)>>,
     /// Lease time, seconds.
@@ -859,8 +870,27 @@ fn dhcp(cx: &Cx<'_>, d: &wire::DhcpWire) -> Result<DhcpConfig, ConfigError> {
         })?;
         reservations.insert(mac, ip);
     }
+    let address = match &d.address {
+        None => None,
+        Some(a) => match a.parse::<ipnet::Ipv4Net>() {
+            Ok(n)
+                if n.prefix_len() <= 30 && n.addr() != n.network() && n.addr() != n.broadcast() =>
+            {
+                Some(n)
+            }
+            _ => {
+                return Err(cx.err(
+                    "dhcp.address",
+                    format!(
+                        "{a:?} is not a host address with its prefix, e.g. \"198.51.100.1/24\""
+                    ),
+                ));
+            }
+        },
+    };
     Ok(DhcpConfig {
         interface: d.interface.clone(),
+        address,
         pool,
         lease_secs: d.lease_time,
         cache_threshold: d.cache_threshold,
@@ -1034,8 +1064,30 @@ mod tests {
             interface: Some("eth1".into()),
             admin_token: Some("0123456789abcdef".into()),
             server: Some("http://127.0.0.1:9090/".into()),
+            address: Some("198.51.100.1/24".into()),
         })
         .unwrap();
+        assert_eq!(
+            good.dhcp.address.map(|a| a.to_string()).as_deref(),
+            Some("198.51.100.1/24")
+        );
+        for bad in [
+            "198.51.100.1",
+            "198.51.100.0/24",
+            "198.51.100.255/24",
+            "x/24",
+        ] {
+            let e = flag(Overrides {
+                address: Some(bad.into()),
+                ..Overrides::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with("--address (APPLIANCE_ADDRESS):"),
+                "{bad}: {e}"
+            );
+        }
         assert_eq!(good.listen, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(good.server_url.as_deref(), Some("http://127.0.0.1:9090"));
         assert_eq!(

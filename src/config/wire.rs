@@ -326,6 +326,8 @@ pub(crate) struct ReservationWire {
 pub(crate) struct DhcpWire {
     /// Interface to serve on; DHCP runs only when set (or `serve --interface`).
     pub(crate) interface: Option<String>,
+    /// Address (CIDR) the appliance adds to the interface for the run when it has none.
+    pub(crate) address: Option<String>,
     /// `first-last` or a CIDR; default: the interface's subnet.
     pub(crate) pool: Option<String>,
     /// Lease time, seconds.
@@ -355,6 +357,7 @@ impl Default for DhcpWire {
     fn default() -> Self {
         DhcpWire {
             interface: None,
+            address: None,
             pool: None,
             lease_time: 3600,
             cache_threshold: 25,

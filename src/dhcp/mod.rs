@@ -82,25 +82,63 @@ pub(crate) fn load_leases(path: &Path) -> anyhow::Result<Leases> {
 /// The IPv4 address and netmask of `interface`.
 pub(crate) fn interface_v4(interface: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
     let addrs = if_addrs::get_if_addrs().map_err(|e| format!("cannot list interfaces: {e}"))?;
-    let mut seen = false;
+    let mut link_local = None;
     for a in addrs {
         if a.name != interface {
             continue;
         }
-        seen = true;
         if let if_addrs::IfAddr::V4(v4) = a.addr {
+            // 169.254/16 (RFC 3927) is what a laptop's port gets with no DHCP server: not an
+            // address to serve a bench from.
+            if v4.ip.is_link_local() {
+                link_local = Some(v4.ip);
+                continue;
+            }
             return Ok((v4.ip, v4.netmask));
         }
     }
-    Err(if seen {
-        format!(
-            "interface {interface} has no IPv4 address: `sudo ip addr add 198.51.100.1/24 dev {interface}`"
-        )
-    } else {
+    // An interface without addresses is not listed by getifaddrs: look for the device itself.
+    let exists = Path::new("/sys/class/net").join(interface).exists() || link_local.is_some();
+    Err(if !exists {
         format!(
             "interface {interface} does not exist: check [dhcp] interface or --interface (`ip -br link` lists them)"
         )
+    } else {
+        let only = link_local.map_or(String::new(), |ip| format!(" (only the link-local {ip})"));
+        format!(
+            "interface {interface} has no IPv4 address{only}: give it one for this run with `--address 198.51.100.1/24` (the appliance adds it and removes it at exit; needs root), or `sudo ip addr add 198.51.100.1/24 dev {interface}`"
+        )
     })
+}
+
+/// Adds `cidr` (e.g. `198.51.100.1/24`) to `interface` for this run and brings it up, with the
+/// `ip` command (iproute2); [`remove_address`] takes it away again at exit.
+pub(crate) fn add_address(interface: &str, cidr: &str) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run `ip` (install iproute2): {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    };
+    run(&["addr", "add", cidr, "dev", interface]).map_err(|e| {
+        format!(
+            "cannot add {cidr} to {interface}: {e} (run as root, or give the binary CAP_NET_ADMIN: `sudo setcap cap_net_admin,cap_net_bind_service,cap_net_raw+ep $(which pnp-appliance)`)"
+        )
+    })?;
+    run(&["link", "set", interface, "up"]).map_err(|e| format!("cannot bring {interface} up: {e}"))
+}
+
+/// Removes what [`add_address`] added (at a clean stop; after a kill -9 it stays until
+/// `sudo ip addr del CIDR dev IFACE`).
+pub(crate) fn remove_address(interface: &str, cidr: &str) {
+    let _ = std::process::Command::new("ip")
+        .args(["addr", "del", cidr, "dev", interface])
+        .output();
 }
 
 fn unix_now() -> u64 {

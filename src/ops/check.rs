@@ -286,6 +286,10 @@ fn network_checks(cfg: &Config, out: &mut Vec<Finding>) {
     match &cfg.dhcp.interface {
         None => out.push(ok("DHCP responder off (no [dhcp] interface): routers need option 43 from another DHCP server, see `pnp-appliance dhcp-config`")),
         Some(iface) => match crate::dhcp::interface_v4(iface) {
+            Err(_) if cfg.dhcp.address.is_some() => out.push(ok(format!(
+                "DHCP interface {iface} has no IPv4 address: serve adds {} for the run",
+                cfg.dhcp.address.map(|a| a.to_string()).unwrap_or_default()
+            ))),
             Err(e) => out.push(bad(format!("DHCP interface {iface}"), e)),
             Ok((ip, mask)) => {
                 out.push(ok(format!("DHCP interface {iface}: {ip}/{mask}")));
@@ -406,9 +410,14 @@ pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
 /// The DHCP settings `check` and `dhcp-config` show: resolved with the interface when one is
 /// configured, else from the config alone.
 pub(crate) fn dhcp_settings(cfg: &Config) -> Result<crate::dhcp::Settings, String> {
-    let iface = match &cfg.dhcp.interface {
-        Some(i) => Some(crate::dhcp::interface_v4(i)?),
-        None => None,
+    let iface = match (&cfg.dhcp.interface, cfg.dhcp.address) {
+        (Some(i), address) => match (crate::dhcp::interface_v4(i), address) {
+            (Ok(v4), _) => Some(v4),
+            // What serve adds for the run.
+            (Err(_), Some(net)) => Some((net.addr(), net.netmask())),
+            (Err(e), None) => return Err(e),
+        },
+        (None, _) => None,
     };
     crate::dhcp::settings::resolve(cfg, iface)
 }
