@@ -494,10 +494,7 @@ async fn waiting_rows(cfg: &Config) -> anyhow::Result<Vec<crate::http::api::Wait
         return Ok(serde_json::from_str(&body)?);
     }
     let leases = crate::dhcp::load_leases(&crate::serve::leases_path(cfg)).unwrap_or_default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::dhcp::unix_now();
     Ok(crate::http::api::waiting(&leases, now))
 }
 

@@ -254,14 +254,7 @@ pub(crate) async fn run(
         None => {}
     }
     info!(listen = %local, advertise = app.cfg.advertise.as_ref().map_or("(address each router connects to)".to_string(), |a| a.base_url(local.port())), "PnP server ready");
-    let client_url = match local.ip() {
-        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
-            format!("http://127.0.0.1:{}", local.port())
-        }
-        std::net::IpAddr::V6(v6) if v6.is_unspecified() => format!("http://[::1]:{}", local.port()),
-        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", local.port()),
-        ip => format!("http://{ip}:{}", local.port()),
-    };
+    let client_url = client_url(local);
     if let Err(e) = crate::store::server_record::write(&app.cfg.state_dir, &client_url) {
         warn!(error = %e, "cannot record where this server listens in the state directory: `status` and `device` need --server {client_url}");
     }
@@ -410,6 +403,18 @@ async fn serve_http(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
     }
+}
+
+/// The base URL a client on this host reaches a listener on `addr` by (loopback for an
+/// unspecified address).
+pub(crate) fn client_url(addr: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 /// This host's IPv4 addresses other than loopback (for the dashboard URL when listening on

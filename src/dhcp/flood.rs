@@ -157,26 +157,25 @@ impl Guard {
             return None;
         }
         self.last_report = Some(now);
-        let forged = if c.forged > 0 {
-            format!(
-                "; {} RELEASE/DECLINE ignored: not from the lease holder (a forged one would free or block a router's address)",
-                c.forged
-            )
-        } else {
-            String::new()
-        };
-        if total == 0 {
-            return Some(format!("DHCP{forged}").replacen("DHCP; ", "DHCP: ", 1));
+        let mut parts = Vec::new();
+        if total > 0 {
+            parts.push(format!(
+                "{total} DISCOVERs from {} clients unanswered in the last minute ({} over {} per client per minute, {} over the new-client budget of {} per {WINDOW_SECS} s, {} with the pool exhausted); {bound}/{pool} addresses leased, {confirmed} of them to routers that spoke PnP. A flood from many MACs: find its port on the switch (a separate VLAN stops it); a real shortage: widen [dhcp] pool",
+                c.clients.len(),
+                c.client_rate,
+                self.per_client_limit,
+                c.new_clients,
+                self.budget,
+                c.exhausted,
+            ));
         }
-        Some(format!(
-            "DHCP: {total} DISCOVERs from {} clients unanswered in the last minute ({} over {} per client per minute, {} over the new-client budget of {} per {WINDOW_SECS} s, {} with the pool exhausted); {bound}/{pool} addresses leased, {confirmed} of them to routers that spoke PnP. A flood from many MACs: find its port on the switch (a separate VLAN stops it); a real shortage: widen [dhcp] pool{forged}",
-            c.clients.len(),
-            c.client_rate,
-            self.per_client_limit,
-            c.new_clients,
-            self.budget,
-            c.exhausted,
-        ))
+        if c.forged > 0 {
+            parts.push(format!(
+                "{} RELEASE/DECLINE ignored: not from the lease holder (a forged one would free or block a router's address)",
+                c.forged
+            ));
+        }
+        Some(format!("DHCP: {}", parts.join("; ")))
     }
 }
 

@@ -141,7 +141,8 @@ pub(crate) fn remove_address(interface: &str, cidr: &str) {
         .output();
 }
 
-fn unix_now() -> u64 {
+/// Now in Unix seconds, the clock of the lease table.
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

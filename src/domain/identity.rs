@@ -209,13 +209,7 @@ pub(crate) fn may_fetch_config(
     if let Some(token) = token {
         // `.../day0/<SERIAL>/<token>/<file>`
         let issued = url.rsplit('/').nth(1).unwrap_or_default();
-        let same = issued.len() == token.len()
-            && issued
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
+        if !same_secret(issued, token) {
             return Err("not the token of its config-upgrade job");
         }
     }
@@ -224,6 +218,17 @@ pub(crate) fn may_fetch_config(
         return Err("the config-upgrade job is older than [limits] config-url-lifetime");
     }
     Ok(())
+}
+
+/// Whether `given` is the secret `expected`, in time that does not depend on where they differ
+/// (tokens in URLs and headers).
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// Operator action `accept-move`: binds the serial to the host that claimed it.

@@ -94,10 +94,7 @@ pub(crate) fn waiting(leases: &crate::dhcp::leases::Leases, now: u64) -> Vec<Wai
 
 /// `GET /api/waiting`: routers leased by our DHCP that have not spoken PnP yet.
 pub(super) async fn waiting_routers(State(app): State<App>) -> Response {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::dhcp::unix_now();
     let list = waiting(&crate::sync::lock(&app.leases), now);
     axum::Json(list).into_response()
 }
@@ -189,12 +186,11 @@ impl Page {
 /// is shown with an empty correlator and its config URL without the token: with them, any host
 /// could answer for the router or fetch its config.
 fn record_json(d: &Device) -> Option<serde_json::Value> {
-    let mut shown = d.clone();
-    if let Some(p) = shown.pending.as_mut() {
-        p.correlator = String::new();
-        p.job = p.job.shown();
+    let mut v = serde_json::to_value(d).ok()?;
+    if let (Some(p), Some(shown)) = (&d.pending, v.get_mut("pending")) {
+        shown["correlator"] = "".into();
+        shown["job"] = serde_json::to_value(p.job.shown()).ok()?;
     }
-    let mut v = serde_json::to_value(&shown).ok()?;
     if let Some(record) = v.as_object_mut() {
         let step = d.pending.as_ref().map(|p| p.job.summary());
         record.insert("step".into(), step.into());
@@ -252,17 +248,13 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
         });
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+    if given.is_some_and(|g| crate::domain::identity::same_secret(g, token)) {
         Ok(())
     } else {
         Err(HttpError::Unauthorized(
             "device actions need the admin token in an X-Admin-Token header: [http] admin-token, or the one generated in the state directory (state/admin-token)",
         ))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub(super) async fn action(

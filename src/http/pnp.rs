@@ -106,7 +106,7 @@ async fn exchange_request(
     let plan = app.plan.clone();
     let lease = lease_of(&app, &peer);
     let mac = lease.as_ref().map(|l| l.mac.clone());
-    let config_token = hex::encode(rand::random::<[u8; 16]>());
+    let config_token = rand::random::<[u8; 16]>();
     // The day-0 config is rendered outside the record's lock: when this request can need it,
     // the first pass only reports so (changing nothing), and a second pass runs with it.
     let mut day0: Option<Result<crate::domain::device::Day0, String>> = None;
@@ -142,7 +142,7 @@ async fn exchange_request(
                         now,
                         base_url: &base,
                         day0: day0.as_ref(),
-                        config_token: &config_token,
+                        config_token,
                     };
                     let job = workflow::on_work_request(dev, &req, &plan, &ctx);
                     Pass::Job {
@@ -251,10 +251,7 @@ fn lease_of(app: &App, peer: &Peer) -> Option<crate::domain::device::DeviceLease
     let std::net::IpAddr::V4(ip) = peer.remote.ip() else {
         return None;
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::dhcp::unix_now();
     let mut leases = crate::sync::lock(&app.leases);
     // It speaks PnP: its lease is a router's, never taken back for a flood's sake.
     leases.confirm(ip, now);

@@ -9,8 +9,6 @@
 pub(crate) mod check;
 pub(crate) mod status;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use crate::config::Config;
 use crate::domain::device::Device;
 use crate::domain::workflow::{self, Action};
@@ -26,12 +24,7 @@ pub(crate) fn local_url(cfg: &Config) -> String {
     if let Some(u) = crate::store::server_record::read(&cfg.state_dir) {
         return u;
     }
-    let ip = match cfg.listen.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("http://{}", SocketAddr::new(ip, cfg.listen.port()))
+    crate::serve::client_url(cfg.listen)
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {

@@ -31,10 +31,10 @@ pub(crate) struct Ctx<'a> {
     /// there is none: prepared by the caller, outside the record's lock, when [`needs_day0`]
     /// says this exchange can need it; `None` otherwise.
     pub(crate) day0: Option<&'a Result<Day0, String>>,
-    /// A fresh unguessable token (random, 128 bits, hex) for the URL of a config-upgrade job
-    /// sent in this exchange: the config is served only through it (see
-    /// [`crate::domain::identity::may_fetch_config`]).
-    pub(crate) config_token: &'a str,
+    /// A fresh unguessable token (random, 128 bits) for the URL of a config-upgrade job sent
+    /// in this exchange, written in hex only when one is: the config is served only through it
+    /// (see [`crate::domain::identity::may_fetch_config`]).
+    pub(crate) config_token: [u8; 16],
 }
 
 /// Why a router waits for the operator, and what to do, when it does: FAILED (its reason) and
@@ -363,7 +363,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             Some(Job::ConfigUpgrade {
                 url: url(
                     ctx,
-                    &format!("day0/{}/{}", dev.serial, ctx.config_token),
+                    &format!("day0/{}/{}", dev.serial, hex::encode(ctx.config_token)),
                     &file,
                 ),
                 file,

@@ -9,6 +9,8 @@ use crate::pnp::message::{self, DeviceMessage};
 use std::sync::Arc;
 
 const UDI: &str = "PID:C1131-8PWB,VID:V01,SN:FGL1";
+/// The config URL token the tests pass in (the server draws a random one per exchange).
+const TOKEN: [u8; 16] = [0x01, 0x23, 0xab, 0xcd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 fn plan() -> Plan {
     Plan {
@@ -84,7 +86,7 @@ impl Conv {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
             day0: prepared.as_ref(),
-            config_token: "0123abcd",
+            config_token: TOKEN,
         };
         on_work_request(&mut self.dev, &req, &self.plan, &ctx)
     }
@@ -265,7 +267,8 @@ fn full_workflow_in_reference_order() {
         c.request(),
         Job::ConfigUpgrade {
             file: "default.cfg".into(),
-            url: "http://198.51.100.1:8080/day0/FGL1/0123abcd/default.cfg".into()
+            url: "http://198.51.100.1:8080/day0/FGL1/0123abcd000000000000000000000000/default.cfg"
+                .into()
         }
     );
     c.ok("config-upgrade");
@@ -890,7 +893,7 @@ fn day0_is_needed_only_from_the_states_that_say_so() {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
             day0: None,
-            config_token: "0123abcd",
+            config_token: TOKEN,
         };
         let needed = needs_day0(&dev, &bare);
         let job = on_work_request(&mut dev, &req, &bare, &ctx);
