@@ -124,6 +124,10 @@ pub(crate) enum Command {
         /// How many routers (the last) have a Python script that dies with a traceback.
         #[arg(long, env = "APPLIANCE_SIM_FAILING_SCRIPT", default_value_t = 0)]
         failing_script: usize,
+        /// Every router talks from this one address, as routers behind NAT or a DHCP relay do
+        /// (default: each from its own 127.1.0.x when the server is on loopback).
+        #[arg(long, env = "APPLIANCE_SIM_SOURCE")]
+        source: Option<std::net::IpAddr>,
     },
     /// Act on one router's record, or show it.
     Device {
@@ -312,6 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reload_secs,
             full_bootflash,
             failing_script,
+            source,
         } => {
             crate::logging::init_console("warn");
             if !(time_scale > 0.0 && time_scale.is_finite()) {
@@ -354,6 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reload_secs,
                 full_bootflash,
                 failing_script,
+                source,
             };
             let summary = runtime()?.block_on(crate::sim::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();

@@ -190,10 +190,27 @@ async fn urls_use_the_address_the_router_connected_to() {
     let (_, job) = f
         .post("/pnp/WORK-REQUEST", "text/xml", work_request("C9", false))
         .await;
+    // The job's own URL: `/dl/<SERIAL>/<tag>/images/<file>`, served like `/images/<file>`.
+    let location = job
+        .split("<location>")
+        .nth(1)
+        .and_then(|l| l.split("</location>").next())
+        .unwrap_or_default();
+    let path = location
+        .strip_prefix("http://198.51.100.1:8080")
+        .unwrap_or_else(|| panic!("{job}"));
+    let tag = path
+        .strip_prefix("/dl/FGL2548L0AW/")
+        .and_then(|p| p.strip_suffix("/images/c1100-universalk9.17.12.03a.SPA.bin"))
+        .unwrap_or_else(|| panic!("{job}"));
     assert!(
-        job.contains("<location>http://198.51.100.1:8080/images/c1100-universalk9.17.12.03a.SPA.bin</location>"),
+        tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
         "{job}"
     );
+    let (s, _, body) = f
+        .call(Request::get(path).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!((s, body.len()), (StatusCode::OK, 100_000), "{path}");
     let md5 = pnp_appliance::files::checksum::md5_file(
         &f.dir
             .path()

@@ -388,6 +388,60 @@ fn router_that_vanishes_mid_download_comes_back_and_finishes() {
     assert_eq!(d["current_version"], "17.12.3a");
 }
 
+/// Three routers behind one address (NAT, a relay): each download is the router whose job
+/// issued it, in the log and in the status rows, not the router that last spoke from there.
+#[test]
+fn downloads_behind_one_address_are_each_routers_own() {
+    let mut b = Bench::new("");
+    b.start();
+    let out = b
+        .simulate(
+            3,
+            &[
+                "--serial-prefix",
+                "NAT",
+                "--vanish",
+                "1",
+                "--source",
+                "127.0.0.9",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), b.server_log());
+    let log = b.server_log();
+    let lines = |what: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(what))
+            .map(str::to_string)
+            .collect()
+    };
+    // Each router's image downloads under its own name: one each, and two for the router that
+    // lost power during its first (2 MB fits in loopback's buffers, so the server saw that
+    // one end too) and fetched it again.
+    let finished = lines("download finished");
+    for (s, want) in [("NAT00001", 1), ("NAT00002", 1), ("NAT00003", 2)] {
+        let images = finished
+            .iter()
+            .filter(|l| l.contains(&format!("serial=\"{s}\"")) && l.contains("/images/"))
+            .count();
+        assert_eq!(images, want, "{s}: {finished:#?}");
+    }
+    assert!(
+        finished.iter().all(|l| l.contains("ip=127.0.0.9")),
+        "{finished:#?}"
+    );
+    // The URLs routers were given carry their job's tag; no tag is shown to operators.
+    let d = b.device("NAT00001").unwrap().to_string();
+    assert!(d.contains("/dl/NAT00001/<token>/images/"), "{d}");
+    let rows = b.run(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&rows.stdout).unwrap();
+    for r in rows.as_array().unwrap() {
+        let path = r["transfer"]["path"].as_str().unwrap_or_default();
+        assert!(!path.contains("/dl/"), "{r}");
+    }
+}
+
 /// Polls a router's record until its state is `state` (or the deadline passes).
 fn wait_state(b: &Bench, serial: &str, state: &str) -> serde_json::Value {
     common::wait_for(Duration::from_secs(120), || {

@@ -225,10 +225,10 @@ impl Job {
         }
         match self {
             Job::DeviceInfo => "device-info all".into(),
-            Job::ImageInstall { url, .. } => format!("image-install {url}"),
+            Job::ImageInstall { url, .. } => format!("image-install {}", without_token(url)),
             Job::FileTransfer {
                 url, destination, ..
-            } => format!("file-transfer {url} -> {destination}"),
+            } => format!("file-transfer {} -> {destination}", without_token(url)),
             // The token is a secret of the job: summaries reach the API, pages and logs.
             Job::ConfigUpgrade { url, .. } => format!("config-upgrade {}", without_token(url)),
             Job::Backoff { seconds, .. } => format!("backoff {seconds}s"),
@@ -238,8 +238,29 @@ impl Job {
     }
 }
 
-/// A day-0 config URL (`.../day0/<SERIAL>/<token>/<file>`) with `<token>` in place of its token.
+/// The path of a per-job download URL, `/dl/<serial>/<tag>/<dir>/<file>`: the download is
+/// attributed to the job whose tag it carries (see `files::transfers`), not to an address.
+pub(crate) fn download_path(serial: &str, tag: &str, dir: &str, file: &str) -> String {
+    format!("/dl/{serial}/{tag}/{dir}/{file}")
+}
+
+/// `(serial, tag, rest)` of a per-job download path, `rest` being `images/<file>` or
+/// `files/<file>`.
+pub(crate) fn download_parts(path: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = path.strip_prefix("/dl/")?.splitn(3, '/');
+    let (serial, tag, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let known = rest.starts_with("images/") || rest.starts_with("files/");
+    (!serial.is_empty() && !tag.is_empty() && known).then_some((serial, tag, rest))
+}
+
+/// A per-job URL (`.../day0/<SERIAL>/<token>/<file>`, `.../dl/<SERIAL>/<tag>/<dir>/<file>`)
+/// with `<token>` in place of its token.
 fn without_token(url: &str) -> String {
+    if let Some(i) = url.find("/dl/")
+        && let Some((serial, _, rest)) = download_parts(&url[i..])
+    {
+        return format!("{}/dl/{serial}/<token>/{rest}", &url[..i]);
+    }
     match url.rsplitn(3, '/').collect::<Vec<_>>()[..] {
         [file, _token, head] if head.contains("/day0/") => format!("{head}/<token>/{file}"),
         _ => url.to_string(),
@@ -247,14 +268,23 @@ fn without_token(url: &str) -> String {
 }
 
 impl Job {
-    /// The job as it may be shown outside the appliance: a config URL without its token.
+    /// The job as it may be shown outside the appliance: its URL without its token.
     pub(crate) fn shown(&self) -> Job {
+        let mut job = self.clone();
+        if let Job::ConfigUpgrade { url, .. }
+        | Job::ImageInstall { url, .. }
+        | Job::FileTransfer { url, .. } = &mut job
+        {
+            *url = without_token(url);
+        }
+        job
+    }
+
+    /// The download URL of an image-install or file-transfer job.
+    pub(crate) fn download_url(&self) -> Option<&str> {
         match self {
-            Job::ConfigUpgrade { file, url } => Job::ConfigUpgrade {
-                file: file.clone(),
-                url: without_token(url),
-            },
-            other => other.clone(),
+            Job::ImageInstall { url, .. } | Job::FileTransfer { url, .. } => Some(url),
+            _ => None,
         }
     }
 }

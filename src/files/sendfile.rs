@@ -98,9 +98,17 @@ pub(crate) fn decide(buf: &[u8]) -> Decision {
     let (Some(path), Some(version)) = (req.path, req.version) else {
         return Decision::HandOff;
     };
-    let (dir, name) = if let Some(n) = path.strip_prefix("/images/") {
+    // A per-job URL serves the same file (the transfer table reads its tag).
+    let file_path = match crate::domain::job::download_parts(path) {
+        Some((serial, tag, rest)) if plain_name(serial) && plain_name(tag) => {
+            &path[path.len() - rest.len() - 1..]
+        }
+        Some(_) => return Decision::HandOff,
+        None => path,
+    };
+    let (dir, name) = if let Some(n) = file_path.strip_prefix("/images/") {
         (Dir::Images, n)
-    } else if let Some(n) = path.strip_prefix("/files/") {
+    } else if let Some(n) = file_path.strip_prefix("/files/") {
         (Dir::Files, n)
     } else {
         return Decision::HandOff;

@@ -1,9 +1,19 @@
-//! Live download progress: bytes served, total, rate, ETA and stalls, per router address.
+//! Live download progress: bytes served, total, rate, ETA and stalls, per router.
 //!
 //! Owns the table of downloads in flight (and recently ended). Downloads served with sendfile
 //! ([`super::sendfile`]) feed it directly, the hyper file routes through the HTTP layer's
-//! counting body; `status`, the dashboard and the JSON API read [`Transfers::for_ip`]. A router that disconnects mid-transfer ends its entry as aborted
-//! (logged); the next job simply downloads again.
+//! counting body; `status`, the dashboard and the JSON API read [`Transfers::for_serial`]. A
+//! router that disconnects mid-transfer ends its entry as aborted (logged); the next job simply
+//! downloads again.
+//!
+//! A download is attributed to the job that issued it, not to the address it comes from (NAT,
+//! relays and `simulate` put many routers behind one address): image-install and file-transfer
+//! jobs name a per-job URL, `/dl/<SERIAL>/<tag>/images/<file>`
+//! ([`crate::domain::job::download_path`]), and the PnP
+//! server registers the tag with [`Transfers::issued`]. Only a registered tag attributes: the
+//! tag is random and never shown, so nobody else can put progress on a router. A download
+//! under an unknown tag (issued before a restart) or a plain `/images/<file>` is still served,
+//! and is attributed to the serial that last spoke PnP from its address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::domain::job::download_parts as job_url_parts;
 
 /// No byte for this long while incomplete: the transfer is flagged as stalled.
 pub(crate) const STALL_AFTER: Duration = Duration::from_secs(30);
@@ -20,7 +32,7 @@ pub(crate) const KEEP_ENDED: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone)]
 struct Entry {
     ip: IpAddr,
-    /// The router bound to `ip` when the download started, for the log.
+    /// The router it belongs to (see [`Transfers::issued`]).
     serial: Option<String>,
     path: String,
     bytes: u64,
@@ -87,6 +99,8 @@ pub(crate) struct Transfers {
     inner: Arc<Mutex<(u64, HashMap<u64, Entry>)>>,
     /// The serial each router address last spoke PnP for (see [`Transfers::name`]).
     names: Arc<Mutex<HashMap<IpAddr, String>>>,
+    /// The serial each issued download tag belongs to (see [`Transfers::issued`]).
+    tags: Arc<Mutex<HashMap<String, String>>>,
     /// Bytes of every download since start (for `/metrics`).
     served: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -110,9 +124,38 @@ impl Transfers {
         names.insert(ip, serial.to_string());
     }
 
+    /// Records that the job just sent to `serial` names `url`: a download through it is that
+    /// router's, whichever address it comes from.
+    pub(crate) fn issued(&self, url: &str, serial: &str) {
+        let Some((_, tag, _)) = url.find("/dl/").and_then(|i| job_url_parts(&url[i..])) else {
+            return;
+        };
+        let mut tags = crate::sync::lock(&self.tags);
+        if tags.len() >= 100_000 {
+            tags.clear();
+        }
+        tags.insert(tag.to_string(), serial.to_string());
+    }
+
+    /// The router a download of `path` from `ip` belongs to: the registered tag's, else the
+    /// serial that last spoke PnP from `ip`.
+    fn owner(&self, ip: IpAddr, path: &str) -> Option<String> {
+        if let Some((_, tag, _)) = job_url_parts(path)
+            && let Some(serial) = crate::sync::lock(&self.tags).get(tag)
+        {
+            return Some(serial.clone());
+        }
+        crate::sync::lock(&self.names).get(&ip).cloned()
+    }
+
     pub(crate) fn start(&self, ip: IpAddr, path: String, total: Option<u64>) -> u64 {
         let now = Instant::now();
-        let serial = crate::sync::lock(&self.names).get(&ip).cloned();
+        let serial = self.owner(ip, &path);
+        // Shown without the job's tag: `/images/<file>`.
+        let path = match job_url_parts(&path) {
+            Some((_, _, rest)) => format!("/{rest}"),
+            None => path,
+        };
         self.with(|(next, map)| {
             map.retain(|_, e| e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED));
             *next += 1;
@@ -175,11 +218,14 @@ impl Transfers {
         )
     }
 
-    /// Transfers to `ip`, newest first.
-    pub(crate) fn for_ip(&self, ip: IpAddr) -> Vec<TransferView> {
+    /// Downloads of router `serial`, newest first.
+    pub(crate) fn for_serial(&self, serial: &str) -> Vec<TransferView> {
         let mut list: Vec<(Instant, TransferView)> = self.with(|(_, map)| {
             map.values()
-                .filter(|e| e.ip == ip && e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED))
+                .filter(|e| {
+                    e.serial.as_deref() == Some(serial)
+                        && e.ended.is_none_or(|(t, _)| t.elapsed() < KEEP_ENDED)
+                })
                 .map(|e| (e.started, view(e)))
                 .collect()
         });
@@ -218,33 +264,78 @@ fn view(e: &Entry) -> TransferView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::job::download_path as job_url_path;
 
     #[test]
     fn progress_rate_eta_and_end_states() {
         let t = Transfers::default();
         let ip: IpAddr = "198.51.100.20".parse().unwrap();
+        t.name(ip, "S1");
         let id = t.start(ip, "/images/x.bin".into(), Some(1000));
         t.add(id, 250);
-        let v = &t.for_ip(ip)[0];
+        let v = &t.for_serial("S1")[0];
         assert_eq!(
             (v.bytes, v.total, v.state),
             (250, Some(1000), TransferState::Running)
         );
         assert!(v.rate_bps > 0 && v.eta_secs.is_some());
-        assert!(t.for_ip("198.51.100.21".parse().unwrap()).is_empty());
+        assert!(t.for_serial("S2").is_empty());
         t.end(id, false);
-        let ended = t.for_ip(ip)[0].clone();
+        let ended = t.for_serial("S1")[0].clone();
         assert_eq!(ended.state, TransferState::Aborted);
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(
-            t.for_ip(ip)[0].elapsed_secs,
+            t.for_serial("S1")[0].elapsed_secs,
             ended.elapsed_secs,
             "an ended download's time does not run on"
         );
         let id2 = t.start(ip, "/files/g.tar".into(), None);
         t.end(id2, true);
-        let list = t.for_ip(ip);
+        let list = t.for_serial("S1");
         assert_eq!(list[0].path, "/files/g.tar");
         assert_eq!(list[0].state, TransferState::Done);
+    }
+
+    #[test]
+    fn a_download_is_the_router_whose_job_issued_it_whatever_its_address() {
+        let t = Transfers::default();
+        let nat: IpAddr = "203.0.113.9".parse().unwrap();
+        // Three routers behind one address; the last to speak PnP was C.
+        for s in ["A", "B", "C"] {
+            t.name(nat, s);
+        }
+        let url = |s: &str, tag: &str| {
+            format!(
+                "http://198.51.100.1:8080{}",
+                job_url_path(s, tag, "images", "x.bin")
+            )
+        };
+        t.issued(&url("A", "aa11"), "A");
+        t.issued(&url("B", "bb22"), "B");
+        t.start(nat, job_url_path("A", "aa11", "images", "x.bin"), Some(10));
+        t.start(nat, job_url_path("B", "bb22", "images", "x.bin"), Some(10));
+        // A tag nobody issued (a guess, or one from before a restart) does not attribute by the
+        // serial it names: it falls back to the address's last speaker.
+        t.start(nat, job_url_path("A", "guess", "images", "x.bin"), Some(10));
+        t.start(nat, "/images/x.bin".into(), Some(10));
+        let count = |s: &str| t.for_serial(s).len();
+        assert_eq!((count("A"), count("B"), count("C")), (1, 1, 2));
+        assert_eq!(
+            t.for_serial("A")[0].path,
+            "/images/x.bin",
+            "shown without its tag"
+        );
+        assert_eq!(
+            job_url_parts("/dl/S/t/files/g.tar"),
+            Some(("S", "t", "files/g.tar"))
+        );
+        for bad in [
+            "/dl/S/t/etc/passwd",
+            "/dl//t/images/x",
+            "/dl/S/t",
+            "/images/x",
+        ] {
+            assert_eq!(job_url_parts(bad), None, "{bad}");
+        }
     }
 }

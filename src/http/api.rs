@@ -117,9 +117,7 @@ pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<Sta
             config_update: d.config_file.is_some(),
             state: d.state.as_str().to_string(),
             step: d.pending.as_ref().map(|p| p.job.summary()),
-            transfer: transfers
-                .zip(d.ip)
-                .and_then(|(t, ip)| t.for_ip(ip).into_iter().next()),
+            transfer: transfers.and_then(|t| t.for_serial(&d.serial).into_iter().next()),
             last_error: d.last_error.clone(),
             fail_reason: d.fail_reason.clone(),
             lease: d.lease.clone(),

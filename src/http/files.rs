@@ -36,9 +36,13 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(images: &Path, files: &Pa
             )
             .layer(axum::middleware::from_fn_with_state(confine, confine_layer))
     };
+    // The per-job URLs (`/dl/<SERIAL>/<tag>/…`, see `domain::job::download_path`) serve the
+    // same files; only the transfer table reads the prefix.
     Router::new()
         .nest("/images", serve(images))
         .nest("/files", serve(files))
+        .nest("/dl/{serial}/{tag}/images", serve(images))
+        .nest("/dl/{serial}/{tag}/files", serve(files))
 }
 
 #[derive(Clone)]

@@ -172,6 +172,9 @@ async fn exchange_request(
         }) => {
             needs_operator(attention);
             app.transfers.name(ip, &udi.serial);
+            if let Some(url) = job.download_url() {
+                app.transfers.issued(url, &udi.serial);
+            }
             (before, after, job, fail)
         }
         Some(Pass::Refused { bound, warn }) => {

@@ -59,6 +59,9 @@ pub(crate) struct SimOptions {
     pub(crate) full_bootflash: usize,
     /// This many routers (the last ones) have a Python script that dies with a traceback.
     pub(crate) failing_script: usize,
+    /// Every router talks from this address (routers behind NAT or a relay); `None`: each from
+    /// its own loopback address when the server is on loopback, else this host's.
+    pub(crate) source: Option<std::net::IpAddr>,
 }
 
 /// How a run ended.
@@ -973,8 +976,12 @@ fn server_on_loopback(server: &str) -> bool {
 /// Router `i`'s client. Against a server on loopback each router talks from its own address
 /// (127.1.0.2 + i: all of 127.0.0.0/8 is this host), as routers on a bench do, so the server's
 /// per-address binding and limits see one router per address; elsewhere they share this
-/// host's address (and its per-address limits).
-fn router_client(loopback: bool, i: usize) -> anyhow::Result<reqwest::Client> {
+/// host's address (and its per-address limits); `source` puts them all behind that one.
+fn router_client(
+    loopback: bool,
+    source: Option<std::net::IpAddr>,
+    i: usize,
+) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .pool_max_idle_per_host(2)
         // Below the server's header timeout (10 s by default, which also ends a kept-alive
@@ -984,7 +991,9 @@ fn router_client(loopback: bool, i: usize) -> anyhow::Result<reqwest::Client> {
         // Like a router's copy command: a transfer that stops moving fails (and is retried by
         // the workflow) instead of hanging for ever.
         .read_timeout(Duration::from_secs(60));
-    if loopback {
+    if let Some(ip) = source {
+        b = b.local_address(ip);
+    } else if loopback {
         let n = u32::try_from(i).unwrap_or(u32::MAX).min(0x00fe_fffd);
         let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 1, 0, 2)) + n);
         b = b.local_address(std::net::IpAddr::V4(ip));
@@ -1003,7 +1012,11 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
     let loopback = server_on_loopback(&opts.server);
     let mut routers = Vec::with_capacity(opts.devices);
     for i in 0..opts.devices {
-        routers.push(Router::new(&opts, i, router_client(loopback, i)?));
+        routers.push(Router::new(
+            &opts,
+            i,
+            router_client(loopback, opts.source, i)?,
+        ));
     }
     let sh = Arc::new(Shared {
         opts: opts.clone(),
@@ -1080,6 +1093,7 @@ mod tests {
             reload_secs: 20.0,
             full_bootflash: 0,
             failing_script: 0,
+            source: None,
         };
         let mut r = Router::new(&opts, 0, reqwest::Client::new());
         assert!((0..10).all(|_| r.job_secs(&opts) == 2.0));

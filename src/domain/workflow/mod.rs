@@ -137,6 +137,17 @@ fn url(ctx: &Ctx<'_>, dir: &str, file: &str) -> String {
     format!("{}/{dir}/{file}", ctx.base_url.trim_end_matches('/'))
 }
 
+/// The per-job URL of a download (so progress is this router's whatever address it comes
+/// from): the tag is the first half of this exchange's token.
+fn download_url(ctx: &Ctx<'_>, dev: &Device, dir: &str, file: &str) -> String {
+    let tag = hex::encode(&ctx.config_token[..8]);
+    format!(
+        "{}{}",
+        ctx.base_url.trim_end_matches('/'),
+        crate::domain::job::download_path(&dev.serial, &tag, dir, file)
+    )
+}
+
 /// States in which the device only gets backoffs; their acks need no tracking.
 fn parked(state: State) -> bool {
     matches!(
@@ -305,7 +316,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             dev.upgrade_attempts += 1;
             dev.state = State::UpgradeInProgress;
             Some(Job::ImageInstall {
-                url: url(ctx, "images", &target.file),
+                url: download_url(ctx, dev, "images", &target.file),
                 md5,
                 destination: format!("{}{}", plan.image_destination, target.file),
                 file: target.file,
@@ -327,7 +338,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
                 Some(c) if !done => {
                     if c.present {
                         Some(Job::FileTransfer {
-                            url: url(ctx, "files", &c.file),
+                            url: download_url(ctx, dev, "files", &c.file),
                             destination: c.target(),
                             file: c.file.clone(),
                         })

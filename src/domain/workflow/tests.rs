@@ -228,7 +228,7 @@ fn full_workflow_in_reference_order() {
         image,
         Job::ImageInstall {
             file: "c1100-universalk9.17.12.03a.SPA.bin".into(),
-            url: "http://198.51.100.1:8080/images/c1100-universalk9.17.12.03a.SPA.bin".into(),
+            url: "http://198.51.100.1:8080/dl/FGL1/0123abcd00000000/images/c1100-universalk9.17.12.03a.SPA.bin".into(),
             md5: "0123456789abcdef0123456789abcdef".into(),
             destination: "bootflash:c1100-universalk9.17.12.03a.SPA.bin".into(),
         }
@@ -247,7 +247,7 @@ fn full_workflow_in_reference_order() {
         c.request(),
         Job::FileTransfer {
             file: "guestshell.tar".into(),
-            url: "http://198.51.100.1:8080/files/guestshell.tar".into(),
+            url: "http://198.51.100.1:8080/dl/FGL1/0123abcd00000000/files/guestshell.tar".into(),
             destination: "bootflash:guestshell.tar".into()
         }
     );
@@ -257,7 +257,7 @@ fn full_workflow_in_reference_order() {
         c.request(),
         Job::FileTransfer {
             file: "s.py".into(),
-            url: "http://198.51.100.1:8080/files/s.py".into(),
+            url: "http://198.51.100.1:8080/dl/FGL1/0123abcd00000000/files/s.py".into(),
             destination: "bootflash:guest-share/s.py".into()
         }
     );

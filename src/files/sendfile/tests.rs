@@ -161,6 +161,19 @@ fn decide_table() {
             "GET /images/a.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".into(),
             Some((Dir::Images, "a.bin", false, None, true)),
         ),
+        // A per-job URL serves the same file.
+        (
+            ok("GET", "/dl/FCZ1/0a1b/images/a.bin", ""),
+            Some((Dir::Images, "a.bin", false, None, true)),
+        ),
+        (
+            ok("GET", "/dl/FCZ1/0a1b/files/g.tar", ""),
+            Some((Dir::Files, "g.tar", false, None, true)),
+        ),
+        (ok("GET", "/dl/FCZ1/0a1b/configs/x", ""), None),
+        (ok("GET", "/dl/../0a1b/images/a.bin", ""), None),
+        (ok("GET", "/dl/FCZ1/0a1b/images/../x", ""), None),
+        (ok("GET", "/dl/FCZ1/images/a.bin", ""), None),
         // Everything else goes to hyper.
         (ok("POST", "/images/a.bin", ""), None),
         (ok("PUT", "/files/x", ""), None),
@@ -422,6 +435,13 @@ async fn same_answers_as_servedir_or_handed_off_untouched() {
         ("GET", "/images/empty.bin", &[], true),
         ("GET", "/files/pnp_script.py", &[], true),
         ("GET", "/files/gs.tar", &[], true),
+        ("GET", "/dl/FCZ1/0a1b/images/c1100.bin", &[], true),
+        (
+            "GET",
+            "/dl/FCZ1/0a1b/files/gs.tar",
+            &[("range", "bytes=-7")],
+            true,
+        ),
         // ServeDir's answers: 416, 404, refusals.
         (
             "GET",
@@ -485,6 +505,11 @@ async fn same_answers_as_servedir_or_handed_off_untouched() {
 #[tokio::test]
 async fn keep_alive_serves_several_then_hands_off_and_counts_transfers() {
     let (_t, fast) = dirs();
+    // One download through its job's URL, one plain one from the address S1 last spoke from.
+    fast.transfers
+        .issued("http://h/dl/S1/t1/files/gs.tar", "S1");
+    fast.transfers
+        .name(std::net::Ipv4Addr::LOCALHOST.into(), "S1");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let f2 = fast.clone();
@@ -500,7 +525,7 @@ async fn keep_alive_serves_several_then_hands_off_and_counts_transfers() {
     let mut c = TcpStream::connect(addr).await.unwrap();
     let hello = "POST /pnp/HELLO HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\n\r\nabc";
     let pipelined = format!(
-        "GET /files/gs.tar HTTP/1.1\r\nhost: t\r\n\r\nGET /images/c1100.bin HTTP/1.1\r\nrange: bytes=0-9\r\n\r\n{hello}"
+        "GET /dl/S1/t1/files/gs.tar HTTP/1.1\r\nhost: t\r\n\r\nGET /images/c1100.bin HTTP/1.1\r\nrange: bytes=0-9\r\n\r\n{hello}"
     );
     c.write_all(pipelined.as_bytes()).await.unwrap();
     c.shutdown().await.unwrap();
@@ -522,7 +547,7 @@ async fn keep_alive_serves_several_then_hands_off_and_counts_transfers() {
     assert_eq!(second.status, 206);
     assert_eq!(second.body, (0..10u8).collect::<Vec<_>>());
     assert_eq!(server.await.unwrap(), hello.as_bytes());
-    let seen = fast.transfers.for_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    let seen = fast.transfers.for_serial("S1");
     assert_eq!(seen.len(), 2);
     assert!(
         seen.iter()
@@ -537,6 +562,8 @@ async fn keep_alive_serves_several_then_hands_off_and_counts_transfers() {
 #[tokio::test]
 async fn router_gone_mid_download_is_an_aborted_transfer() {
     let (_t, fast) = dirs();
+    fast.transfers
+        .name(std::net::Ipv4Addr::LOCALHOST.into(), "S1");
     // Big enough not to fit in the socket buffers of both ends.
     let big = vec![1u8; 64 << 20];
     std::fs::write(fast.images.join("big.bin"), &big).unwrap();
@@ -560,7 +587,7 @@ async fn router_gone_mid_download_is_an_aborted_transfer() {
     }
     drop(c);
     assert!(server.await.unwrap(), "the connection ends with the router");
-    let t = &fast.transfers.for_ip(std::net::Ipv4Addr::LOCALHOST.into())[0];
+    let t = &fast.transfers.for_serial("S1")[0];
     assert_eq!(t.state, crate::files::transfers::TransferState::Aborted);
     assert!(t.bytes < 64 << 20, "{t:?}");
 }
