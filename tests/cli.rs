@@ -114,6 +114,48 @@ fn dhcp_config_prints_each_format_with_the_option_43_string() {
     );
 }
 
+/// Without an interface the snippets take the address routers reach from `[http] advertise`;
+/// with nothing to go on, the error names settings and flags that exist where it is printed.
+#[test]
+fn dhcp_config_falls_back_to_the_advertised_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "[http]\nlisten = \"0.0.0.0:8080\"\nadvertise = \"198.51.100.7\"\n[dhcp]\npool = \"198.51.100.100-198.51.100.199\"\n";
+    for format in ["isc", "kea", "dnsmasq", "ios"] {
+        let out = run_in(dir.path(), cfg, &["dhcp-config", "--format", format]);
+        assert!(out.status.success(), "{format}: {}", text(&out));
+        assert!(
+            text(&out).contains("5A1D;B2;K4;I198.51.100.7;J8080"),
+            "{format}: {}",
+            text(&out)
+        );
+        assert!(
+            text(&out).contains("Where to paste"),
+            "{format}: {}",
+            text(&out)
+        );
+    }
+    let bare = "[http]\nlisten = \"0.0.0.0:8080\"\n";
+    let out = run_in(dir.path(), bare, &["dhcp-config"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("[http] advertise"), "{}", text(&out));
+    // `check` prints the same reason; every flag it names exists on `check` or is said to
+    // belong to another command.
+    let out = run_in(dir.path(), bare, &["check"]);
+    let t = text(&out);
+    assert!(t.contains("option 43: unknown"), "{t}");
+    for line in t.lines().filter(|l| l.contains("--")) {
+        for flag in line.split_whitespace().filter(|w| w.starts_with("--")) {
+            let flag = flag.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
+            let help = run_in(dir.path(), bare, &["check", "--help"]);
+            let on_check = text(&help).contains(flag);
+            assert!(
+                on_check || line.contains("`serve` and `dhcp-config` also take"),
+                "check names {flag}, which it does not take: {line}"
+            );
+        }
+    }
+}
+
 #[test]
 fn offline_resume_changes_the_saved_record() {
     let dir = tempfile::tempdir().unwrap();

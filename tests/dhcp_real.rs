@@ -418,8 +418,11 @@ fn snippet(format: &str, iface: &str, dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    // The interface name only matters to Kea and dnsmasq, which check that it exists.
-    text.replace("\"eth1\"", &format!("\"{iface}\""))
+    // No interface in this config: Kea's is a placeholder, filled in as the operator would.
+    text.replace(
+        "\"REPLACE-ME-interface-facing-the-routers\"",
+        &format!("\"{iface}\""),
+    )
 }
 
 #[test]
@@ -444,14 +447,29 @@ fn snippets_pass_their_servers_own_checks() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Kea reads the snippet as printed (its `//` comments included). Left as printed, the
+    // interface placeholder fails `-t`, which names it.
     let kea = dir.path().join("kea.json");
-    let text = snippet("kea", "lo", dir.path());
-    let json: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&kea, json).unwrap();
+    std::fs::write(
+        &kea,
+        snippet("kea", "REPLACE-ME-interface-facing-the-routers", dir.path()),
+    )
+    .unwrap();
+    let out = Command::new(find("kea-dhcp4").unwrap())
+        .arg("-t")
+        .arg(&kea)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && said.contains("REPLACE-ME-interface-facing-the-routers"),
+        "kea-dhcp4 -t on a placeholder: {said}"
+    );
+    std::fs::write(&kea, snippet("kea", "lo", dir.path())).unwrap();
     let out = Command::new(find("kea-dhcp4").unwrap())
         .arg("-t")
         .arg(&kea)
@@ -522,6 +540,77 @@ fn isc_snippet_end_to_end_gives_dhclient_the_exact_option_43() {
     assert!(bound.contains(&format!("opt43={OPT43}")), "{bound}");
     let (ok, _) = lab.dhclient("c9300", true, Some(C9300_PID_HEX), 4);
     assert!(!ok, "dhcpd with our snippet must not serve a C9300");
+}
+
+/// The dnsmasq snippet pasted into a site's own dnsmasq, which serves other clients from its
+/// own range: PnP routers get option 43 and an address from the PnP range, and everyone else
+/// is served exactly as before (the old snippet's global `dhcp-ignore=tag:!pnp` silenced them).
+#[test]
+#[ignore = "needs root (network namespaces), dnsmasq and dhclient: run by .ci/run"]
+fn dnsmasq_snippet_in_a_shared_dnsmasq_serves_routers_and_leaves_others_alone() {
+    require(
+        "dnsmasq with our snippet",
+        &["ip", "dnsmasq", "dhclient"],
+        true,
+    );
+    let mut lab = Lab::new();
+    let conf = lab.path("dnsmasq.conf");
+    let site = format!(
+        "# The site's own configuration.\nport=0\ninterface=vs\nbind-interfaces\ndhcp-authoritative\n\
+         dhcp-range=198.51.100.20,198.51.100.50,255.255.255.0,600\ndhcp-leasefile={}\n\n",
+        lab.path("dnsmasq.leases").display()
+    );
+    std::fs::write(&conf, site + &snippet("dnsmasq", "vs", lab.dir.path())).unwrap();
+    let log = std::fs::File::create(lab.path("dnsmasq.log")).unwrap();
+    let child = lab
+        .exec(&lab.srv, find("dnsmasq").unwrap().to_str().unwrap())
+        .arg("--keep-in-foreground")
+        .arg("--log-dhcp")
+        .arg("--log-facility=-")
+        .arg("--user=root")
+        .arg(format!("--pid-file={}", lab.path("dnsmasq.pid").display()))
+        .arg(format!("--conf-file={}", conf.display()))
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    lab.children.push(child);
+    lab.wait_log("dnsmasq.log", "DHCP, IP range");
+    let in_range = |seen: &str, lo: u8, hi: u8| {
+        seen.lines()
+            .find(|l| l.starts_with("BOUND"))
+            .and_then(|l| l.split("ip=198.51.100.").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u8>().ok())
+            .is_some_and(|n| (lo..=hi).contains(&n))
+    };
+    let dnsmasq_log = || std::fs::read_to_string(lab.path("dnsmasq.log")).unwrap_or_default();
+    let (ok, isr) = lab.dhclient("isr", true, Some(ISR_PID_HEX), 15);
+    assert!(ok, "no lease for the router: {isr}\n{}", dnsmasq_log());
+    assert!(isr.contains(&format!("opt43={OPT43}")), "{isr}");
+    assert!(
+        in_range(&isr, 100, 199),
+        "the router is in the PnP range: {isr}"
+    );
+    for (name, send60, pid) in [
+        ("laptop", false, None),
+        ("c9300", true, Some(C9300_PID_HEX)),
+    ] {
+        let (ok, seen) = lab.dhclient(name, send60, pid, 15);
+        assert!(ok, "{name} was not served: {seen}\n{}", dnsmasq_log());
+        assert!(
+            in_range(&seen, 20, 50),
+            "{name} from the site's range: {seen}"
+        );
+        let bound = seen
+            .lines()
+            .find(|l| l.starts_with("BOUND"))
+            .unwrap_or_default();
+        assert!(
+            bound.ends_with("opt43="),
+            "{name} got no option 43: {bound}"
+        );
+    }
 }
 
 /// A DHCP packet as a client (or, with `giaddr`, a relay) sends it.

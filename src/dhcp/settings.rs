@@ -75,7 +75,7 @@ pub(crate) fn resolve(
         (None, Some((ip, _)), _) => ip.to_string(),
         (None, None, Some(a)) => a.host.clone(),
         (None, None, None) => {
-            return Err("no PnP server address: set [dhcp.option43] server = \"<address routers reach>\" or [http] advertise, or give --interface IFACE".into());
+            return Err("no PnP server address: set [dhcp.option43] server = \"<address routers reach>\" or [http] advertise, or [dhcp] interface (`serve` and `dhcp-config` also take --interface IFACE)".into());
         }
     };
     let subnet = match iface {

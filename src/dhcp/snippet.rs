@@ -87,7 +87,10 @@ fn isc(i: &Input) -> String {
         .collect();
     let mut s = format!(
         "# Cisco PnP for routers whose PID starts with {prefixes} (pnp-appliance dhcp-config).\n\
-         # Paste into dhcpd.conf; `dhcpd -t -cf /etc/dhcp/dhcpd.conf` checks it.\n\
+         # Where to paste: dhcpd.conf, then `dhcpd -t -cf /etc/dhcp/dhcpd.conf` checks it. If it\n\
+         # already declares the routers' subnet, put only the pool {{ }} into that declaration.\n\
+         # The class and its pool serve only ciscopnp clients with these PIDs: other clients\n\
+         # are served as before.\n\
          # Option 124 is read as raw bytes: the PID starts at byte 6 (RFC 3925 layout).\n\
          option cisco-pnp-pid code 124 = string;\n\n\
          class \"cisco-pnp\" {{\n  match if option vendor-class-identifier = \"ciscopnp\"\n       and ({m});\n  \
@@ -128,6 +131,13 @@ fn isc(i: &Input) -> String {
     s
 }
 
+/// Kea's stand-ins for what is not known here: `kea-dhcp4 -t` names each one it meets (an
+/// interface that "doesn't exist", an address it "failed to convert", a pool it "failed to
+/// parse"), so a snippet cannot be loaded with one left in.
+const KEA_IFACE: &str = "REPLACE-ME-interface-facing-the-routers";
+const KEA_SUBNET: &str = "REPLACE-ME-routers-subnet/24";
+const KEA_POOL: &str = "REPLACE-ME-first-address - REPLACE-ME-last-address";
+
 fn kea(i: &Input) -> String {
     let test = i
         .prefixes
@@ -136,37 +146,36 @@ fn kea(i: &Input) -> String {
         .collect::<Vec<_>>()
         .join(" or ");
     let mut subnet = serde_json::Map::new();
-    if let Some((net, mask)) = i.subnet {
-        subnet.insert(
-            "subnet".into(),
-            format!("{net}/{}", prefix_len(mask)).into(),
-        );
-        subnet.insert("id".into(), 1.into());
-        if let Some((a, b)) = i.range {
-            subnet.insert(
-                "pools".into(),
-                serde_json::json!([{ "pool": format!("{a} - {b}"), "client-class": "cisco-pnp" }]),
-            );
-        }
-        let mut data = Vec::new();
-        if !i.routers.is_empty() {
-            data.push(serde_json::json!({ "name": "routers", "data": join(&i.routers, ", ") }));
-        }
-        if !i.dns.is_empty() {
-            data.push(
-                serde_json::json!({ "name": "domain-name-servers", "data": join(&i.dns, ", ") }),
-            );
-        }
-        if !data.is_empty() {
-            subnet.insert("option-data".into(), data.into());
-        }
-        if let Some(ifc) = &i.interface {
-            subnet.insert("interface".into(), ifc.clone().into());
-        }
+    let net = match i.subnet {
+        Some((net, mask)) => format!("{net}/{}", prefix_len(mask)),
+        None => KEA_SUBNET.into(),
+    };
+    subnet.insert("subnet".into(), net.into());
+    subnet.insert("id".into(), 1.into());
+    let pool = match i.range {
+        Some((a, b)) => format!("{a} - {b}"),
+        None => KEA_POOL.into(),
+    };
+    // The pool serves the class only: other clients of the subnet never get these addresses.
+    subnet.insert(
+        "pools".into(),
+        serde_json::json!([{ "pool": pool, "client-class": "cisco-pnp" }]),
+    );
+    let mut data = Vec::new();
+    if !i.routers.is_empty() {
+        data.push(serde_json::json!({ "name": "routers", "data": join(&i.routers, ", ") }));
     }
+    if !i.dns.is_empty() {
+        data.push(serde_json::json!({ "name": "domain-name-servers", "data": join(&i.dns, ", ") }));
+    }
+    if !data.is_empty() {
+        subnet.insert("option-data".into(), data.into());
+    }
+    let iface = i.interface.clone().unwrap_or_else(|| KEA_IFACE.into());
+    subnet.insert("interface".into(), iface.clone().into());
     let doc = serde_json::json!({
         "Dhcp4": {
-            "interfaces-config": { "interfaces": [ i.interface.clone().unwrap_or_else(|| "eth1".into()) ] },
+            "interfaces-config": { "interfaces": [ iface ] },
             "lease-database": { "type": "memfile" },
             "valid-lifetime": i.lease_secs,
             "client-classes": [{
@@ -175,14 +184,28 @@ fn kea(i: &Input) -> String {
                 "option-def": [{ "name": "vendor-encapsulated-options", "code": 43, "type": "string" }],
                 "option-data": [{ "name": "vendor-encapsulated-options", "data": i.option43, "always-send": true }]
             }],
-            "subnet4": if subnet.is_empty() { serde_json::json!([]) } else { serde_json::json!([subnet]) }
+            "subnet4": [subnet]
         }
     });
     let body = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    format!(
-        "// Cisco PnP for routers whose PID starts with {} (pnp-appliance dhcp-config).\n// Kea DHCPv4 configuration; `kea-dhcp4 -t FILE` checks it. Option 43 is redefined as a\n// string in the class so it goes out as the plain text, always.\n{body}\n",
+    let mut head = format!(
+        "// Cisco PnP for routers whose PID starts with {} (pnp-appliance dhcp-config).\n\
+         // Kea DHCPv4. Where to paste, into your kea-dhcp4.conf's \"Dhcp4\":\n\
+         //   - the \"cisco-pnp\" entry of \"client-classes\" (add the list if there is none);\n\
+         //   - its pool into the \"pools\" of the routers' subnet in \"subnet4\" (or the whole\n\
+         //     subnet entry if Kea does not serve that subnet yet; give it an unused \"id\").\n\
+         // The pool serves only the class: other clients are served as before. Option 43 is\n\
+         // redefined as a string in the class so it goes out as the plain text, always.\n\
+         // Alone, this is a whole configuration: `kea-dhcp4 -t FILE` checks it.\n",
         i.prefixes.join(", ")
-    )
+    );
+    if body.contains("REPLACE-ME") {
+        head.push_str(
+            "// REPLACE-ME values are not known here (give --interface, or [dhcp] interface and\n\
+             // pool): `kea-dhcp4 -t` names each one left.\n",
+        );
+    }
+    format!("{head}{body}\n")
 }
 
 fn hex_colon(s: &str) -> String {
@@ -194,16 +217,17 @@ fn hex_colon(s: &str) -> String {
 
 fn dnsmasq(i: &Input) -> String {
     let mut s = format!(
-        "# Cisco PnP for routers whose PID starts with {} (pnp-appliance dhcp-config).\n# dnsmasq; `dnsmasq --test --conf-file=FILE` checks it. Everyone else is ignored.\n",
+        "# Cisco PnP for routers whose PID starts with {} (pnp-appliance dhcp-config).\n\
+         # dnsmasq. Where to paste: a new file in /etc/dnsmasq.d/ (or the end of dnsmasq.conf);\n\
+         # `dnsmasq --test --conf-file=FILE` checks it. It adds a range and option 43 for PnP\n\
+         # routers only (no dhcp-ignore): every other client is served as before.\n",
         i.prefixes.join(", ")
     );
+    // An `interface=` line would narrow a shared dnsmasq to that one interface.
     if let Some(ifc) = &i.interface {
-        s.push_str(&format!("interface={ifc}\n"));
-    }
-    if let (Some((a, b)), Some((_, mask))) = (i.range, i.subnet) {
-        s.push_str(&format!("dhcp-range={a},{b},{mask},{}\n", i.lease_secs));
-    } else if let Some((a, b)) = i.range {
-        s.push_str(&format!("dhcp-range={a},{b},{}\n", i.lease_secs));
+        s.push_str(&format!(
+            "# dnsmasq must listen on {ifc}: if dnsmasq.conf has interface= lines, one must name it.\n"
+        ));
     }
     s.push_str("dhcp-vendorclass=set:pnp,ciscopnp\n");
     for p in &i.prefixes {
@@ -213,7 +237,22 @@ fn dnsmasq(i: &Input) -> String {
             hex_colon(p)
         ));
     }
-    s.push_str("dhcp-ignore=tag:!pnp\ndhcp-ignore=tag:!pidok\n");
+    // A range for the tagged clients only (dnsmasq(8), --dhcp-range tag:<tag>).
+    match (i.range, i.subnet) {
+        (Some((a, b)), Some((_, mask))) => s.push_str(&format!(
+            "dhcp-range=tag:pnp,tag:pidok,{a},{b},{mask},{}\n",
+            i.lease_secs
+        )),
+        (Some((a, b)), None) => s.push_str(&format!(
+            "dhcp-range=tag:pnp,tag:pidok,{a},{b},{}\n",
+            i.lease_secs
+        )),
+        (None, _) => s.push_str(&format!(
+            "# No range known here (set [dhcp] pool): routers take one of your ranges, or add\n\
+             # dhcp-range=tag:pnp,tag:pidok,FIRST,LAST,MASK,{}\n",
+            i.lease_secs
+        )),
+    }
     s.push_str(&format!(
         "dhcp-option-force=tag:pnp,tag:pidok,43,\"{}\"\n",
         i.option43
@@ -235,7 +274,10 @@ fn dnsmasq(i: &Input) -> String {
 
 fn ios(i: &Input) -> String {
     let mut s = String::from(
-        "! Cisco PnP (pnp-appliance dhcp-config) for a Cisco IOS DHCP server.\n! IOS cannot match option 124: every client of this pool gets option 43.\n",
+        "! Cisco PnP (pnp-appliance dhcp-config) for a Cisco IOS DHCP server.\n\
+         ! Where to paste: configure terminal on the router or switch serving the staging VLAN.\n\
+         ! IOS cannot match option 124: every client of this pool gets option 43, so give the\n\
+         ! pool the staging VLAN only.\n",
     );
     for e in &i.pool.exclude {
         s.push_str(&format!("ip dhcp excluded-address {e}\n"));
@@ -337,16 +379,57 @@ mod tests {
         assert_eq!(class["option-data"][0]["always-send"], true);
         assert_eq!(class["option-def"][0]["type"], "string");
         assert_eq!(v["Dhcp4"]["subnet4"][0]["subnet"], "198.51.100.0/24");
+        assert_eq!(v["Dhcp4"]["interfaces-config"]["interfaces"][0], "eth1");
+        assert_eq!(
+            v["Dhcp4"]["subnet4"][0]["pools"][0]["client-class"],
+            "cisco-pnp"
+        );
+        assert!(!s.contains("REPLACE-ME"), "{s}");
+    }
+
+    #[test]
+    fn what_is_not_known_is_an_explicit_placeholder_never_a_guess() {
+        let mut i = input();
+        i.interface = None;
+        i.subnet = None;
+        i.pool.ranges.clear();
+        let kea = render(Format::Kea, &i);
+        for p in [KEA_IFACE, KEA_SUBNET, KEA_POOL] {
+            assert!(kea.contains(&format!("\"{p}\"")), "{p}: {kea}");
+        }
+        assert!(!kea.contains("eth1"), "{kea}");
+        assert!(kea.contains("names each one left"), "{kea}");
+        let dnsmasq = render(Format::Dnsmasq, &i);
+        assert!(
+            !dnsmasq
+                .lines()
+                .any(|l| l.starts_with("dhcp-range") || l.starts_with("interface=")),
+            "{dnsmasq}"
+        );
     }
 
     #[test]
     fn dnsmasq_and_ios() {
         let s = render(Format::Dnsmasq, &input());
+        // Safe in a shared dnsmasq: nothing global, the range only for tagged clients.
+        for line in s.lines().filter(|l| !l.starts_with('#')) {
+            assert!(
+                !line.starts_with("dhcp-ignore") && !line.starts_with("interface="),
+                "{line}"
+            );
+        }
+        assert!(
+            s.contains(
+                "dhcp-range=tag:pnp,tag:pidok,198.51.100.100,198.51.100.199,255.255.255.0,3600\n"
+            ),
+            "{s}"
+        );
         assert!(s.contains("dhcp-match=set:pidok,124,00:00:00:09:*:*:43:31:31\n"));
         assert!(
             s.contains("dhcp-option-force=tag:pnp,tag:pidok,43,\"5A1D;B2;K4;I198.51.100.1;J8080\"")
         );
         let s = render(Format::Ios, &input());
+        assert!(s.contains("Where to paste"), "{s}");
         assert!(s.contains(" option 43 ascii \"5A1D;B2;K4;I198.51.100.1;J8080\"\n"));
         assert!(s.contains(" lease 0 1 0\n"));
     }
