@@ -435,20 +435,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let text = if json {
                     format!("{}\n", serde_json::to_string_pretty(&rows)?)
                 } else {
-                    let note = if live {
-                        ""
-                    } else {
-                        "(server not running: saved state, no transfers)\n"
-                    };
                     let waiting = rt.block_on(waiting_rows(&cfg))?;
-                    format!("{note}{}", crate::ops::status::table(&rows, &waiting))
+                    let mut screen = screen();
+                    if watch {
+                        // The clock line on top.
+                        screen.height = screen.height.map(|h| h.saturating_sub(1));
+                    }
+                    crate::ops::status::table(&rows, &waiting, screen, live)
                 };
                 if watch {
-                    print!(
-                        "\x1b[2J\x1b[H{}  {}\n{text}",
-                        chrono::Local::now().format("%H:%M:%S"),
+                    // Redrawn in place: home, each line cleared to its end, the rest below
+                    // cleared (no flash of an empty screen between two frames).
+                    let mut frame = format!(
+                        "\x1b[H{}  {} (Ctrl-C to stop)\x1b[K\n",
+                        crate::domain::bench::utc(chrono::Local::now()),
                         cfg.source.display()
                     );
+                    for line in text.lines() {
+                        frame.push_str(line);
+                        frame.push_str("\x1b[K\n");
+                    }
+                    frame.push_str("\x1b[J");
+                    print!("{frame}");
                     use std::io::Write;
                     let _ = std::io::stdout().flush();
                     std::thread::sleep(Duration::from_secs(2));
@@ -481,6 +489,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The terminal `status` prints to: its size when stdout is one, else `COLUMNS` and `LINES`
+/// when set, else no limit (a pipe or a file gets every row at full length).
+fn screen() -> crate::ops::status::Screen {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let tty = rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .filter(|w| w.ws_col > 0 && w.ws_row > 0);
+    crate::ops::status::Screen {
+        width: tty
+            .map(|w| usize::from(w.ws_col))
+            .or_else(|| env("COLUMNS")),
+        height: tty.map(|w| usize::from(w.ws_row)).or_else(|| env("LINES")),
     }
 }
 

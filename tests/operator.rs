@@ -118,7 +118,7 @@ fn status_show_report_and_actions() {
         "{t}"
     );
     assert!(
-        t.contains("2 routers: 2 FINISHED, 0 FAILED, 0 in progress"),
+        t.contains("2 routers: 0 need you · 0 in progress · 2 finished · times UTC"),
         "{t}"
     );
 

@@ -507,9 +507,18 @@ fn an_image_that_does_not_fit_is_cleaned_up_for_or_waits_for_an_operator() {
     let _ = sim.kill();
     let _ = sim.wait();
     let why = d["last_error"].as_str().unwrap_or_default();
+    assert!(why.contains("193 MB free"), "{why}");
+    // Every view shows it as needing you, with the reason and the fix.
+    let rows: serde_json::Value =
+        serde_json::from_slice(&b.run(&["status", "--json"]).stdout).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["group"], "needs_you", "{row}");
+    assert_eq!(row["reason"], why, "{row}");
     assert!(
-        why.contains("193 MB free") && why.contains("device resume NOSPACE00001"),
-        "{why}"
+        row["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("device resume NOSPACE00001")),
+        "{row}"
     );
     assert!(
         !d["history"].to_string().contains("image-install"),

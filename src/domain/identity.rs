@@ -88,7 +88,7 @@ pub(crate) fn claim_text(dev: &Device) -> Option<String> {
         dev.serial,
         c.ip,
         c.count,
-        c.last.format("%Y-%m-%d %H:%M:%S")
+        super::bench::utc(c.last)
     ))
 }
 

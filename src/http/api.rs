@@ -16,7 +16,6 @@ use super::{App, Peer};
 use crate::domain::device::{Device, DeviceLease};
 use crate::domain::workflow::{self, Action};
 use crate::files::transfers::{TransferView, Transfers};
-use crate::store::TIME_FORMAT;
 
 /// One router in `status --json` and `GET /api/status` (stable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +57,16 @@ pub(crate) struct StatusRow {
     /// Another address's refused claim on this serial: "SERIAL claimed from X, bound to Y ...".
     #[serde(default)]
     pub(crate) claim: Option<String>,
+    /// `needs_you`, `in_progress` or `finished`.
+    pub(crate) group: crate::domain::bench::Group,
+    /// Step k of n in the workflow.
+    pub(crate) progress: crate::domain::bench::Progress,
+    /// From its day-0 config (the inventory's row).
+    pub(crate) hostname: Option<String>,
+    /// Why it needs you (`group` = `needs_you`).
+    pub(crate) reason: Option<String>,
+    /// What to do about it.
+    pub(crate) fix: Option<String>,
 }
 
 /// A router our DHCP leased an address to that has not spoken PnP yet (`/api/waiting`,
@@ -83,11 +92,9 @@ pub(crate) fn waiting(leases: &crate::dhcp::leases::Leases, now: u64) -> Vec<Wai
             ip: l.ip.to_string(),
             mac: l.mac.clone(),
             pid: l.pid.clone().unwrap_or_default(),
-            since: chrono::DateTime::<Local>::from(
+            since: crate::domain::bench::utc(chrono::DateTime::<Local>::from(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(l.since),
-            )
-            .format(TIME_FORMAT)
-            .to_string(),
+            )),
         })
         .collect()
 }
@@ -99,31 +106,56 @@ pub(super) async fn waiting_routers(State(app): State<App>) -> Response {
     axum::Json(list).into_response()
 }
 
-/// Rows for `devices` (already newest first), with transfers when the server runs.
+/// Rows for `devices`, with transfers when the server runs, in the order every view shows
+/// them: the routers that need you, then those in progress, then the finished ones, each pile
+/// by serial (an order that does not move under the operator's eyes).
 pub(crate) fn rows(devices: &[Device], transfers: Option<&Transfers>) -> Vec<StatusRow> {
-    devices
+    let mut rows: Vec<StatusRow> = devices
         .iter()
-        .map(|d| StatusRow {
-            serial: d.serial.clone(),
-            platform: d.pid.clone(),
-            hw_rev: d.vid.clone(),
-            ip: d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            first_seen: d.first_seen.format(TIME_FORMAT).to_string(),
-            last_contact: d.last_contact.format(TIME_FORMAT).to_string(),
-            current_version: d.current_version.clone(),
-            target_image: d.target_image.clone(),
-            guestshell_tarball: d.tarball_done,
-            python_script: d.script_done,
-            config_update: d.config_file.is_some(),
-            state: d.state.as_str().to_string(),
-            step: d.pending.as_ref().map(|p| p.job.summary()),
-            transfer: transfers.and_then(|t| t.for_serial(&d.serial).into_iter().next()),
-            last_error: d.last_error.clone(),
-            fail_reason: d.fail_reason.clone(),
-            lease: d.lease.clone(),
-            claim: crate::domain::identity::claim_text(d),
+        .map(|d| {
+            row(
+                d,
+                transfers.and_then(|t| t.for_serial(&d.serial).into_iter().next()),
+            )
         })
-        .collect()
+        .collect();
+    rows.sort_by(|a, b| (a.group, &a.serial).cmp(&(b.group, &b.serial)));
+    rows
+}
+
+/// One router's row, with its newest download.
+fn row(d: &Device, transfer: Option<TransferView>) -> StatusRow {
+    use crate::domain::bench;
+    let stalled = transfer
+        .as_ref()
+        .filter(|t| t.state == crate::files::transfers::TransferState::Stalled)
+        .map(|t| t.path.rsplit('/').next().unwrap_or_default().to_string());
+    let attention = bench::attention(d, stalled.as_deref());
+    StatusRow {
+        serial: d.serial.clone(),
+        platform: d.pid.clone(),
+        hw_rev: d.vid.clone(),
+        ip: d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        first_seen: crate::domain::bench::utc(d.first_seen),
+        last_contact: crate::domain::bench::utc(d.last_contact),
+        current_version: d.current_version.clone(),
+        target_image: d.target_image.clone(),
+        guestshell_tarball: d.tarball_done,
+        python_script: d.script_done,
+        config_update: d.config_file.is_some(),
+        state: d.state.as_str().to_string(),
+        step: d.pending.as_ref().map(|p| p.job.summary()),
+        transfer,
+        last_error: d.last_error.clone(),
+        fail_reason: d.fail_reason.clone(),
+        lease: d.lease.clone(),
+        claim: crate::domain::identity::claim_text(d),
+        group: bench::group(d, attention.as_ref()),
+        progress: bench::progress(d),
+        hostname: bench::hostname(d),
+        reason: attention.as_ref().map(|a| a.reason.clone()),
+        fix: attention.map(|a| a.fix),
+    }
 }
 
 fn no_device(serial: &str) -> HttpError {
@@ -209,8 +241,14 @@ pub(super) async fn device(
         .get(&serial)
         .await
         .ok_or_else(|| no_device(&serial))?;
-    let v = record_json(&d)
+    let mut v = record_json(&d)
         .ok_or_else(|| HttpError::Internal(format!("record of {serial} does not serialise")))?;
+    // What the dashboard's router page shows besides the record: its status row (pile, step,
+    // reason and fix, download) and the timeline of its steps.
+    let transfer = app.transfers.for_serial(&d.serial).into_iter().next();
+    v["row"] = serde_json::to_value(row(&d, transfer)).unwrap_or_default();
+    v["timeline"] =
+        serde_json::to_value(crate::domain::bench::timeline(&d, Local::now())).unwrap_or_default();
     Ok(axum::Json(v).into_response())
 }
 
@@ -222,7 +260,9 @@ pub(super) async fn metrics(State(app): State<App>) -> Response {
 pub(super) async fn status(State(app): State<App>, Query(page): Query<Page>) -> Response {
     let devices = app.registry.summaries().await;
     let total = devices.len();
-    page.answer(total, rows(page.of(&devices), Some(&app.transfers)))
+    // Sorted before paging: the piles depend on live downloads, and pages must not overlap.
+    let all = rows(&devices, Some(&app.transfers));
+    page.answer(total, page.of(&all).to_vec())
 }
 
 /// Device actions need proof that they are not cross-site and the admin token (configured, or

@@ -7,10 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::bench::Group;
 use crate::domain::device::{Device, State};
 use crate::files::transfers::{TransferState, TransferView};
 use crate::http::api::StatusRow;
-use crate::store::TIME_FORMAT;
 
 fn mb(b: u64) -> String {
     format!("{:.1}MB", b as f64 / 1e6)
@@ -62,78 +62,200 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-/// The terminal table of `status`, then the routers leased by our DHCP that have not spoken
-/// PnP yet.
-pub(crate) fn table(rows: &[StatusRow], waiting: &[crate::http::api::Waiting]) -> String {
-    let yn = |b: bool| if b { "Done" } else { "-" };
-    let mut out = format!(
-        "{:<14} {:<12} {:<5} {:<15} {:<19} {:<19} {:<9} {:<22} {:<4} {:<4} {:<4} {:<21} {}\n",
-        "SERIAL",
-        "PLATFORM",
-        "HW",
-        "IP",
-        "FIRST SEEN",
-        "LAST CONTACT",
-        "VERSION",
-        "TARGET",
-        "GS",
-        "PY",
-        "CFG",
-        "STATE",
-        "STEP / PROGRESS / LAST ERROR"
+/// The size `status` lays itself out for: columns and lines, `None` for no limit (output
+/// that goes to a pipe or a file keeps every row at full length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Screen {
+    /// Characters per line.
+    pub(crate) width: Option<usize>,
+    /// Lines.
+    pub(crate) height: Option<usize>,
+}
+
+#[cfg(test)]
+impl Screen {
+    /// No limit.
+    pub(crate) const FULL: Screen = Screen {
+        width: None,
+        height: None,
+    };
+}
+
+/// `SERIAL claimed …`, a download or an error, cut to `n` characters.
+fn detail(r: &StatusRow) -> String {
+    if let Some(reason) = &r.reason {
+        return reason.clone();
+    }
+    if let Some(t) = &r.transfer
+        && matches!(t.state, TransferState::Running | TransferState::Stalled)
+    {
+        return compact_download(t);
+    }
+    match r.group {
+        Group::Finished => format!("runs {}", r.current_version),
+        _ => match &r.last_error {
+            Some(e) => format!("retrying: {e}"),
+            None => r.progress.name.clone(),
+        },
+    }
+}
+
+/// `image 45% 612 KB/s eta 9m12s`: the one download bar of a row, without its URL.
+pub(crate) fn compact_download(t: &TransferView) -> String {
+    let name = t.path.rsplit('/').next().unwrap_or_default();
+    let pct = t
+        .total
+        .filter(|x| *x > 0)
+        .map(|x| format!(" {}%", t.bytes * 100 / x))
+        .unwrap_or_default();
+    let rate = crate::domain::bench::human_bytes(t.rate_bps);
+    let eta = match (t.state, t.eta_secs) {
+        (TransferState::Stalled, _) => " stalled".to_string(),
+        (_, Some(e)) => format!(" eta {}", duration(e)),
+        _ => String::new(),
+    };
+    format!("{name}{pct} {rate}/s{eta}")
+}
+
+/// `9m12s`, `1h04m`, `45s`.
+pub(crate) fn duration(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// `s` cut to `width` characters (no limit: as is).
+fn fit(s: &str, width: Option<usize>) -> String {
+    match width {
+        Some(w) => cut(s, w),
+        None => s.replace('\n', " "),
+    }
+}
+
+/// The terminal table of `status`: a summary line, then the routers that need you (each with
+/// the fix on a line of its own), those in progress and the finished ones, in the API's order;
+/// then the routers leased by our DHCP that have not spoken PnP yet. Laid out for `screen`: at
+/// 80 columns serial, hostname, state, step and one detail; from 120 also PID, address and last
+/// contact. Rows that do not fit the height are counted in a last line, the needing-you ones
+/// kept first. Full URLs are for `device show`.
+pub(crate) fn table(
+    rows: &[StatusRow],
+    waiting: &[crate::http::api::Waiting],
+    screen: Screen,
+    live: bool,
+) -> String {
+    let count = |g: Group| rows.iter().filter(|r| r.group == g).count();
+    let (need, moving, done) = (
+        count(Group::NeedsYou),
+        count(Group::InProgress),
+        count(Group::Finished),
     );
+    let mut lines: Vec<String> = Vec::new();
+    let mut summary = format!(
+        "{} routers: {need} need you · {moving} in progress · {done} finished · times UTC",
+        rows.len()
+    );
+    if !waiting.is_empty() {
+        summary.push_str(&format!(" · {} leased, waiting for PnP", waiting.len()));
+    }
+    if !live {
+        summary.push_str(" · server not running: saved state, no downloads");
+    }
+    lines.push(summary);
+    if rows.is_empty() && waiting.is_empty() {
+        lines.push("no router yet: power one on, cabled to this bench (`pnp-appliance check` says what routers are told)".into());
+    }
+    let wide = screen.width.is_none_or(|w| w >= 120);
+    let hosts = rows.iter().any(|r| r.hostname.is_some());
+    let head =
+        |serial: &str, host: &str, state: &str, step: &str, pid: &str, ip: &str, last: &str| {
+            let mut l = format!("{serial:<14} ");
+            if hosts {
+                l.push_str(&format!("{host:<14} "));
+            }
+            l.push_str(&format!("{state:<20} {step:<4} "));
+            if wide {
+                l.push_str(&format!("{pid:<12} {ip:<15} {last:<9} "));
+            }
+            l
+        };
+    if !rows.is_empty() {
+        let h = head("SERIAL", "HOSTNAME", "STATE", "STEP", "PID", "IP", "LAST");
+        lines.push(fit(&format!("{h}DETAIL"), screen.width));
+    }
+    // Each row: its line, and for a router that needs you the fix under it.
+    let mut blocks: Vec<Vec<String>> = Vec::new();
     for r in rows {
-        let mut detail = Vec::new();
-        if let Some(s) = &r.step {
-            detail.push(cut(s, 50));
+        let last = r.last_contact.get(11..).unwrap_or_default();
+        let h = head(
+            &cut(&r.serial, 14),
+            &cut(r.hostname.as_deref().unwrap_or("-"), 14),
+            &cut(&r.state, 20),
+            &format!("{}/{}", r.progress.step, r.progress.of),
+            &cut(&r.platform, 12),
+            &r.ip,
+            last,
+        );
+        let mut block = vec![fit(&format!("{h}{}", detail(r)), screen.width)];
+        if let Some(fix) = &r.fix {
+            block.push(fit(&format!("    fix: {fix}"), screen.width));
         }
-        if let Some(t) = &r.transfer
-            && t.state != TransferState::Done
-        {
-            detail.push(progress(t));
+        blocks.push(block);
+    }
+    let tail: Vec<String> = waiting
+        .iter()
+        .map(|w| {
+            fit(
+                &format!(
+                    "leased, waiting for PnP: {} {} {} since {} (no PnP yet: check option 43 reaches it)",
+                    w.ip,
+                    w.mac,
+                    cut(&w.pid, 24),
+                    w.since
+                ),
+                screen.width,
+            )
+        })
+        .collect();
+    // What fits: the header lines and a line for what is left out.
+    let room = screen.height.map(|h| h.saturating_sub(lines.len() + 1));
+    let mut used = 0;
+    let mut shown = 0;
+    for b in &blocks {
+        if room.is_some_and(|r| used + b.len() > r) {
+            break;
         }
-        if let Some(e) = r.fail_reason.as_ref().or(r.last_error.as_ref()) {
-            detail.push(format!("error: {}", cut(e, 90)));
+        used += b.len();
+        shown += 1;
+    }
+    for b in &blocks[..shown] {
+        lines.extend(b.iter().cloned());
+    }
+    let left = rows.len() - shown;
+    let tail_fits = room.is_none_or(|r| used + tail.len() <= r);
+    if tail_fits {
+        lines.extend(tail);
+    }
+    if left > 0 || !tail_fits {
+        let mut more = Vec::new();
+        if left > 0 {
+            more.push(format!("{left} more routers"));
         }
-        out.push_str(&format!(
-            "{:<14} {:<12} {:<5} {:<15} {:<19} {:<19} {:<9} {:<22} {:<4} {:<4} {:<4} {:<21} {}\n",
-            cut(&r.serial, 14),
-            cut(&r.platform, 12),
-            cut(&r.hw_rev, 5),
-            r.ip,
-            r.first_seen,
-            r.last_contact,
-            cut(&r.current_version, 9),
-            cut(&r.target_image, 22),
-            yn(r.guestshell_tarball),
-            yn(r.python_script),
-            yn(r.config_update),
-            r.state,
-            detail.join(" | ")
+        if !tail_fits {
+            more.push(format!("{} leased, waiting for PnP", waiting.len()));
+        }
+        lines.push(fit(
+            &format!(
+                "… {} (a taller terminal, `status | less` or the dashboard shows all)",
+                more.join(", ")
+            ),
+            screen.width,
         ));
     }
-    let finished = rows.iter().filter(|r| r.state == "FINISHED").count();
-    let failed = rows.iter().filter(|r| r.state == "FAILED").count();
-    out.push_str(&format!(
-        "{} routers: {finished} FINISHED, {failed} FAILED, {} in progress\n",
-        rows.len(),
-        rows.len() - finished - failed
-    ));
-    for w in waiting {
-        out.push_str(&format!(
-            "leased, waiting for PnP: {} {} {} since {} (no PnP contact yet: check option 43 and that it reaches this server)\n",
-            w.ip,
-            w.mac,
-            cut(&w.pid, 24),
-            w.since
-        ));
-    }
-    for c in rows.iter().filter_map(|r| r.claim.as_ref()) {
-        out.push_str(&format!(
-            "! {} (`pnp-appliance device accept-move SERIAL` if the router really moved)\n",
-            cut(c, 160)
-        ));
-    }
+    let mut out = lines.join("\n");
+    out.push('\n');
     terminal_safe(&out)
 }
 
@@ -145,13 +267,16 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
         d.udi,
         d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         d.state,
-        d.first_seen.format(TIME_FORMAT),
-        d.last_contact.format(TIME_FORMAT),
+        crate::domain::bench::utc(d.first_seen),
+        crate::domain::bench::utc(d.last_contact),
         d.current_version,
         d.initial_version,
         d.target_image,
         d.bootflash_free
-            .map(|b| format!("{b} bytes free"))
+            .map(|b| format!(
+                "{} free",
+                crate::domain::bench::human_bytes(u64::try_from(b).unwrap_or(0))
+            ))
             .unwrap_or_default(),
         d.config_file.clone().unwrap_or_default(),
     );
@@ -160,7 +285,7 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
             "dhcp lease    {} {} until {}\n",
             l.ip,
             l.mac,
-            l.expires.format(TIME_FORMAT)
+            crate::domain::bench::utc(l.expires)
         ));
     }
     if let Some(b) = &d.binding {
@@ -171,7 +296,21 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
                 .as_ref()
                 .map(|m| format!(" (MAC {m})"))
                 .unwrap_or_default(),
-            b.since.format(TIME_FORMAT)
+            crate::domain::bench::utc(b.since)
+        ));
+    }
+    let p = crate::domain::bench::progress(d);
+    s.push_str(&format!(
+        "step          {} of {}: {}\n",
+        p.step, p.of, p.name
+    ));
+    if let Some(h) = crate::domain::bench::hostname(d) {
+        s.push_str(&format!("hostname      {h}\n"));
+    }
+    if let Some(a) = crate::domain::bench::attention(d, None) {
+        s.push_str(&format!(
+            "NEEDS YOU     {}\n  fix         {}\n",
+            a.reason, a.fix
         ));
     }
     if let Some(c) = crate::domain::identity::claim_text(d) {
@@ -187,7 +326,7 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
         s.push_str(&format!(
             "in flight     {} (since {})\n",
             p.job.summary(),
-            p.sent_at.format(TIME_FORMAT)
+            crate::domain::bench::utc(p.sent_at)
         ));
     }
     for t in transfers {
@@ -198,7 +337,7 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
         for e in d.evidence.iter() {
             s.push_str(&format!(
                 "  {}  {:<4}  {}\n        command   {}\n        expected  {}\n        seen      {}\n",
-                e.at.format(TIME_FORMAT),
+                crate::domain::bench::utc(e.at),
                 if e.ok { "ok" } else { "FAIL" },
                 e.check,
                 e.command,
@@ -212,12 +351,12 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
         let mut lines = e.text.lines();
         s.push_str(&format!(
             "  {}  {:<21} {}\n",
-            e.at.format(TIME_FORMAT),
+            crate::domain::bench::utc(e.at),
             e.state.as_str(),
             lines.next().unwrap_or_default()
         ));
         for more in lines {
-            s.push_str(&format!("  {:<19}  {:<21} {more}\n", "", ""));
+            s.push_str(&format!("  {:<20}  {:<21} {more}\n", "", ""));
         }
     }
     if let Some(out) = &d.script_output {
@@ -273,10 +412,10 @@ pub(crate) fn report(devices: &[Device]) -> Vec<ReportRow> {
         .map(|d| ReportRow {
             serial: d.serial.clone(),
             pid: d.pid.clone(),
-            first_seen: d.first_seen.format(TIME_FORMAT).to_string(),
+            first_seen: crate::domain::bench::utc(d.first_seen),
             finished: d
                 .finished_at
-                .map(|t| t.format(TIME_FORMAT).to_string())
+                .map(crate::domain::bench::utc)
                 .unwrap_or_default(),
             state: d.state.as_str().to_string(),
             version_before: d.initial_version.clone(),
@@ -288,7 +427,7 @@ pub(crate) fn report(devices: &[Device]) -> Vec<ReportRow> {
                     (
                         s.as_str().to_string(),
                         r.map(|r| r.result.clone()).unwrap_or_default(),
-                        r.map(|r| r.at.format(TIME_FORMAT).to_string())
+                        r.map(|r| crate::domain::bench::utc(r.at))
                             .unwrap_or_default(),
                     )
                 })
@@ -396,44 +535,106 @@ mod tests {
         assert_eq!(col("config_reg_result"), "done");
         assert_eq!(col("gs_tarball_transfer_result"), "skipped");
         assert_eq!(col("run_py_script_result"), "");
-        assert_eq!(col("config_reg_time"), now.format(TIME_FORMAT).to_string());
+        assert_eq!(col("config_reg_time"), crate::domain::bench::utc(now));
+    }
+
+    fn row(serial: &str, state: State, fail: Option<&str>) -> StatusRow {
+        let now = chrono::Local::now();
+        let mut d = Device::new(serial, "u", "C1131-8PWB", "V01", now);
+        d.state = state;
+        d.fail_reason = fail.map(str::to_string);
+        d.failed_in = Some(State::UpgradeInProgress);
+        crate::http::api::rows(&[d], None).remove(0)
     }
 
     #[test]
-    fn table_shows_progress_and_errors() {
-        let now = chrono::Local::now();
-        let mut d = Device::new("S1", "u", "C1131-8PWB", "V01", now);
-        d.state = State::Failed;
-        d.fail_reason = Some("image install failed: PnP Service Error 1816".into());
-        let mut r = crate::http::api::rows(&[d], None);
-        r[0].transfer = Some(TransferView {
+    fn table_shows_progress_reasons_and_fixes() {
+        let mut r = vec![row(
+            "S1",
+            State::Failed,
+            Some("image install failed: PnP Service Error 1816"),
+        )];
+        let mut moving = row("S2", State::UpgradeInProgress, None);
+        moving.transfer = Some(TransferView {
             path: "/images/x.bin".into(),
             bytes: 50_000_000,
             total: Some(100_000_000),
-            rate_bps: 10_000_000,
-            eta_secs: Some(5),
+            rate_bps: 612 << 10,
+            eta_secs: Some(552),
             elapsed_secs: 5,
-            state: TransferState::Stalled,
+            state: TransferState::Running,
         });
+        r.push(moving);
         let waiting = [crate::http::api::Waiting {
             ip: "198.51.100.107".into(),
             mac: "52:54:00:12:34:56".into(),
             pid: "C1131-8PWB".into(),
-            since: "2026-12-01T10:00:00".into(),
+            since: "2026-12-01T10:00:00Z".into(),
         }];
-        let t = table(&r, &waiting);
+        let t = table(&r, &waiting, Screen::FULL, true);
+        assert!(t.contains("x.bin 50% 612 KB/s eta 9m12s"), "{t}");
+        assert!(!t.contains("/images/"), "no URL or path in the table: {t}");
         assert!(
-            t.contains("x.bin 50% 50.0MB/100.0MB 10.0MB/s eta 5s stalled"),
+            t.contains("leased, waiting for PnP: 198.51.100.107 52:54:00:12:34:56 C1131-8PWB since 2026-12-01T10:00:00Z"),
+            "{t}"
+        );
+        assert!(t.contains("image install failed"), "{t}");
+        assert!(
+            t.contains("fix: fix what the reason says, then `pnp-appliance device resume S1`"),
             "{t}"
         );
         assert!(
-            t.contains("leased, waiting for PnP: 198.51.100.107 52:54:00:12:34:56 C1131-8PWB since 2026-12-01T10:00:00"),
+            t.starts_with("2 routers: 1 need you · 1 in progress · 0 finished · times UTC · 1 leased, waiting for PnP\n"),
             "{t}"
         );
-        assert!(t.contains("error: image install failed"), "{t}");
+        assert!(t.contains(" 2/8 "), "step k of n: {t}");
+    }
+
+    #[test]
+    fn at_80_by_24_forty_routers_fit_with_the_ones_needing_you_first() {
+        let mut devices = Vec::new();
+        let now = chrono::Local::now();
+        for i in 0..40 {
+            let mut d = Device::new(&format!("FGL2548L{i:03}"), "u", "C1131-8PWB", "V01", now);
+            d.state = match i {
+                7 => State::BootflashNoSpace,
+                23 => State::Failed,
+                0..=19 => State::Finished,
+                _ => State::GsTarballTransfer,
+            };
+            d.fail_reason = Some("files/guestshell.tar is missing on the appliance: copy it there, restart, then `pnp-appliance device resume FGL2548L023`".into());
+            if i == 7 {
+                d.last_error = Some("bootflash has 193 MB free, 1.0 GB needed".into());
+            }
+            devices.push(d);
+        }
+        let rows = crate::http::api::rows(&devices, None);
+        let screen = Screen {
+            width: Some(80),
+            height: Some(24),
+        };
+        let t = table(&rows, &[], screen, true);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines.len() <= 24, "{} lines:\n{t}", lines.len());
+        assert!(lines.iter().all(|l| l.chars().count() <= 80), "{t}");
         assert!(
-            t.contains("1 routers: 0 FINISHED, 1 FAILED, 0 in progress"),
+            lines[0].starts_with("40 routers: 2 need you · 19 in progress · 19 finished"),
             "{t}"
         );
+        // The two that need you come right after the header, each with its fix.
+        assert!(
+            lines[2].starts_with("FGL2548L007") && lines[2].contains("BOOTFLASH_NO_SPACE"),
+            "{t}"
+        );
+        assert!(lines[3].trim_start().starts_with("fix: free space"), "{t}");
+        assert!(
+            lines[4].starts_with("FGL2548L023") && lines[4].contains("FAILED"),
+            "{t}"
+        );
+        assert!(lines.last().unwrap().contains("more routers"), "{t}");
+        // Wide: every row, with PID and address.
+        let wide = table(&rows, &[], Screen::FULL, true);
+        assert_eq!(wide.lines().count(), 2 + 40 + 2, "{wide}");
+        assert!(wide.lines().nth(1).unwrap().contains("PID"), "{wide}");
     }
 }

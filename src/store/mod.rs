@@ -22,7 +22,7 @@ pub(crate) mod token;
 
 use atomic::sweep_temp_files;
 pub(crate) use atomic::write_atomic;
-pub(crate) use status_csv::{STATUS_COLUMNS, TIME_FORMAT, status_table};
+pub(crate) use status_csv::{STATUS_COLUMNS, status_table};
 
 use crate::domain::device::Device;
 use crate::sync::lock;
@@ -240,7 +240,7 @@ impl Registry {
                     now,
                     format!(
                         "the appliance could not save this record from {} until now (disk full or read-only): its history of that time is saved now",
-                        since.format(TIME_FORMAT)
+                        crate::domain::bench::utc(since)
                     ),
                 );
             }

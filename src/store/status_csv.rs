@@ -18,9 +18,6 @@ pub(crate) const STATUS_COLUMNS: [(&str, usize); 12] = [
     ("Device State", 22),
 ];
 
-/// Time format of the status table.
-pub(crate) const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
-
 fn done(b: bool) -> &'static str {
     if b { "Done" } else { "Not yet" }
 }
@@ -40,8 +37,8 @@ pub(crate) fn status_table(devices: &[Device]) -> String {
             d.pid.clone(),
             d.vid.clone(),
             d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            d.first_seen.format(TIME_FORMAT).to_string(),
-            d.last_contact.format(TIME_FORMAT).to_string(),
+            crate::domain::bench::utc(d.first_seen),
+            crate::domain::bench::utc(d.last_contact),
             d.current_version.clone(),
             d.target_image.clone(),
             done(d.tarball_done).to_string(),
@@ -89,6 +86,6 @@ mod tests {
         assert_eq!(cells[8].trim(), "Done");
         assert_eq!(cells[9].trim(), "Not yet");
         assert_eq!(cells[11].trim(), "FINISHED");
-        assert_eq!(cells[4].trim(), now.format(TIME_FORMAT).to_string());
+        assert_eq!(cells[4].trim(), crate::domain::bench::utc(now));
     }
 }

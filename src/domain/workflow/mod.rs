@@ -16,6 +16,7 @@ use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
 pub(crate) use super::plan::Plan;
 pub(crate) use action::{Action, mark_interrupted, operator, set_state};
 
+use crate::domain::bench::human_bytes;
 use crate::domain::device::{Day0, Device, Evidence, Pending, State};
 use crate::domain::ios::{bootflash_images, config_errors, has_line, script_failure};
 use crate::domain::job::{DeviceInfo, ErrorInfo, Job, JobResult, Output, WorkRequest};
@@ -41,21 +42,16 @@ pub(crate) struct Ctx<'a> {
 /// parked for space (the line its parking logged, which names the fix). For the log's WARN
 /// when it gets there, and for pages that list what needs the operator.
 pub(crate) fn attention(dev: &Device) -> Option<String> {
-    match dev.state {
-        State::Failed => Some(format!(
-            "{} is FAILED: {}; once fixed, `pnp-appliance device resume {}`",
-            dev.serial,
-            dev.fail_reason.as_deref().unwrap_or("no reason recorded"),
-            dev.serial
-        )),
-        State::BootflashNoSpace | State::ImageNoSpace => Some(format!(
-            "{} is parked in {}: {}",
-            dev.serial,
-            dev.state,
-            dev.history.last().map_or("", |e| e.text.as_str())
-        )),
-        _ => None,
-    }
+    let what = match dev.state {
+        State::Failed => "is FAILED".to_string(),
+        State::BootflashNoSpace | State::ImageNoSpace => format!("is parked in {}", dev.state),
+        _ => return None,
+    };
+    let a = super::bench::attention(dev, None)?;
+    Some(format!(
+        "{} {what}: {}; fix: {}",
+        dev.serial, a.reason, a.fix
+    ))
 }
 
 /// Whether a work request from this router can need its day-0 config rendered: at its first
@@ -931,8 +927,8 @@ fn image_fits(
         "{short}: free space on the router (`dir bootflash:`, then `delete /force bootflash:<old image>`; in install mode `install remove inactive`), then `pnp-appliance device resume {}`",
         dev.serial
     );
-    goto(dev, now, State::ImageNoSpace, why.clone());
-    dev.last_error = Some(why);
+    goto(dev, now, State::ImageNoSpace, why);
+    dev.last_error = Some(short);
     false
 }
 
@@ -1117,9 +1113,13 @@ fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &Devic
     } else {
         "no space"
     };
+    let (have, need) = (
+        human_bytes(u64::try_from(free).unwrap_or(0)),
+        human_bytes(plan.min_bootflash_free.try_into().unwrap_or(0)),
+    );
     dev.step(
         State::CheckBootflashSize,
-        format!("{outcome} ({free} bytes free)"),
+        format!("{outcome} ({have} free)"),
         now,
     );
     if free >= plan.min_bootflash_free {
@@ -1127,18 +1127,20 @@ fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &Devic
             dev,
             now,
             State::RunEventManager,
-            format!("bootflash free {free} bytes >= {}", plan.min_bootflash_free),
+            format!("bootflash has {have} free, {need} needed"),
         );
     } else {
+        let short = format!("bootflash has {have} free, {need} needed");
         goto(
             dev,
             now,
             State::BootflashNoSpace,
             format!(
-                "bootflash free {free} bytes < {} required: free space on the router, then `pnp-appliance device resume {}`",
-                plan.min_bootflash_free, dev.serial
+                "{short}: free space on the router, then `pnp-appliance device resume {}`",
+                dev.serial
             ),
         );
+        dev.last_error = Some(short);
     }
 }
 

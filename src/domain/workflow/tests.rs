@@ -987,10 +987,16 @@ fn an_image_that_does_not_fit_is_never_sent() {
     assert_eq!(c.dev.state, State::ImageNoSpace);
     let why = c.dev.last_error.clone().unwrap();
     assert!(
-        why.contains("193 MB free")
-            && why.contains("needs 773 MB")
-            && why.contains("device resume FGL1"),
+        why.contains("193 MB free") && why.contains("needs 773 MB"),
         "{why}"
+    );
+    // The fix is in the history line and in what the operator's views show.
+    let line = &c.dev.history.last().unwrap().text;
+    assert!(line.contains("device resume FGL1"), "{line}");
+    let a = crate::domain::bench::attention(&c.dev, None).unwrap();
+    assert!(
+        a.reason == why && a.fix.contains("device resume FGL1"),
+        "{a:?}"
     );
     assert!(matches!(c.request(), Job::Backoff { seconds: 600, .. }));
     action::resume(&mut c.dev, Local::now()).unwrap();
