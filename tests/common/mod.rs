@@ -177,6 +177,14 @@ impl Bench {
         panic!("server did not come up: {}", self.server_log());
     }
 
+    /// The admin token the server generated at its first start.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.path("state/admin-token"))
+            .expect("no generated admin token")
+            .trim()
+            .to_string()
+    }
+
     /// Kills the server with SIGKILL (no chance to flush anything).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.server.take() {

@@ -768,7 +768,7 @@ fn on_exec_success(dev: &mut Device, output: &str, plan: &Plan, now: DateTime<Lo
             dev.last_error = Some(format!("show app-hosting list: {}", first_lines(output)));
             dev.log(now, format!("guestshell: {gs:?}"));
             if gs == Guestshell::Running {
-                dev.step(State::CheckGuestshell, "running", now);
+                dev.step(State::CheckGuestshell, "Guestshell RUNNING", now);
             }
             match gs {
                 Guestshell::Running if plan.script.is_some() => {
