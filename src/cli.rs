@@ -15,7 +15,9 @@ use crate::domain::workflow::Action;
 
 /// Cisco PnP provisioning appliance for ISR1100 routers.
 #[derive(Debug, Parser)]
-#[command(name = "pnp-appliance", version, about)]
+// One help layout for every command: each option's text on the line below it (clap would
+// switch to that layout by itself only where a text is long, so commands looked different).
+#[command(name = "pnp-appliance", version, about, next_line_help = true)]
 pub(crate) struct Cli {
     /// Configuration file.
     #[arg(
@@ -135,20 +137,11 @@ pub(crate) enum Command {
         /// on this config's state directory listens).
         #[arg(long, env = "APPLIANCE_SERVER", global = true)]
         server: Option<String>,
-        /// Admin token for the actions, overrides [http] admin-token (default: the server's
-        /// generated one in the state directory).
-        #[arg(
-            long,
-            env = "APPLIANCE_ADMIN_TOKEN",
-            global = true,
-            hide_env_values = true
-        )]
-        admin_token: Option<String>,
         /// The action.
         #[command(subcommand)]
         action: DeviceAction,
     },
-    /// The device table: state, current step, transfer progress, last error; newest first.
+    /// The bench: routers that need you (why, and the fix), in progress (step, download), finished.
     Status {
         /// The running server, e.g. http://127.0.0.1:9090 (default: where the server started
         /// on this config's state directory listens).
@@ -194,31 +187,16 @@ pub(crate) enum ReportFormat {
 #[derive(Debug, Subcommand)]
 pub(crate) enum DeviceAction {
     /// Continue a router parked in BOOTFLASH_NO_SPACE, or retry a FAILED one.
-    Resume {
-        /// Serial number.
-        serial: String,
-    },
+    Resume(Acting),
     /// Send the current step's job again (FAILED: retry the failed step).
-    Retry {
-        /// Serial number.
-        serial: String,
-    },
+    Retry(Acting),
     /// Provision the router again from the start.
-    Reset {
-        /// Serial number.
-        serial: String,
-    },
+    Reset(Acting),
     /// Delete the router's record.
-    Forget {
-        /// Serial number.
-        serial: String,
-    },
+    Forget(Acting),
     /// Bind the serial to the address that claimed it ("SERIAL claimed from X, bound to Y"):
     /// only when the router really moved.
-    AcceptMove {
-        /// Serial number.
-        serial: String,
-    },
+    AcceptMove(Acting),
     /// Everything about one router: record, transfers, full history, script output.
     Show {
         /// Serial number.
@@ -227,6 +205,31 @@ pub(crate) enum DeviceAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What an action on a router takes: the serial, and the token where it acts.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Acting {
+    /// Serial number.
+    serial: String,
+    /// Admin token, overrides [http] admin-token (default: the server's generated one in the
+    /// state directory).
+    #[arg(long, env = "APPLIANCE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+impl DeviceAction {
+    /// The token given for an action (`show` takes none).
+    fn admin_token(&self) -> Option<&String> {
+        match self {
+            DeviceAction::Resume(a)
+            | DeviceAction::Retry(a)
+            | DeviceAction::Reset(a)
+            | DeviceAction::Forget(a)
+            | DeviceAction::AcceptMove(a) => a.admin_token.as_ref(),
+            DeviceAction::Show { .. } => None,
+        }
+    }
 }
 
 /// What the command line says of the configuration: its flags (and `APPLIANCE_*` variables),
@@ -248,13 +251,9 @@ fn overrides(cli: &Cli) -> Overrides {
             o.address.clone_from(address);
         }
         Command::DhcpConfig { interface, .. } => o.interface.clone_from(interface),
-        Command::Device {
-            server,
-            admin_token,
-            ..
-        } => {
+        Command::Device { server, action } => {
             o.server.clone_from(server);
-            o.admin_token.clone_from(admin_token);
+            o.admin_token = action.admin_token().cloned();
         }
         Command::Status { server, .. } | Command::Report { server, .. } => {
             o.server.clone_from(server)
@@ -417,11 +416,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     print!("{}", rt.block_on(show(&cfg, &serial, json))?);
                     return Ok(ExitCode::SUCCESS);
                 }
-                DeviceAction::Resume { serial } => (serial, Action::Resume),
-                DeviceAction::Retry { serial } => (serial, Action::Retry),
-                DeviceAction::Reset { serial } => (serial, Action::Reset),
-                DeviceAction::Forget { serial } => (serial, Action::Forget),
-                DeviceAction::AcceptMove { serial } => (serial, Action::AcceptMove),
+                DeviceAction::Resume(a) => (a.serial, Action::Resume),
+                DeviceAction::Retry(a) => (a.serial, Action::Retry),
+                DeviceAction::Reset(a) => (a.serial, Action::Reset),
+                DeviceAction::Forget(a) => (a.serial, Action::Forget),
+                DeviceAction::AcceptMove(a) => (a.serial, Action::AcceptMove),
             };
             println!("{}", rt.block_on(crate::ops::act(&cfg, &serial, act))?);
             Ok(ExitCode::SUCCESS)
@@ -597,10 +596,10 @@ mod tests {
         assert_eq!(o.listen, None);
         let o = overrides(&parse(&[
             "device",
-            "--admin-token",
-            "0123456789abcdef",
             "resume",
             "S1",
+            "--admin-token",
+            "0123456789abcdef",
         ]));
         assert_eq!(o.admin_token.as_deref(), Some("0123456789abcdef"));
         assert_eq!(o.interface, None);
@@ -608,6 +607,8 @@ mod tests {
         for args in [
             &["status", "--admin-token", "x"][..],
             &["--admin-token", "x", "check"],
+            &["device", "show", "S1", "--admin-token", "x"],
+            &["device", "--admin-token", "x", "show", "S1"],
         ] {
             let argv = std::iter::once("pnp-appliance").chain(args.iter().copied());
             assert!(Cli::try_parse_from(argv).is_err(), "{args:?}");

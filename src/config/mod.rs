@@ -498,6 +498,8 @@ fn http(cx: &Cx<'_>, h: &wire::HttpWire) -> Result<(SocketAddr, Option<Advertise
 fn in_words(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("invalid type: ")?;
     let (got, expected) = rest.split_once(", expected ")?;
+    // The value as written, to show the fix with it.
+    let value = got.split_once(' ').map(|(_, v)| v.trim_matches('`'));
     let got = match got.split_once(' ') {
         Some(("string", v)) => format!("{v} is text"),
         Some(("integer", v)) => format!("{} is a number", v.trim_matches('`')),
@@ -505,13 +507,23 @@ fn in_words(msg: &str) -> Option<String> {
         Some(("boolean", v)) => format!("{} is true/false", v.trim_matches('`')),
         _ => got.to_string(),
     };
+    let quoted = value
+        .filter(|v| !v.starts_with('"'))
+        .map_or("\"...\"".to_string(), |v| format!("\"{v}\""));
     let want = match expected.trim() {
-        "u8" | "u16" | "u32" | "u64" | "usize" | "i64" | "i32" => "a whole number, e.g. 2",
-        "a boolean" => "true or false",
-        "a string" => "text in quotes, e.g. \"info\"",
-        "a sequence" => "a list in brackets, e.g. [\"C11\"]",
-        "f64" => "a number",
-        other => other,
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i64" | "i32" => "a whole number, e.g. 2".into(),
+        "a boolean" => "true or false".into(),
+        "a string" => format!("text in quotes, e.g. {quoted}"),
+        "a sequence" => format!(
+            "a list in brackets, e.g. [{}]",
+            value.map_or("\"C11\"".to_string(), |v| if v.starts_with('"') {
+                v.to_string()
+            } else {
+                format!("\"{v}\"")
+            })
+        ),
+        "f64" => "a number".into(),
+        other => other.to_string(),
     };
     Some(format!("{got}; give {want}"))
 }
@@ -929,7 +941,11 @@ mod tests {
             ),
             (
                 "[dhcp]\npid-prefixes = \"C11\"\n",
-                ":2: [dhcp] pid-prefixes: \"C11\" is text; give a list in brackets",
+                ":2: [dhcp] pid-prefixes: \"C11\" is text; give a list in brackets, e.g. [\"C11\"]",
+            ),
+            (
+                "[http]\nlisten = 8080\n",
+                ":2: [http] listen: 8080 is a number; give text in quotes, e.g. \"8080\"",
             ),
             (
                 "[log]\nlevel = \"info\"\nkeep-files = true\n",
@@ -937,7 +953,7 @@ mod tests {
             ),
             (
                 "[[workflow.image]]\nfile = 7\n",
-                ":2: [workflow.image] file: 7 is a number; give text in quotes",
+                ":2: [workflow.image] file: 7 is a number; give text in quotes, e.g. \"7\"",
             ),
         ];
         for (src, want) in cases {
