@@ -415,7 +415,8 @@ async fn send_body(
             .await;
         match sent {
             Ok(0) => {
-                tracing::warn!(%ip, %path, offset, "file got shorter while being served (replaced on disk?): closing the connection; the router's md5 check will catch it");
+                let serial = fast.transfers.serial_of(id);
+                tracing::warn!(serial, %ip, %path, offset, "file got shorter while being served (replaced on disk?): closing the connection; the router's md5 check will catch it");
                 fast.transfers.end(id, false);
                 return false;
             }

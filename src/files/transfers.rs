@@ -209,6 +209,12 @@ impl Transfers {
         }
     }
 
+    /// The router download `id` belongs to, for a log line (`?` when unknown).
+    pub(crate) fn serial_of(&self, id: u64) -> String {
+        self.with(|(_, map)| map.get(&id).and_then(|e| e.serial.clone()))
+            .unwrap_or_else(|| "?".into())
+    }
+
     /// Bytes served by downloads since start, and the downloads running now.
     pub(crate) fn totals(&self) -> (u64, usize) {
         let running = self.with(|(_, map)| map.values().filter(|e| e.ended.is_none()).count());
