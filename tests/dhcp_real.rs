@@ -178,7 +178,9 @@ impl Lab {
             .status()
             .unwrap();
         // After BOUND dhclient goes to the background: stop it by the PID it wrote.
-        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+        if let Ok(pid) = std::fs::read_to_string(&pidfile)
+            && !pid.trim().is_empty()
+        {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
         (
