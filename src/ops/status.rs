@@ -12,24 +12,14 @@ use crate::domain::device::{Device, State};
 use crate::files::transfers::{TransferState, TransferView};
 use crate::http::api::StatusRow;
 
-fn mb(b: u64) -> String {
-    format!("{:.1}MB", b as f64 / 1e6)
-}
-
-/// Short text for a transfer: `42% 301.2MB/716.7MB 11.3MB/s eta 36s`.
+/// A transfer in full for `device show`: `x.bin 42% 11 MB/s eta 36s, 301 MB of 716 MB, running`.
 pub(crate) fn progress(t: &TransferView) -> String {
-    let name = t.path.rsplit('/').next().unwrap_or_default();
-    let pct = t
-        .total
-        .filter(|x| *x > 0)
-        .map(|x| format!("{}% ", t.bytes * 100 / x))
-        .unwrap_or_default();
-    let total = t.total.map(|x| format!("/{}", mb(x))).unwrap_or_default();
-    let eta = t.eta_secs.map(|e| format!(" eta {e}s")).unwrap_or_default();
+    let h = crate::domain::bench::human_bytes;
+    let total = t.total.map(|x| format!(" of {}", h(x))).unwrap_or_default();
     format!(
-        "{name} {pct}{}{total} {}/s{eta} {}",
-        mb(t.bytes),
-        mb(t.rate_bps),
+        "{}, {}{total}, {}",
+        compact_download(t),
+        h(t.bytes),
         t.state
     )
 }
