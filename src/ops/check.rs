@@ -346,8 +346,8 @@ pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
     }
     if p.min_bootflash_free > 0 && (p.eem_applet.is_some() || p.script.is_some()) {
         steps.push(format!(
-            "bootflash >= {} bytes free (else BOOTFLASH_NO_SPACE)",
-            p.min_bootflash_free
+            "bootflash >= {} free (else BOOTFLASH_NO_SPACE)",
+            crate::domain::bench::human_bytes(p.min_bootflash_free.try_into().unwrap_or(0))
         ));
     }
     if let Some(a) = &p.eem_applet {
