@@ -156,6 +156,45 @@ fn dhcp_config_falls_back_to_the_advertised_address() {
     }
 }
 
+/// `status --watch` redraws in place: every frame starts at the top-left corner and clears
+/// each line to its end, never the whole screen first (no flash between frames), and fits the
+/// terminal's height.
+#[test]
+fn status_watch_redraws_in_place_within_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    std::fs::write(
+        dir.path().join("appliance.toml"),
+        format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(dir.path().join("appliance.toml"))
+        .args(["status", "--watch"])
+        .env("COLUMNS", "80")
+        .env("LINES", "24")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<&str> = text.split("\x1b[H").filter(|f| !f.is_empty()).collect();
+    assert!(frames.len() >= 2, "{text:?}");
+    assert!(!text.contains("\x1b[2J"), "no whole-screen clear: {text:?}");
+    for f in &frames {
+        let lines: Vec<&str> = f
+            .split('\n')
+            .filter(|l| !l.is_empty() && *l != "\x1b[J")
+            .collect();
+        assert!(lines.len() <= 24, "{f:?}");
+        assert!(lines.iter().all(|l| l.ends_with("\x1b[K")), "{f:?}");
+        assert!(f.contains("0 routers: 0 need you"), "{f:?}");
+    }
+}
+
 #[test]
 fn offline_resume_changes_the_saved_record() {
     let dir = tempfile::tempdir().unwrap();

@@ -440,14 +440,19 @@ impl Registry {
         self.apply_csv_edits().await;
         let devices = self.summaries().await;
         let path = self.shared.status_csv.clone();
-        let text = status_table(&devices);
-        let states: HashMap<String, String> = devices
-            .iter()
-            .map(|d| (d.serial.clone(), d.state.as_str().to_string()))
-            .collect();
         let written = path.clone();
-        match tokio::task::spawn_blocking(move || write_atomic(&path, text.as_bytes())).await {
-            Ok(Ok(())) => {
+        // Rendered with the write, off the runtime's workers: a thousand rows take a few ms,
+        // every 250 ms while routers move, and PnP exchanges would wait behind them.
+        let job = move || {
+            let text = status_table(&devices);
+            let states: HashMap<String, String> = devices
+                .iter()
+                .map(|d| (d.serial.clone(), d.state.as_str().to_string()))
+                .collect();
+            write_atomic(&path, text.as_bytes()).map(|()| states)
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok(Ok(states)) => {
                 let stamp = std::fs::metadata(&written)
                     .ok()
                     .and_then(|m| m.modified().ok().map(|t| (t, m.len())));
