@@ -553,6 +553,19 @@ async fn prometheus_metrics_parse_and_count() {
         }
         other => panic!("{other:?}"),
     }
+    // Each exchange here changed the record durably, and its answer waited for the commit (the
+    // first one twice: the new record, then its first job).
+    match value("pnp_store_commit_duration_seconds", None) {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let inf = buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .expect("+Inf bucket");
+            assert_eq!(inf.count, 3.0, "{text}");
+            assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         value("pnp_dhcp_packets_total", Some(("outcome", "offer"))),
         prometheus_parse::Value::Counter(v) if v == 0.0

@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text exposition format (version 0.0.4), for the monitoring
 //! people already run: routers per workflow state, PnP exchanges and their latency histogram,
-//! bytes served and downloads running, and what the DHCP responder answered.
+//! how long the store takes to commit a change, bytes served and downloads running, and what
+//! the DHCP responder answered.
 //!
 //! Written by hand: a dozen series do not need a metrics library, and the names and help texts
 //! are documented here and in README.md. Format: <https://prometheus.io/docs/instrumenting/exposition_formats/>.
@@ -22,6 +23,8 @@ pub(crate) struct Snapshot {
     pub(crate) states: Vec<(DevState, usize)>,
     /// PnP exchange latency.
     pub(crate) latency: Exported,
+    /// Store commit latency.
+    pub(crate) commit: Exported,
     /// Bytes served by downloads since start.
     pub(crate) bytes_served: u64,
     /// Downloads running now.
@@ -33,6 +36,16 @@ pub(crate) struct Snapshot {
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &Exported) {
+    family(out, name, "histogram", help);
+    for (le, n) in EXPORT_LE.iter().zip(&h.cumulative) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum {}", h.sum_secs);
+    let _ = writeln!(out, "{name}_count {}", h.count);
 }
 
 /// The exposition text of `s`.
@@ -47,32 +60,17 @@ pub(crate) fn render(s: &Snapshot) -> String {
     for (state, n) in &s.states {
         let _ = writeln!(out, "pnp_routers{{state=\"{}\"}} {n}", state.as_str());
     }
-    family(
+    histogram(
         &mut out,
         "pnp_exchange_duration_seconds",
-        "histogram",
         "Time inside the server to answer a PnP exchange (/pnp/*).",
+        &s.latency,
     );
-    for (le, n) in EXPORT_LE.iter().zip(&s.latency.cumulative) {
-        let _ = writeln!(
-            out,
-            "pnp_exchange_duration_seconds_bucket{{le=\"{le}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "pnp_exchange_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-        s.latency.count
-    );
-    let _ = writeln!(
-        out,
-        "pnp_exchange_duration_seconds_sum {}",
-        s.latency.sum_secs
-    );
-    let _ = writeln!(
-        out,
-        "pnp_exchange_duration_seconds_count {}",
-        s.latency.count
+    histogram(
+        &mut out,
+        "pnp_store_commit_duration_seconds",
+        "Time from handing a router's durable change to the store until it is on disk (every answer that depends on it waits for this).",
+        &s.commit,
     );
     family(
         &mut out,
@@ -114,6 +112,7 @@ pub(super) async fn metrics(State(app): State<App>) -> Response {
     let snapshot = Snapshot {
         states,
         latency: app.latency.exported(),
+        commit: app.registry.commit_latency(),
         bytes_served,
         downloads,
         dhcp: [

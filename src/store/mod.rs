@@ -46,6 +46,8 @@ struct Shared {
     /// written whole at their next change, with a history line saying so.
     unsaved: Mutex<HashMap<String, chrono::DateTime<chrono::Local>>>,
     changed: Notify,
+    /// How long durable changes take to commit (handed to the journal until on disk).
+    commit_latency: crate::metrics::Latency,
     /// What we last wrote to the status CSV: its (mtime, length) and each serial's state cell,
     /// to tell an operator's edit from our own writes.
     csv_written: Mutex<CsvWritten>,
@@ -199,6 +201,7 @@ impl Registry {
                 dirty: Mutex::new(HashSet::new()),
                 unsaved: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
+                commit_latency: crate::metrics::Latency::default(),
                 csv_written: Mutex::new((None, HashMap::new())),
             }),
         };
@@ -253,7 +256,10 @@ impl Registry {
             } else {
                 usize::try_from(after.logged.saturating_sub(before.logged)).unwrap_or(usize::MAX)
             };
-            match self.shared.journal.update(after, new_lines).await {
+            let started = std::time::Instant::now();
+            let committed = self.shared.journal.update(after, new_lines).await;
+            self.shared.commit_latency.record(started.elapsed());
+            match committed {
                 Ok(()) => {
                     lock(&self.shared.dirty).remove(serial);
                     lock(&self.shared.unsaved).remove(serial);
@@ -383,6 +389,11 @@ impl Registry {
         }
     }
     /// Number of records.
+    /// Commit latency of durable changes so far (`/metrics`).
+    pub(crate) fn commit_latency(&self) -> crate::metrics::Exported {
+        self.shared.commit_latency.exported()
+    }
+
     pub(crate) fn len(&self) -> usize {
         lock(&self.shared.devices).len()
     }
