@@ -219,16 +219,16 @@ pub(crate) struct Acting {
 }
 
 impl DeviceAction {
-    /// The token given for an action (`show` takes none).
-    fn admin_token(&self) -> Option<&String> {
-        match self {
-            DeviceAction::Resume(a)
-            | DeviceAction::Retry(a)
-            | DeviceAction::Reset(a)
-            | DeviceAction::Forget(a)
-            | DeviceAction::AcceptMove(a) => a.admin_token.as_ref(),
-            DeviceAction::Show { .. } => None,
-        }
+    /// The action and what it was given; `None` for `show`, which only reads.
+    fn acting(&self) -> Option<(&Acting, Action)> {
+        Some(match self {
+            DeviceAction::Resume(a) => (a, Action::Resume),
+            DeviceAction::Retry(a) => (a, Action::Retry),
+            DeviceAction::Reset(a) => (a, Action::Reset),
+            DeviceAction::Forget(a) => (a, Action::Forget),
+            DeviceAction::AcceptMove(a) => (a, Action::AcceptMove),
+            DeviceAction::Show { .. } => return None,
+        })
     }
 }
 
@@ -253,7 +253,7 @@ fn overrides(cli: &Cli) -> Overrides {
         Command::DhcpConfig { interface, .. } => o.interface.clone_from(interface),
         Command::Device { server, action } => {
             o.server.clone_from(server);
-            o.admin_token = action.admin_token().cloned();
+            o.admin_token = action.acting().and_then(|(a, _)| a.admin_token.clone());
         }
         Command::Status { server, .. } | Command::Report { server, .. } => {
             o.server.clone_from(server)
@@ -411,18 +411,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::logging::init_console("warn");
             let cfg = load(&cli.config)?;
             let rt = runtime()?;
-            let (serial, act) = match action {
-                DeviceAction::Show { serial, json } => {
-                    print!("{}", rt.block_on(show(&cfg, &serial, json))?);
-                    return Ok(ExitCode::SUCCESS);
-                }
-                DeviceAction::Resume(a) => (a.serial, Action::Resume),
-                DeviceAction::Retry(a) => (a.serial, Action::Retry),
-                DeviceAction::Reset(a) => (a.serial, Action::Reset),
-                DeviceAction::Forget(a) => (a.serial, Action::Forget),
-                DeviceAction::AcceptMove(a) => (a.serial, Action::AcceptMove),
-            };
-            println!("{}", rt.block_on(crate::ops::act(&cfg, &serial, act))?);
+            if let DeviceAction::Show { serial, json } = &action {
+                print!("{}", rt.block_on(show(&cfg, serial, *json))?);
+            } else if let Some((a, act)) = action.acting() {
+                println!("{}", rt.block_on(crate::ops::act(&cfg, &a.serial, act))?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json, watch, .. } => {

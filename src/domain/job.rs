@@ -253,12 +253,17 @@ pub(crate) fn download_parts(path: &str) -> Option<(&str, &str, &str)> {
     (!serial.is_empty() && !tag.is_empty() && known).then_some((serial, tag, rest))
 }
 
+/// [`download_parts`] of a whole URL (`http://host:port/dl/...`), with the length of what
+/// comes before the path.
+pub(crate) fn download_parts_of_url(url: &str) -> Option<(usize, (&str, &str, &str))> {
+    let i = url.find("/dl/")?;
+    Some((i, download_parts(&url[i..])?))
+}
+
 /// A per-job URL (`.../day0/<SERIAL>/<token>/<file>`, `.../dl/<SERIAL>/<tag>/<dir>/<file>`)
 /// with `<token>` in place of its token.
 fn without_token(url: &str) -> String {
-    if let Some(i) = url.find("/dl/")
-        && let Some((serial, _, rest)) = download_parts(&url[i..])
-    {
+    if let Some((i, (serial, _, rest))) = download_parts_of_url(url) {
         return format!("{}/dl/{serial}/<token>/{rest}", &url[..i]);
     }
     match url.rsplitn(3, '/').collect::<Vec<_>>()[..] {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::domain::job::download_parts as job_url_parts;
+use crate::domain::job::{download_parts, download_parts_of_url};
 
 /// No byte for this long while incomplete: the transfer is flagged as stalled.
 pub(crate) const STALL_AFTER: Duration = Duration::from_secs(30);
@@ -127,7 +127,7 @@ impl Transfers {
     /// Records that the job just sent to `serial` names `url`: a download through it is that
     /// router's, whichever address it comes from.
     pub(crate) fn issued(&self, url: &str, serial: &str) {
-        let Some((_, tag, _)) = url.find("/dl/").and_then(|i| job_url_parts(&url[i..])) else {
+        let Some((_, (_, tag, _))) = download_parts_of_url(url) else {
             return;
         };
         let mut tags = crate::sync::lock(&self.tags);
@@ -140,7 +140,7 @@ impl Transfers {
     /// The router a download of `path` from `ip` belongs to: the registered tag's, else the
     /// serial that last spoke PnP from `ip`.
     fn owner(&self, ip: IpAddr, path: &str) -> Option<String> {
-        if let Some((_, tag, _)) = job_url_parts(path)
+        if let Some((_, tag, _)) = download_parts(path)
             && let Some(serial) = crate::sync::lock(&self.tags).get(tag)
         {
             return Some(serial.clone());
@@ -152,7 +152,7 @@ impl Transfers {
         let now = Instant::now();
         let serial = self.owner(ip, &path);
         // Shown without the job's tag: `/images/<file>`.
-        let path = match job_url_parts(&path) {
+        let path = match download_parts(&path) {
             Some((_, _, rest)) => format!("/{rest}"),
             None => path,
         };
@@ -270,7 +270,7 @@ fn view(e: &Entry) -> TransferView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::job::download_path as job_url_path;
+    use crate::domain::job::download_path;
 
     #[test]
     fn progress_rate_eta_and_end_states() {
@@ -313,16 +313,20 @@ mod tests {
         let url = |s: &str, tag: &str| {
             format!(
                 "http://198.51.100.1:8080{}",
-                job_url_path(s, tag, "images", "x.bin")
+                download_path(s, tag, "images", "x.bin")
             )
         };
         t.issued(&url("A", "aa11"), "A");
         t.issued(&url("B", "bb22"), "B");
-        t.start(nat, job_url_path("A", "aa11", "images", "x.bin"), Some(10));
-        t.start(nat, job_url_path("B", "bb22", "images", "x.bin"), Some(10));
+        t.start(nat, download_path("A", "aa11", "images", "x.bin"), Some(10));
+        t.start(nat, download_path("B", "bb22", "images", "x.bin"), Some(10));
         // A tag nobody issued (a guess, or one from before a restart) does not attribute by the
         // serial it names: it falls back to the address's last speaker.
-        t.start(nat, job_url_path("A", "guess", "images", "x.bin"), Some(10));
+        t.start(
+            nat,
+            download_path("A", "guess", "images", "x.bin"),
+            Some(10),
+        );
         t.start(nat, "/images/x.bin".into(), Some(10));
         let count = |s: &str| t.for_serial(s).len();
         assert_eq!((count("A"), count("B"), count("C")), (1, 1, 2));
@@ -332,7 +336,7 @@ mod tests {
             "shown without its tag"
         );
         assert_eq!(
-            job_url_parts("/dl/S/t/files/g.tar"),
+            download_parts("/dl/S/t/files/g.tar"),
             Some(("S", "t", "files/g.tar"))
         );
         for bad in [
@@ -341,7 +345,7 @@ mod tests {
             "/dl/S/t",
             "/images/x",
         ] {
-            assert_eq!(job_url_parts(bad), None, "{bad}");
+            assert_eq!(download_parts(bad), None, "{bad}");
         }
     }
 }

@@ -136,8 +136,8 @@ fn row(d: &Device, transfer: Option<TransferView>) -> StatusRow {
         platform: d.pid.clone(),
         hw_rev: d.vid.clone(),
         ip: d.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        first_seen: crate::domain::bench::utc(d.first_seen),
-        last_contact: crate::domain::bench::utc(d.last_contact),
+        first_seen: bench::utc(d.first_seen),
+        last_contact: bench::utc(d.last_contact),
         current_version: d.current_version.clone(),
         target_image: d.target_image.clone(),
         guestshell_tarball: d.tarball_done,
@@ -202,6 +202,15 @@ impl Page {
         &all[start..all.len().min(start.saturating_add(n))]
     }
 
+    /// The page of `all`, taken out of it.
+    fn take<T>(&self, all: Vec<T>) -> Vec<T> {
+        let n = self.limit.unwrap_or(Self::MAX).min(Self::MAX);
+        all.into_iter()
+            .skip(self.offset.unwrap_or(0))
+            .take(n)
+            .collect()
+    }
+
     fn answer<T: Serialize>(&self, total: usize, items: Vec<T>) -> Response {
         let mut resp = axum::Json(items).into_response();
         if let Ok(v) = total.to_string().parse() {
@@ -262,7 +271,7 @@ pub(super) async fn status(State(app): State<App>, Query(page): Query<Page>) -> 
     let total = devices.len();
     // Sorted before paging: the piles depend on live downloads, and pages must not overlap.
     let all = rows(&devices, Some(&app.transfers));
-    page.answer(total, page.of(&all).to_vec())
+    page.answer(total, page.take(all))
 }
 
 /// Device actions need proof that they are not cross-site and the admin token (configured, or

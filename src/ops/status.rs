@@ -71,7 +71,7 @@ impl Screen {
     };
 }
 
-/// `SERIAL claimed …`, a download or an error, cut to `n` characters.
+/// A row's one detail: why it needs you, else its download, else its last error or step.
 fn detail(r: &StatusRow) -> String {
     if let Some(reason) = &r.reason {
         return reason.clone();

@@ -38,9 +38,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) config_token: [u8; 16],
 }
 
-/// Why a router waits for the operator, and what to do, when it does: FAILED (its reason) and
-/// parked for space (the line its parking logged, which names the fix). For the log's WARN
-/// when it gets there, and for pages that list what needs the operator.
+/// The log's WARN line for a router that just went FAILED or parked for space: its serial,
+/// state, and the reason and fix every view shows ([`crate::domain::bench::attention`]).
 pub(crate) fn attention(dev: &Device) -> Option<String> {
     let what = match dev.state {
         State::Failed => "is FAILED".to_string(),
@@ -1122,15 +1121,10 @@ fn check_space(dev: &mut Device, plan: &Plan, now: DateTime<Local>, info: &Devic
         format!("{outcome} ({have} free)"),
         now,
     );
+    let short = format!("bootflash has {have} free, {need} needed");
     if free >= plan.min_bootflash_free {
-        goto(
-            dev,
-            now,
-            State::RunEventManager,
-            format!("bootflash has {have} free, {need} needed"),
-        );
+        goto(dev, now, State::RunEventManager, short);
     } else {
-        let short = format!("bootflash has {have} free, {need} needed");
         goto(
             dev,
             now,

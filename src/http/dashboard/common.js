@@ -55,11 +55,12 @@ function download(t) {
   const pct = t.total ? Math.min(100, Math.floor(t.bytes * 100 / t.total)) : 0;
   fill.style.width = pct + '%';
   bar.appendChild(fill);
-  let text = pct + '% ' + bytes(t.rate_bps) + '/s';
-  if (t.state === 'stalled') text += ' stalled';
-  else if (t.eta_secs !== null && t.eta_secs !== undefined) text += ' ' + secs(t.eta_secs);
+  // The rate and ETA hide on a phone; the percentage stays.
+  let rest = bytes(t.rate_bps) + '/s';
+  if (t.state === 'stalled') rest += ' stalled';
+  else if (t.eta_secs !== null && t.eta_secs !== undefined) rest += ' ' + secs(t.eta_secs);
   box.title = t.path.split('/').pop() + ': ' + bytes(t.bytes) + (t.total ? ' of ' + bytes(t.total) : '');
-  box.append(bar, el('span', pct + '%', 'pct'), el('span', text.slice(String(pct).length + 2), 'txt'));
+  box.append(bar, el('span', pct + '%', 'pct'), el('span', rest, 'txt'));
   return box;
 }
 // An action's answer in words an operator can act on.
