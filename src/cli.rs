@@ -28,6 +28,12 @@ pub(crate) struct Cli {
         global = true
     )]
     pub(crate) config: PathBuf,
+    /// The fleet database shared by several benches, `postgresql://…` (`[state] url`).
+    #[arg(long, env = "APPLIANCE_STATE_URL", global = true)]
+    pub(crate) state_url: Option<String>,
+    /// This bench's name in the fleet (`[state] bench`; default the host name).
+    #[arg(long, env = "APPLIANCE_BENCH", global = true)]
+    pub(crate) bench: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -235,7 +241,11 @@ impl DeviceAction {
 /// What the command line says of the configuration: its flags (and `APPLIANCE_*` variables),
 /// to be applied to the file's values before they are validated.
 fn overrides(cli: &Cli) -> Overrides {
-    let mut o = Overrides::default();
+    let mut o = Overrides {
+        state_url: cli.state_url.clone(),
+        bench: cli.bench.clone(),
+        ..Overrides::default()
+    };
     match &cli.command {
         Command::Serve {
             listen,
@@ -514,7 +524,8 @@ async fn waiting_rows(cfg: &Config) -> anyhow::Result<Vec<crate::http::api::Wait
     if let Some((200, body)) = crate::ops::fetch(cfg, "/api/waiting").await? {
         return Ok(serde_json::from_str(&body)?);
     }
-    let leases = crate::dhcp::load_leases(&crate::serve::leases_path(cfg)).unwrap_or_default();
+    let saved = crate::store::read_saved_leases(&cfg.state_dir).unwrap_or_default();
+    let leases = crate::dhcp::parse_leases(saved).unwrap_or_default();
     let now = crate::dhcp::unix_now();
     Ok(crate::http::api::waiting(&leases, now))
 }

@@ -7,7 +7,7 @@
 //! 1. `domain`: the router record and its states, typed jobs and answers, the plan, the
 //!    workflow state machine and operator actions, readers of IOS output. Pure.
 //! 2. `config`: `appliance.toml` (wire layer, then validated `Config` and the domain's `Plan`).
-//! 3. `store`: the one owner of device records (registry, journal, atomic files, status CSV).
+//! 3. `store`: the one owner of device records (registry, the SQLite and PostgreSQL backends, atomic files, status CSV).
 //! 4. Protocol codecs and files: `pnp` (PnP XML in and out), `dhcp` (packets, classification,
 //!    leases, RFC 2131 replies, settings, snippets; its receive loop is the DHCP shell), `files`
 //!    (md5s, day-0 rendering, the sendfile path, the download table).

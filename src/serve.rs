@@ -18,7 +18,7 @@ use crate::store::Registry;
 
 /// Opens state and checksums images; returns the ready application and the warnings printed.
 pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
-    let (registry, mut warnings) = Registry::open(&cfg.state_dir, &cfg.status_csv)?;
+    let (registry, mut warnings) = Registry::open(&cfg.store)?;
     let mut interrupted = 0;
     for d in registry.summaries().await {
         if registry
@@ -117,7 +117,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         }
         cfg.admin_token = Some(token);
     }
-    let leases = crate::dhcp::load_leases(&leases_path(&cfg))?;
+    let leases = crate::dhcp::parse_leases(registry.take_saved_leases())?;
     let newcomers = Arc::new(crate::http::newcomers::Newcomers::new(
         cfg.limits.new_serials_per_address,
         cfg.limits.max_devices,
@@ -133,11 +133,6 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         latency: Default::default(),
     };
     Ok((app, warnings))
-}
-
-/// Where the lease table is kept.
-pub(crate) fn leases_path(cfg: &Config) -> std::path::PathBuf {
-    cfg.state_dir.join("leases.json")
 }
 
 /// A bound DHCP socket and its settings, ready to run.
@@ -240,7 +235,7 @@ pub(crate) async fn run(
             d.settings,
             app.leases.clone(),
             app.dhcp_counters.clone(),
-            leases_path(&app.cfg),
+            app.registry.clone(),
             cancel.clone(),
         ))
     });

@@ -377,9 +377,12 @@ fn real_clients_get_exact_option_43_and_others_get_nothing() {
 
     // The leases are saved: dhclient's keyed by MAC, udhcpc's by its client-id (option 61,
     // RFC 2131 §4.2), both on the same interface MAC.
-    let leases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lab.path("state/leases.json")).unwrap())
-            .unwrap();
+    let leases: serde_json::Value = serde_json::from_str(
+        &pnp_appliance::store::read_saved_leases(&lab.path("state"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     let bound: Vec<&serde_json::Value> = leases["by_ip"]
         .as_object()
         .unwrap()
@@ -688,7 +691,12 @@ fn mac_of(lab: &Lab) -> [u8; 6] {
 }
 
 fn lease_file(lab: &Lab) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(lab.path("state/leases.json")).unwrap()).unwrap()
+    serde_json::from_str(
+        &pnp_appliance::store::read_saved_leases(&lab.path("state"))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// A flood of DISCOVERs and REQUESTs from thousands of random PnP-looking MACs used to take

@@ -85,7 +85,7 @@ impl Fixture {
         (s, String::from_utf8_lossy(&b).to_string())
     }
 
-    /// Serials of the saved records (files and journal).
+    /// Serials of the saved records (the state database).
     fn records(&self) -> Vec<String> {
         pnp_appliance::store::read_saved(&self.dir.path().join("state"))
             .unwrap()

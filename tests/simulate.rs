@@ -225,80 +225,9 @@ fn corrupted_image_fails_md5_is_retried_then_failed() {
 
 #[test]
 fn server_killed_at_random_moments_still_finishes_all_without_repeating_steps() {
-    use rand::{Rng, SeedableRng};
-    let seed: u64 = std::env::var("PNP_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("kill -9 schedule seed: {seed} (rerun with PNP_KILL_SEED={seed})");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut b = Bench::new("");
     b.start();
-    let mut sim = b
-        .simulate(20, &["--serial-prefix", "KILL"])
-        .spawn()
-        .unwrap();
-    for _ in 0..4 {
-        std::thread::sleep(Duration::from_millis(rng.random_range(200..2500)));
-        b.kill9();
-        std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
-        b.start();
-    }
-    let status = sim.wait().unwrap();
-    assert!(
-        status.success(),
-        "seed {seed}: not all finished after kill -9 restarts\n{}",
-        b.server_log()
-    );
-    let log = b.server_log();
-    assert!(
-        !log.contains("unreadable device record"),
-        "seed {seed}: a record was torn: {log}"
-    );
-    // No step the server recorded as done is done again, and the restarts cost no router a retry.
-    let mut interrupted = 0;
-    let once = [
-        "image-install",
-        "guestshell.17.12.03a.tar -> bootflash:guestshell.17.12.03a.tar done",
-        "pnp_script.py done",
-        "config-upgrade",
-        "python script output",
-        "event manager run",
-    ];
-    for n in 1..=20 {
-        let serial = format!("KILL{n:05}");
-        let d = b.device(&serial).unwrap();
-        let texts: Vec<String> = d["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["text"].as_str().unwrap().to_string())
-            .collect();
-        for step in once {
-            let done = texts
-                .iter()
-                .filter(|t| {
-                    t.contains(step)
-                        && (t.ends_with(" done")
-                            || t.contains("succeeded")
-                            || t.starts_with("python script output"))
-                })
-                .count();
-            assert!(
-                done <= 1,
-                "seed {seed}: {serial} finished {step:?} {done} times:\n{texts:#?}"
-            );
-        }
-        assert!(
-            !texts.iter().any(|t| t.starts_with("attempt ")),
-            "seed {seed}: {serial} was charged a retry:\n{texts:#?}"
-        );
-        interrupted += texts
-            .iter()
-            .filter(|t| t.contains("server restart"))
-            .count();
-    }
-    eprintln!("seed {seed}: {interrupted} jobs were cut short by a kill and sent again");
+    common::finishes_across_kill_9(&mut b, "KILL", 20);
 }
 
 #[test]

@@ -41,6 +41,10 @@ pub struct Overrides {
     pub(crate) interface: Option<String>,
     /// `--address`: `[dhcp] address`.
     pub(crate) address: Option<String>,
+    /// `--state-url`: `[state] url`.
+    pub(crate) state_url: Option<String>,
+    /// `--bench`: `[state] bench`.
+    pub(crate) bench: Option<String>,
     /// `--server` of `status`, `device` and `report`: the running server's base URL (no key in
     /// the file: by default it is found from the state directory).
     pub(crate) server: Option<String>,
@@ -94,6 +98,18 @@ impl Overrides {
             "dhcp.address",
             "--address (APPLIANCE_ADDRESS)",
             &mut |v| wire.dhcp.address = Some(v),
+        );
+        set(
+            &self.state_url,
+            "state.url",
+            "--state-url (APPLIANCE_STATE_URL)",
+            &mut |v| wire.state.url = Some(v),
+        );
+        set(
+            &self.bench,
+            "state.bench",
+            "--bench (APPLIANCE_BENCH)",
+            &mut |v| wire.state.bench = Some(v),
         );
         origin
     }
@@ -224,10 +240,10 @@ pub struct Config {
     pub(crate) admin_token: Option<String>,
     /// State directory.
     pub(crate) state_dir: PathBuf,
+    /// Where device state is kept, and this bench's name.
+    pub(crate) store: Location,
     /// Log directory.
     pub(crate) log_dir: PathBuf,
-    /// Status CSV.
-    pub(crate) status_csv: PathBuf,
     /// Images.
     pub(crate) images_dir: PathBuf,
     /// Configs.
@@ -436,8 +452,13 @@ impl Config {
             max_body_bytes: wire.http.max_body_bytes,
             admin_token: wire.http.admin_token.clone(),
             state_dir: base.join(&p.state),
+            store: store(
+                &cx,
+                &wire.state,
+                &base.join(&p.state),
+                &base.join(&p.status_csv),
+            )?,
             log_dir: base.join(&p.logs),
-            status_csv: base.join(&p.status_csv),
             images_dir: base.join(&p.images),
             configs_dir: base.join(&p.configs),
             files_dir: base.join(&p.files),
@@ -452,6 +473,87 @@ impl Config {
             server_url: server_url(overrides.server.as_deref())?,
         })
     }
+}
+
+/// Where state is kept: read from `[paths]` and `[state]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Location {
+    /// The state directory (the SQLite database, the token, the md5 cache).
+    pub(crate) dir: PathBuf,
+    /// The status table.
+    pub(crate) status_csv: PathBuf,
+    /// This bench's name (the `bench` of its records and leases).
+    pub(crate) bench: String,
+    /// The fleet database (`postgresql://…`); `None`: SQLite in `dir`.
+    pub(crate) url: Option<String>,
+    /// How long a claim lasts without the holding bench hearing from its router.
+    pub(crate) claim_timeout: std::time::Duration,
+}
+
+/// The host name: the default bench name.
+fn host_name() -> String {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        "bench".into()
+    } else {
+        name
+    }
+}
+
+/// `[state]`: the store and the bench name.
+fn store(
+    cx: &Cx<'_>,
+    s: &wire::StateWire,
+    dir: &Path,
+    status_csv: &Path,
+) -> Result<Location, ConfigError> {
+    let bench = match &s.bench {
+        Some(b) => b.trim().to_string(),
+        None => host_name(),
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if bench.is_empty() || bench.len() > 63 || !bench.chars().all(valid) {
+        return Err(cx.err(
+            "state.bench",
+            format!(
+                "{bench:?} is not a bench name: give 1-63 letters, digits, '-', '_' or '.' (hint: \"bench-2\")"
+            ),
+        ));
+    }
+    let url = match &s.url {
+        None => None,
+        Some(u) => {
+            let u = u.trim();
+            if !(u.starts_with("postgresql://") || u.starts_with("postgres://")) {
+                return Err(cx.err(
+                    "state.url",
+                    "give a PostgreSQL URL (hint: \"postgresql://pnp@fleet-db.example/pnp\"), or leave it out to keep state in SQLite in the state directory",
+                ));
+            }
+            if let Err(e) = u.parse::<postgres::Config>() {
+                return Err(cx.err("state.url", format!("not a PostgreSQL URL: {e}")));
+            }
+            Some(u.to_string())
+        }
+    };
+    let claim_timeout = s.claim_timeout.unwrap_or(120);
+    if !(2..=3600).contains(&claim_timeout) {
+        return Err(cx.err(
+            "state.claim-timeout",
+            "give 2 to 3600 seconds (default 120: longer than a router is silent between PnP exchanges, shorter than the wait before another bench may take it over)",
+        ));
+    }
+    Ok(Location {
+        dir: dir.to_path_buf(),
+        status_csv: status_csv.to_path_buf(),
+        bench,
+        url,
+        claim_timeout: std::time::Duration::from_secs(claim_timeout),
+    })
 }
 
 /// `[http]`: the listen address and the advertised one.
@@ -1081,8 +1183,15 @@ mod tests {
             admin_token: Some("0123456789abcdef".into()),
             server: Some("http://127.0.0.1:9090/".into()),
             address: Some("198.51.100.1/24".into()),
+            state_url: Some("postgresql://pnp@127.0.0.1:5432/fleet".into()),
+            bench: Some("bench-2".into()),
         })
         .unwrap();
+        assert_eq!(
+            good.store.url.as_deref(),
+            Some("postgresql://pnp@127.0.0.1:5432/fleet")
+        );
+        assert_eq!(good.store.bench, "bench-2");
         assert_eq!(
             good.dhcp.address.map(|a| a.to_string()).as_deref(),
             Some("198.51.100.1/24")
@@ -1148,6 +1257,27 @@ mod tests {
                     ..Overrides::default()
                 },
                 "--log-level (APPLIANCE_LOG_LEVEL): give a level",
+            ),
+            (
+                Overrides {
+                    state_url: Some("mysql://x".into()),
+                    ..Overrides::default()
+                },
+                "--state-url (APPLIANCE_STATE_URL): give a PostgreSQL URL",
+            ),
+            (
+                Overrides {
+                    state_url: Some("postgresql://h:notaport/db".into()),
+                    ..Overrides::default()
+                },
+                "--state-url (APPLIANCE_STATE_URL): not a PostgreSQL URL",
+            ),
+            (
+                Overrides {
+                    bench: Some("bench 2".into()),
+                    ..Overrides::default()
+                },
+                "--bench (APPLIANCE_BENCH): \"bench 2\" is not a bench name",
             ),
         ];
         for (o, want) in bad {

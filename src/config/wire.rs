@@ -97,6 +97,19 @@ impl Default for PathsWire {
     }
 }
 
+/// `[state]`: where device state is kept and which bench this appliance is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub(crate) struct StateWire {
+    /// `postgresql://…`: the fleet database shared by several benches. Unset: SQLite in the
+    /// state directory.
+    pub(crate) url: Option<String>,
+    /// This bench's name in the fleet (default: the host name).
+    pub(crate) bench: Option<String>,
+    /// Seconds a bench keeps driving a router it has not heard from (fleet database only).
+    pub(crate) claim_timeout: Option<u64>,
+}
+
 /// One `[[workflow.image]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -381,6 +394,8 @@ pub(crate) struct ConfigWire {
     pub(crate) http: HttpWire,
     /// Paths.
     pub(crate) paths: PathsWire,
+    /// Device state.
+    pub(crate) state: StateWire,
     /// Workflow.
     pub(crate) workflow: WorkflowWire,
     /// Backoffs.

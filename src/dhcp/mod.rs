@@ -18,7 +18,7 @@ pub(crate) mod socket;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
@@ -65,17 +65,15 @@ impl Counters {
     }
 }
 
-/// Loads `state/leases.json`; a missing file is an empty table, an unreadable one an error.
-pub(crate) fn load_leases(path: &Path) -> anyhow::Result<Leases> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+/// Reads the saved lease table: none saved is an empty table, an unreadable one an error.
+pub(crate) fn parse_leases(saved: Option<String>) -> anyhow::Result<Leases> {
+    match saved {
+        None => Ok(Leases::default()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
-                "lease file {} is unreadable ({e}): move it aside to start with no leases",
-                path.display()
+                "the saved lease table is unreadable ({e}): start once with [dhcp] off, or move the state directory aside, to start with no leases"
             )
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Leases::default()),
-        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
     }
 }
 
@@ -157,8 +155,11 @@ pub(crate) struct LeaseSaver {
 }
 
 impl LeaseSaver {
-    /// Starts the saver thread for `leases` at `path`.
-    pub(crate) fn start(leases: SharedLeases, path: PathBuf) -> std::io::Result<LeaseSaver> {
+    /// Starts the saver thread for `leases`, committing them to `registry`'s store.
+    pub(crate) fn start(
+        leases: SharedLeases,
+        registry: crate::store::Registry,
+    ) -> std::io::Result<LeaseSaver> {
         let (tx, rx) =
             std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
         std::thread::Builder::new()
@@ -170,9 +171,8 @@ impl LeaseSaver {
                         waiters.push(w);
                     }
                     // The snapshot is taken after every waiter's change was made.
-                    let json = serde_json::to_vec(&*lock(&leases)).unwrap_or_default();
-                    let result =
-                        crate::store::write_atomic(&path, &json).map_err(|e| e.to_string());
+                    let json = serde_json::to_string(&*lock(&leases)).unwrap_or_default();
+                    let result = registry.save_leases_blocking(json);
                     for w in waiters {
                         let _ = w.send(result.clone());
                     }
@@ -211,11 +211,11 @@ pub(crate) async fn run(
     settings: Arc<Settings>,
     leases: SharedLeases,
     counters: Arc<Counters>,
-    leases_path: PathBuf,
+    registry: crate::store::Registry,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let socket = Arc::new(UdpSocket::from_std(socket)?);
-    let saver = LeaseSaver::start(leases.clone(), leases_path)?;
+    let saver = LeaseSaver::start(leases.clone(), registry)?;
     info!(
         server = ?settings.server.map(|s| s.ip),
         option43 = %settings.option43,

@@ -376,9 +376,11 @@ pub struct Device {
     pub(crate) steps: Arc<std::collections::BTreeMap<String, StepResult>>,
     /// What happened, oldest first (the last [`HISTORY_LIMIT`] lines).
     pub(crate) history: Vec<Event>,
-    /// History lines ever logged: numbers them, so the journal carries only new lines and
-    /// replaying a journal twice adds none twice.
+    /// History lines ever logged: numbers them, so a change writes only its new lines and
+    /// writing one twice adds none twice.
     pub(crate) logged: u64,
+    /// The bench that drives it (set by the store: the host name, or `[state] bench`).
+    pub(crate) bench: String,
 }
 
 impl Default for Device {
@@ -422,6 +424,7 @@ impl Default for Device {
             steps: Arc::default(),
             history: Vec::new(),
             logged: 0,
+            bench: String::new(),
         }
     }
 }
@@ -537,6 +540,7 @@ impl Device {
             steps,
             history: _,
             logged,
+            bench,
         } = self;
         *serial == other.serial
             && *udi == other.udi
@@ -572,6 +576,7 @@ impl Device {
             && *evidence == other.evidence
             && *steps == other.steps
             && *logged == other.logged
+            && *bench == other.bench
     }
 }
 

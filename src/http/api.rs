@@ -67,6 +67,9 @@ pub(crate) struct StatusRow {
     pub(crate) reason: Option<String>,
     /// What to do about it.
     pub(crate) fix: Option<String>,
+    /// The bench that drives it (`[state] bench`; with a fleet database, one of several).
+    #[serde(default)]
+    pub(crate) bench: String,
 }
 
 /// A router our DHCP leased an address to that has not spoken PnP yet (`/api/waiting`,
@@ -132,6 +135,7 @@ fn row(d: &Device, transfer: Option<TransferView>) -> StatusRow {
         .map(|t| t.path.rsplit('/').next().unwrap_or_default().to_string());
     let attention = bench::attention(d, stalled.as_deref());
     StatusRow {
+        bench: d.bench.clone(),
         serial: d.serial.clone(),
         platform: d.pid.clone(),
         hw_rev: d.vid.clone(),
@@ -168,7 +172,7 @@ fn no_device(serial: &str) -> HttpError {
 /// for 1000 routers was a ~43 MB body built from copies of every record (BENCHMARKS.md, "Soak").
 /// A record's history is at `/api/devices/{serial}`.
 pub(super) async fn devices(State(app): State<App>, Query(page): Query<Page>) -> Response {
-    let all = app.registry.summaries().await;
+    let all = app.registry.fleet_summaries().await;
     let total = all.len();
     let list: Vec<serde_json::Value> = page
         .of(&all)
@@ -267,7 +271,7 @@ pub(super) async fn metrics(State(app): State<App>) -> Response {
 }
 
 pub(super) async fn status(State(app): State<App>, Query(page): Query<Page>) -> Response {
-    let devices = app.registry.summaries().await;
+    let devices = app.registry.fleet_summaries().await;
     let total = devices.len();
     // Sorted before paging: the piles depend on live downloads, and pages must not overlap.
     let all = rows(&devices, Some(&app.transfers));

@@ -15,6 +15,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::error::HttpError;
 use super::{App, Peer};
+use crate::store::Elsewhere;
 use std::net::IpAddr;
 
 use super::newcomers::Refusal;
@@ -110,6 +111,9 @@ async fn exchange_request(
     // The day-0 config is rendered outside the record's lock: when this request can need it,
     // the first pass only reports so (changing nothing), and a second pass runs with it.
     let mut day0: Option<Result<crate::domain::device::Day0, String>> = None;
+    if let Some(wait) = driven_elsewhere(&app, &udi.serial).await {
+        return Ok(wait);
+    }
     let outcome = loop {
         let outcome = app
             .registry
@@ -203,6 +207,26 @@ async fn exchange_request(
     );
     debug!(xml = %body, "job sent");
     Ok(xml(body))
+}
+
+/// With a fleet database: the answer for a router this bench may not drive now (another
+/// bench heard from it lately, or the database is away), an empty 200 ("no work now",
+/// docs/pnp-protocol.md §6.6) so it keeps polling and is taken over once that claim runs out.
+async fn driven_elsewhere(app: &App, serial: &str) -> Option<Response> {
+    match app.registry.claim(serial).await {
+        Ok(()) => None,
+        Err(Elsewhere::Claimed { bench, secs }) => {
+            info!(
+                bench = bench.as_str(),
+                "driven by bench {bench}, which heard from it lately: told to wait; this bench takes it over if bench {bench} does not hear from it within {secs} s (unplug it there, or stop that bench)"
+            );
+            Some(StatusCode::OK.into_response())
+        }
+        Err(Elsewhere::Unreachable(e)) => {
+            warn!("{e}: the router is told to wait; check the fleet database is up and reachable");
+            Some(StatusCode::OK.into_response())
+        }
+    }
 }
 
 /// The record for a serial seen for the first time, unless its address brought too many new
@@ -331,6 +355,9 @@ async fn exchange_response(
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let mac = lease_of(&app, &peer).map(|l| l.mac);
+    if let Some(wait) = driven_elsewhere(&app, &udi.serial).await {
+        return Ok(wait);
+    }
     let outcome = app
         .registry
         .update(

@@ -74,12 +74,12 @@ pub(crate) async fn fetch_list(cfg: &Config, path: &str) -> anyhow::Result<Optio
 }
 
 fn offline(cfg: &Config) -> anyhow::Result<Registry> {
-    Ok(Registry::open(&cfg.state_dir, &cfg.status_csv)?.0)
+    Ok(Registry::open(&cfg.store)?.0)
 }
 
 /// The saved records, newest contact first (server not running); writes nothing.
 pub(crate) async fn offline_devices(cfg: &Config) -> anyhow::Result<Vec<Device>> {
-    crate::store::read_saved(&cfg.state_dir)
+    crate::store::read_fleet(&cfg.store)
 }
 
 /// Applies `action` to `serial`; returns the message to print.

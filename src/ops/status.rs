@@ -159,20 +159,39 @@ pub(crate) fn table(
     }
     let wide = screen.width.is_none_or(|w| w >= 120);
     let hosts = rows.iter().any(|r| r.hostname.is_some());
-    let head =
-        |serial: &str, host: &str, state: &str, step: &str, pid: &str, ip: &str, last: &str| {
-            let mut l = format!("{serial:<14} ");
-            if hosts {
-                l.push_str(&format!("{host:<14} "));
-            }
-            l.push_str(&format!("{state:<20} {step:<4} "));
-            if wide {
-                l.push_str(&format!("{pid:<12} {ip:<15} {last:<9} "));
-            }
-            l
-        };
+    // A fleet's table names each router's bench.
+    let fleet = rows
+        .iter()
+        .map(|r| r.bench.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+        > 1;
+    let head = |bench: &str,
+                serial: &str,
+                host: &str,
+                state: &str,
+                step: &str,
+                pid: &str,
+                ip: &str,
+                last: &str| {
+        let mut l = String::new();
+        if fleet {
+            l.push_str(&format!("{bench:<10} "));
+        }
+        l.push_str(&format!("{serial:<14} "));
+        if hosts {
+            l.push_str(&format!("{host:<14} "));
+        }
+        l.push_str(&format!("{state:<20} {step:<4} "));
+        if wide {
+            l.push_str(&format!("{pid:<12} {ip:<15} {last:<9} "));
+        }
+        l
+    };
     if !rows.is_empty() {
-        let h = head("SERIAL", "HOSTNAME", "STATE", "STEP", "PID", "IP", "LAST");
+        let h = head(
+            "BENCH", "SERIAL", "HOSTNAME", "STATE", "STEP", "PID", "IP", "LAST",
+        );
         lines.push(fit(&format!("{h}DETAIL"), screen.width));
     }
     // Each row: its line, and for a router that needs you the fix under it.
@@ -180,6 +199,7 @@ pub(crate) fn table(
     for r in rows {
         let last = r.last_contact.get(11..).unwrap_or_default();
         let h = head(
+            &cut(&r.bench, 10),
             &cut(&r.serial, 14),
             &cut(r.hostname.as_deref().unwrap_or("-"), 14),
             &cut(&r.state, 20),
@@ -296,6 +316,9 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
     ));
     if let Some(h) = crate::domain::bench::hostname(d) {
         s.push_str(&format!("hostname      {h}\n"));
+    }
+    if !d.bench.is_empty() {
+        s.push_str(&format!("bench         {}\n", d.bench));
     }
     if let Some(a) = crate::domain::bench::attention(d, None) {
         s.push_str(&format!(

@@ -1,11 +1,14 @@
 //! The device registry: the one owner of device state, and its persistence.
 //!
-//! Owns the in-memory records and their persistence: every durable change goes to the journal
-//! (`crate::store::journal`, group-committed, fsynced before a reply leaves, so `kill -9` at any moment
-//! loses nothing that was answered) and from there into one JSON file per router under
-//! `<state>/devices/` (rewritten atomically at start-up and compaction); and `DEVICE_STATUS.csv`
-//! (rewritten atomically in the background, coalescing bursts). DHCP, PnP and the operator commands change
-//! records only through [`Registry::update`].
+//! Owns the in-memory records and their persistence: every durable change goes to the state
+//! database (`<state>/state.db`, SQLite: [`crate::store::sqlite`]) through one writer thread
+//! that commits every change waiting in one transaction ([`crate::store::db`]), and a change is
+//! committed before the reply that depends on it leaves, so `kill -9` at any moment loses
+//! nothing that was answered. The state of earlier versions (journal and record files) is
+//! imported at the first start and moved aside ([`crate::store::legacy`]). Also owns
+//! `DEVICE_STATUS.csv` (rewritten atomically in the background, coalescing bursts; operator
+//! edits of its state column applied). DHCP, PnP and the operator commands change records only
+//! through [`Registry::update`].
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,8 +18,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 mod atomic;
-pub mod journal;
+pub(crate) mod db;
+mod legacy;
+pub(crate) mod postgres;
 pub(crate) mod server_record;
+pub(crate) mod sqlite;
 mod status_csv;
 pub(crate) mod token;
 
@@ -24,7 +30,11 @@ use atomic::sweep_temp_files;
 pub(crate) use atomic::write_atomic;
 pub(crate) use status_csv::{STATUS_COLUMNS, status_table};
 
+pub(crate) use crate::config::Location;
 use crate::domain::device::Device;
+use crate::store::db::{Backend, Change, Row, Writer};
+use crate::store::postgres::{Claim, Pg};
+use crate::store::sqlite::Sqlite;
 use crate::sync::lock;
 
 /// (mtime, length) of our last status CSV write, and the state cell we wrote per serial.
@@ -33,20 +43,52 @@ type CsvWritten = (
     HashMap<String, String>,
 );
 
+/// The fleet database's side of the registry (PostgreSQL only).
+struct Fleet {
+    /// The connection for claims and the fleet's views (the writer has its own).
+    conn: Arc<Mutex<Pg>>,
+    /// The URL without its password, for messages.
+    shown: String,
+    /// The claims this bench holds: when each is next renewed in the database.
+    claims: Mutex<HashMap<String, std::time::Instant>>,
+    /// How long a claim lasts.
+    timeout: Duration,
+}
+
+/// Why this bench may not drive a router now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Elsewhere {
+    /// Another bench drives it (it heard from it lately).
+    Claimed {
+        /// That bench.
+        bench: String,
+        /// Seconds its claim lasts unless it hears from the router again.
+        secs: i64,
+    },
+    /// The fleet database cannot be reached to claim it.
+    Unreachable(String),
+}
+
 struct Shared {
+    /// The state directory.
     dir: PathBuf,
-    journal: crate::store::journal::Journal,
+    /// This bench's name.
+    bench: String,
+    writer: Writer,
+    fleet: Option<Fleet>,
     /// Exclusive lock on the state directory while this registry writes to it.
     _lock: std::fs::File,
     status_csv: PathBuf,
     devices: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Device>>>>,
+    /// The lease table as saved when the registry opened (the DHCP task takes it from here).
+    leases: Mutex<Option<String>>,
     /// Records whose only changes (last contact) are not on disk yet.
     dirty: Mutex<HashSet<String>>,
     /// Records whose durable changes could not be written (full disk, read-only), since when:
     /// written whole at their next change, with a history line saying so.
     unsaved: Mutex<HashMap<String, chrono::DateTime<chrono::Local>>>,
     changed: Notify,
-    /// How long durable changes take to commit (handed to the journal until on disk).
+    /// How long durable changes take to commit (handed to the writer until committed).
     commit_latency: crate::metrics::Latency,
     /// What we last wrote to the status CSV: its (mtime, length) and each serial's state cell,
     /// to tell an operator's edit from our own writes.
@@ -59,58 +101,24 @@ pub struct Registry {
     shared: Arc<Shared>,
 }
 
-/// Reads every per-device file of `dir`; unreadable ones are reported and skipped.
-fn load_files(dir: &Path) -> (HashMap<String, Device>, Vec<String>) {
-    let mut devices = HashMap::new();
-    let mut problems = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return (devices, problems);
-    };
-    for entry in rd.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        match std::fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Device>(&b).map_err(|e| e.to_string()))
-        {
-            Ok(d) if !d.serial.is_empty() => {
-                devices.insert(d.serial.clone(), d);
-            }
-            Ok(_) => problems.push(format!(
-                "{}: record without serial, skipped",
-                path.display()
-            )),
-            Err(e) => problems.push(format!(
-                "{}: unreadable device record ({e}); skipped: fix or delete it",
-                path.display()
-            )),
-        }
-    }
-    (devices, problems)
-}
-
-/// The saved state: the record files with the journals replayed over them, and what could
-/// not be read.
-fn load_state(state_dir: &Path) -> std::io::Result<(HashMap<String, Device>, Vec<String>)> {
-    let (mut devices, mut problems) = load_files(&state_dir.join("devices"));
-    let journal = state_dir.join("journal.log");
-    // A fold cut short leaves journal.1.log: it is older than journal.log.
-    for path in [crate::store::journal::rotated_path(&journal), journal] {
-        let (entries, mut p) = crate::store::journal::replay(&path)?;
-        problems.append(&mut p);
-        for e in entries {
-            crate::store::journal::apply(&mut devices, e);
-        }
-    }
-    Ok((devices, problems))
-}
-
-/// The saved records, read without writing anything (no lock, no compaction): for status and
-/// report while no server answers.
+/// The saved records, read without writing anything (no lock, no migration): for status and
+/// report while no server answers. Before the first start of this version, the old files.
 pub fn read_saved(state_dir: &Path) -> anyhow::Result<Vec<Device>> {
-    let mut out: Vec<Device> = load_state(state_dir)?.0.into_values().collect();
+    let db = Sqlite::read_only(&state_dir.join(sqlite::FILE)).map_err(anyhow::Error::msg)?;
+    let imported = match &db {
+        Some(db) => db
+            .read_meta("imported")
+            .map_err(anyhow::Error::msg)?
+            .is_some(),
+        None => false,
+    };
+    let devices = match db {
+        Some(db) if imported || legacy::present(state_dir).is_empty() => {
+            db.load().map_err(anyhow::Error::msg)?.0
+        }
+        _ => legacy::read(state_dir)?.devices,
+    };
+    let mut out: Vec<Device> = devices.into_values().collect();
     out.sort_by(|a, b| {
         b.last_contact
             .cmp(&a.last_contact)
@@ -118,6 +126,117 @@ pub fn read_saved(state_dir: &Path) -> anyhow::Result<Vec<Device>> {
     });
     Ok(out)
 }
+
+/// The saved lease table's text (JSON), read without writing anything (`None`: no table saved).
+pub fn read_saved_leases(state_dir: &Path) -> anyhow::Result<Option<String>> {
+    match Sqlite::read_only(&state_dir.join(sqlite::FILE)).map_err(anyhow::Error::msg)? {
+        Some(db) => db.leases().map_err(anyhow::Error::msg),
+        None => Ok(legacy::read(state_dir)?.leases),
+    }
+}
+
+/// The whole fleet's records without history, read from the fleet database at `at` (writes
+/// nothing): for status and report while no server of this bench answers.
+pub(crate) fn read_fleet(at: &Location) -> anyhow::Result<Vec<Device>> {
+    let Some(url) = &at.url else {
+        return read_saved(&at.dir);
+    };
+    let mut out =
+        off_runtime(|| Pg::connect(url, &at.bench)?.fleet()).map_err(anyhow::Error::msg)?;
+    out.sort_by(|a, b| {
+        b.last_contact
+            .cmp(&a.last_contact)
+            .then(a.serial.cmp(&b.serial))
+    });
+    Ok(out)
+}
+
+/// Imports the state files of an earlier version into `db` (once: the import is recorded
+/// under `key` in the same transaction) and moves them aside. Returns what the operator
+/// should know.
+fn import(db: &mut impl Backend, state_dir: &Path, key: &str) -> anyhow::Result<Vec<String>> {
+    if legacy::present(state_dir).is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut problems = Vec::new();
+    if db.meta(key).map_err(anyhow::Error::msg)?.is_none() {
+        let old = legacy::read(state_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the state files of the earlier version in {}: {e}; nothing was imported (fix their permissions and start again)",
+                state_dir.display()
+            )
+        })?;
+        let routers = old.devices.len();
+        let mut changes = Vec::with_capacity(routers + 1);
+        for mut d in old.devices.into_values() {
+            changes.push(Change::Update(Box::new(
+                Row::of(&mut d, usize::MAX).map_err(anyhow::Error::msg)?,
+            )));
+        }
+        if let Some(leases) = old.leases {
+            changes.push(Change::Leases(leases));
+        }
+        let note = format!(
+            "{routers} routers from the files of {} at {}",
+            state_dir.display(),
+            crate::domain::bench::utc(chrono::Local::now())
+        );
+        db.commit_with(&changes, &[(key, &note)])
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot import the earlier state into {}: {e}; the old files are untouched (free disk space and start again)",
+                    sqlite::FILE
+                )
+            })?;
+        tracing::info!(
+            routers,
+            "imported the state of an earlier version into {}",
+            sqlite::FILE
+        );
+        problems.extend(old.problems);
+    }
+    match legacy::move_aside(state_dir) {
+        Ok(aside) => tracing::info!(
+            "the earlier version's state files are moved to {} (imported; delete them when you no longer need them)",
+            aside.display()
+        ),
+        Err(e) => problems.push(format!(
+            "cannot move the earlier version's state files aside in {}: {e}; they are imported already and not read again (move them yourself)",
+            state_dir.display()
+        )),
+    }
+    Ok(problems)
+}
+
+/// Runs `f` on a thread of its own: the PostgreSQL client blocks on a runtime of its own,
+/// which it may not do on a thread that drives async tasks.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+impl Drop for Fleet {
+    /// The client closes its connection blocking: on a thread of its own, not on an async
+    /// worker.
+    fn drop(&mut self) {
+        let conn = self.conn.clone();
+        let _ = std::thread::Builder::new()
+            .name("fleet-close".into())
+            .spawn(move || drop(conn));
+    }
+}
+
+/// What opening a backend gives the registry.
+type Opened = (
+    Writer,
+    HashMap<String, Device>,
+    Vec<String>,
+    Option<String>,
+    Option<Fleet>,
+);
 
 /// A copy of `d` with an empty history (its `logged` count kept), without cloning the history.
 fn without_history(d: &mut Device) -> Device {
@@ -128,17 +247,14 @@ fn without_history(d: &mut Device) -> Device {
 }
 
 impl Registry {
-    /// Opens the state directory, creating it, and loads every record. Unreadable records are
-    /// reported and skipped (left on disk for the operator).
-    pub(crate) fn open(
-        state_dir: &Path,
-        status_csv: &Path,
-    ) -> anyhow::Result<(Registry, Vec<String>)> {
-        let dir = state_dir.join("devices");
-        std::fs::create_dir_all(&dir).map_err(|e| {
+    /// Opens the state directory, creating it, and loads every record (importing the files of
+    /// an earlier version first). Unreadable records are reported and skipped.
+    pub(crate) fn open(at: &Location) -> anyhow::Result<(Registry, Vec<String>)> {
+        let (state_dir, status_csv) = (at.dir.as_path(), at.status_csv.as_path());
+        std::fs::create_dir_all(state_dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create state directory {}: {e} (check permissions or set [paths] state)",
-                dir.display()
+                state_dir.display()
             )
         })?;
         let lock_path = state_dir.join("lock");
@@ -159,37 +275,20 @@ impl Registry {
                 state_dir.display()
             );
         }
-        // What writes cut off by a crash left (the lease table's too, in `state_dir`).
+        // What writes cut off by a crash left (the md5 cache's, the token's).
         let mut problems = sweep_temp_files(state_dir);
-        problems.append(&mut sweep_temp_files(&dir));
-        // Fold the journal into the files, then read them; if it cannot be folded (full
-        // disk, read-only), it is kept and replayed over the files in memory.
-        let journal_path = state_dir.join("journal.log");
-        problems.append(&mut match crate::store::journal::compact(&journal_path, &dir) {
-            Ok(p) => p,
-            Err(e) => vec![format!(
-                "cannot fold {} into {}: {e}; it is kept and replayed (free disk space or fix permissions)",
-                journal_path.display(),
-                dir.display()
-            )],
-        });
-        let (devices, mut more) = load_state(state_dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read {}: {e} (check permissions)",
-                journal_path.display()
-            )
-        })?;
+        let opened = match &at.url {
+            None => Self::open_sqlite(at),
+            Some(url) => Self::open_fleet(at, url),
+        }?;
+        let (writer, devices, mut more, leases, fleet) = opened;
         problems.append(&mut more);
-        let journal = crate::store::journal::Journal::start(&journal_path, &dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open {}: {e} (check permissions or set [paths] state)",
-                journal_path.display()
-            )
-        })?;
         let registry = Registry {
             shared: Arc::new(Shared {
-                dir,
-                journal,
+                dir: state_dir.to_path_buf(),
+                bench: at.bench.clone(),
+                writer,
+                fleet,
                 _lock: lock_file,
                 status_csv: status_csv.to_path_buf(),
                 devices: Mutex::new(
@@ -198,6 +297,7 @@ impl Registry {
                         .map(|(k, d)| (k, Arc::new(tokio::sync::Mutex::new(d))))
                         .collect(),
                 ),
+                leases: Mutex::new(leases),
                 dirty: Mutex::new(HashSet::new()),
                 unsaved: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
@@ -206,6 +306,137 @@ impl Registry {
             }),
         };
         Ok((registry, problems))
+    }
+
+    /// The SQLite store in the state directory.
+    fn open_sqlite(at: &Location) -> anyhow::Result<Opened> {
+        let mut db = Sqlite::open(&at.dir.join(sqlite::FILE), &at.bench).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the state database: {e} (check permissions and free space of {}, or set [paths] state)",
+                at.dir.display()
+            )
+        })?;
+        let problems = import(&mut db, &at.dir, "imported")?;
+        let (devices, mut more) = db.load().map_err(|e| {
+            anyhow::anyhow!("cannot read the state database: {e} (check permissions)")
+        })?;
+        let mut problems = problems;
+        problems.append(&mut more);
+        let leases = db.leases().map_err(anyhow::Error::msg)?;
+        let writer = Writer::start(db, "state-writer")
+            .map_err(|e| anyhow::anyhow!("cannot start the state writer thread: {e}"))?;
+        Ok((writer, devices, problems, leases, None))
+    }
+
+    /// The fleet database: this bench's routers loaded, a second connection for claims and
+    /// views.
+    fn open_fleet(at: &Location, url: &str) -> anyhow::Result<Opened> {
+        off_runtime(|| Self::open_fleet_blocking(at, url))
+    }
+
+    fn open_fleet_blocking(at: &Location, url: &str) -> anyhow::Result<Opened> {
+        let mut db = Pg::connect(url, &at.bench).map_err(anyhow::Error::msg)?;
+        let mut problems = import(&mut db, &at.dir, &format!("imported:{}", at.bench))?;
+        let (devices, mut more) = db.load_bench().map_err(|e| {
+            anyhow::anyhow!("cannot read this bench's routers from the fleet database: {e}")
+        })?;
+        problems.append(&mut more);
+        let leases = db.leases().map_err(anyhow::Error::msg)?;
+        let reader = Pg::connect(url, &at.bench).map_err(anyhow::Error::msg)?;
+        let writer = Writer::start(db, "state-writer")
+            .map_err(|e| anyhow::anyhow!("cannot start the state writer thread: {e}"))?;
+        tracing::info!(
+            bench = at.bench.as_str(),
+            database = crate::store::postgres::redacted(url).as_str(),
+            routers = devices.len(),
+            "fleet database open"
+        );
+        let fleet = Fleet {
+            conn: Arc::new(Mutex::new(reader)),
+            shown: crate::store::postgres::redacted(url),
+            claims: Mutex::new(HashMap::new()),
+            timeout: at.claim_timeout,
+        };
+        Ok((writer, devices, problems, leases, Some(fleet)))
+    }
+
+    /// Whether this bench may drive `serial` now: always with SQLite; with a fleet database,
+    /// when it holds the router's claim (taken or renewed here). A router that comes from
+    /// another bench is read from the database first, so it continues where it was.
+    pub(crate) async fn claim(&self, serial: &str) -> Result<(), Elsewhere> {
+        let Some(fleet) = &self.shared.fleet else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        let held = lock(&fleet.claims).get(serial).copied();
+        if held.is_some_and(|renew| now < renew) {
+            return Ok(());
+        }
+        let conn = fleet.conn.clone();
+        let s = serial.to_string();
+        let known = self.entry(serial).is_some();
+        let timeout = fleet.timeout;
+        let claimed = tokio::task::spawn_blocking(move || {
+            let mut pg = lock(&conn);
+            let claim = pg.claim(&s, timeout)?;
+            let record = match &claim {
+                Claim::Ours { from } if from.is_some() || !known => pg.fetch(&s)?,
+                _ => None,
+            };
+            Ok::<_, String>((claim, record))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match claimed {
+            Ok((Claim::Held { bench, secs }, _)) => {
+                lock(&fleet.claims).remove(serial);
+                Err(Elsewhere::Claimed { bench, secs })
+            }
+            Ok((Claim::Ours { from }, record)) => {
+                lock(&fleet.claims).insert(serial.to_string(), now + fleet.timeout / 2);
+                if let Some(d) = record {
+                    if let Some(from) = &from {
+                        tracing::info!(
+                            serial,
+                            from = from.as_str(),
+                            "router came from another bench: continuing from its record there"
+                        );
+                    }
+                    self.replace(d).await;
+                }
+                Ok(())
+            }
+            // A claim this bench held goes on while the database is away (its changes are
+            // kept in memory, marked NOT SAVED); a new one cannot be taken.
+            Err(e) if held.is_some() => {
+                tracing::warn!(serial, error = %e, "cannot renew the claim in the fleet database {}: going on with it", fleet.shown);
+                Ok(())
+            }
+            Err(e) => Err(Elsewhere::Unreachable(format!(
+                "cannot claim {serial} in the fleet database {}: {e}",
+                fleet.shown
+            ))),
+        }
+    }
+
+    /// Puts `d` (read from the fleet database) in place of this bench's copy.
+    async fn replace(&self, d: Device) {
+        let entry = lock(&self.shared.devices)
+            .entry(d.serial.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Device::default())))
+            .clone();
+        *entry.lock().await = d;
+    }
+
+    /// The lease table saved when the registry opened, taken (the DHCP task owns it then).
+    pub(crate) fn take_saved_leases(&self) -> Option<String> {
+        lock(&self.shared.leases).take()
+    }
+
+    /// Commits this bench's lease table; returns once it is durable. For the lease saver's
+    /// thread (outside the runtime).
+    pub(crate) fn save_leases_blocking(&self, json: String) -> Result<(), String> {
+        self.shared.writer.send_blocking(Change::Leases(json))
     }
 
     fn entry(&self, serial: &str) -> Option<Arc<tokio::sync::Mutex<Device>>> {
@@ -235,6 +466,18 @@ impl Registry {
         let before = without_history(&mut guard);
         let result = f(&mut guard);
         let after = &mut *guard;
+        if after.bench != self.shared.bench {
+            if !after.bench.is_empty() {
+                after.log(
+                    chrono::Local::now(),
+                    format!(
+                        "driven by bench {} from now on (bench {} drove it before)",
+                        self.shared.bench, after.bench
+                    ),
+                );
+            }
+            after.bench.clone_from(&self.shared.bench);
+        }
         let unsaved = lock(&self.shared.unsaved).get(serial).copied();
         if created || unsaved.is_some() || !before.same_durable(after) {
             let now = chrono::Local::now();
@@ -247,7 +490,7 @@ impl Registry {
                     ),
                 );
             }
-            // Only the lines logged by this change go to the journal; a record this call created
+            // Only the lines logged by this change are written; a record this call created
             // goes whole (its first lines were logged by `create`), and so does one whose
             // earlier writes failed. Lines are numbered, so a racing creator writing them too
             // adds none twice.
@@ -257,7 +500,7 @@ impl Registry {
                 usize::try_from(after.logged.saturating_sub(before.logged)).unwrap_or(usize::MAX)
             };
             let started = std::time::Instant::now();
-            let committed = self.shared.journal.update(after, new_lines).await;
+            let committed = self.commit_record(after, new_lines).await;
             self.shared.commit_latency.record(started.elapsed());
             match committed {
                 Ok(()) => {
@@ -285,12 +528,18 @@ impl Registry {
         Some(result)
     }
 
+    /// Commits `device` whose last `new_lines` history lines are new.
+    async fn commit_record(&self, device: &mut Device, new_lines: usize) -> Result<(), String> {
+        let row = Row::of(device, new_lines)?;
+        self.shared.writer.send(Change::Update(Box::new(row))).await
+    }
+
     fn persist_failed(&self, serial: &str, e: &str) {
         tracing::error!(
             serial,
             error = %e,
             "cannot persist device record: state is kept in memory only; free disk space or fix permissions of {}",
-            self.shared.dir.parent().unwrap_or(&self.shared.dir).display()
+            self.shared.dir.display()
         );
     }
 
@@ -301,7 +550,12 @@ impl Registry {
         };
         // Wait for any exchange in progress on it to finish first.
         let _guard = entry.lock().await;
-        if let Err(e) = self.shared.journal.forget(serial).await {
+        if let Err(e) = self
+            .shared
+            .writer
+            .send(Change::Forget(serial.to_string()))
+            .await
+        {
             self.persist_failed(serial, &e);
         }
         lock(&self.shared.dirty).remove(serial);
@@ -388,21 +642,95 @@ impl Registry {
             }
         }
     }
-    /// Number of records.
     /// Commit latency of durable changes so far (`/metrics`).
     pub(crate) fn commit_latency(&self) -> crate::metrics::Exported {
         self.shared.commit_latency.exported()
     }
 
+    /// Number of records.
     pub(crate) fn len(&self) -> usize {
         lock(&self.shared.devices).len()
     }
 
-    /// A copy of one record.
+    /// A copy of one record: this bench's, else (fleet database) another bench's.
     pub async fn get(&self, serial: &str) -> Option<Device> {
-        let entry = self.entry(serial)?;
-        let d = entry.lock().await.clone();
-        Some(d)
+        if let Some(entry) = self.entry(serial) {
+            let d = entry.lock().await.clone();
+            return Some(d);
+        }
+        let fleet = self.shared.fleet.as_ref()?;
+        let conn = fleet.conn.clone();
+        let s = serial.to_string();
+        match tokio::task::spawn_blocking(move || lock(&conn).fetch(&s)).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::warn!(serial, error = %e, "cannot read the record from the fleet database {}", fleet.shown);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The fleet's records without history, newest contact first: this bench's from memory,
+    /// the other benches' from the fleet database (with SQLite, this bench's alone). When the
+    /// database cannot be read, this bench's, with a warning.
+    pub(crate) async fn fleet_summaries(&self) -> Vec<Device> {
+        let mine = self.summaries().await;
+        let Some(fleet) = &self.shared.fleet else {
+            return mine;
+        };
+        let conn = fleet.conn.clone();
+        let others = match tokio::task::spawn_blocking(move || lock(&conn).fleet()).await {
+            Ok(Ok(all)) => all,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the fleet from {}: showing this bench's routers only", fleet.shown);
+                return mine;
+            }
+            Err(_) => return mine,
+        };
+        let mut by_serial: HashMap<String, Device> =
+            others.into_iter().map(|d| (d.serial.clone(), d)).collect();
+        for d in mine {
+            // The database's copy wins when another bench drives the router now.
+            let theirs = by_serial
+                .get(&d.serial)
+                .is_some_and(|o| o.bench != self.shared.bench);
+            if !theirs {
+                by_serial.insert(d.serial.clone(), d);
+            }
+        }
+        let mut out: Vec<Device> = by_serial.into_values().collect();
+        out.sort_by(|a, b| {
+            b.last_contact
+                .cmp(&a.last_contact)
+                .then(a.serial.cmp(&b.serial))
+        });
+        out
+    }
+
+    /// Drops from memory the routers another bench drives now (fleet database): this bench's
+    /// status table and views stop showing them as its own.
+    async fn drop_moved(&self) {
+        let Some(fleet) = &self.shared.fleet else {
+            return;
+        };
+        let serials: Vec<String> = lock(&self.shared.devices).keys().cloned().collect();
+        let conn = fleet.conn.clone();
+        let bench = self.shared.bench.clone();
+        let moved =
+            tokio::task::spawn_blocking(move || lock(&conn).moved_away(&serials, &bench)).await;
+        let Ok(Ok(moved)) = moved else {
+            return;
+        };
+        for serial in moved {
+            lock(&self.shared.devices).remove(&serial);
+            lock(&fleet.claims).remove(&serial);
+            lock(&self.shared.dirty).remove(&serial);
+            tracing::info!(
+                serial = serial.as_str(),
+                "router is driven by another bench now: dropped from this bench's table"
+            );
+        }
     }
 
     /// A copy of one record without its history (cheap: for serving a router's files).
@@ -433,13 +761,14 @@ impl Registry {
 
     /// Writes records whose only change was contact bookkeeping, and the status CSV.
     pub(crate) async fn flush(&self) {
+        self.drop_moved().await;
         let dirty: Vec<String> = lock(&self.shared.dirty).drain().collect();
         for serial in dirty {
             let Some(entry) = self.entry(&serial) else {
                 continue;
             };
             let mut d = without_history(&mut *entry.lock().await);
-            if let Err(e) = self.shared.journal.update(&mut d, 0).await {
+            if let Err(e) = self.commit_record(&mut d, 0).await {
                 self.persist_failed(&serial, &e);
             }
         }
@@ -501,11 +830,11 @@ impl Registry {
         self.close().await;
     }
 
-    /// Final flush at shutdown: contact times, status table, and every record into its file.
+    /// Final flush at shutdown: contact times, status table, and the database's WAL folded in.
     pub(crate) async fn close(&self) {
         self.flush().await;
-        if let Err(e) = self.shared.journal.compact().await {
-            tracing::warn!(error = %e, "cannot compact the journal at shutdown: it is replayed at the next start");
+        if let Err(e) = self.shared.writer.checkpoint().await {
+            tracing::warn!(error = %e, "cannot fold the state database's WAL at shutdown: it is read at the next start");
         }
     }
 }
@@ -515,6 +844,17 @@ mod tests {
     use super::atomic::{temp_name, temp_writer};
     use super::*;
     use crate::domain::device::State;
+
+    /// SQLite in `dir`.
+    fn local(dir: &Path, status_csv: &Path) -> Location {
+        Location {
+            dir: dir.to_path_buf(),
+            status_csv: status_csv.to_path_buf(),
+            bench: "bench".into(),
+            url: None,
+            claim_timeout: Duration::from_secs(120),
+        }
+    }
 
     /// Writes `text` over the status table as an operator's editor would, after our own write:
     /// an edit can keep the length, so only the modification time tells it from our write, and
@@ -533,79 +873,139 @@ mod tests {
     #[tokio::test]
     async fn temp_files_of_cut_off_writes_are_swept_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let devices = dir.path().join("devices");
-        std::fs::create_dir_all(&devices).unwrap();
-        let saved = Device::new("S1", "u", "p", "v", chrono::Local::now());
-        write_atomic(
-            &devices.join("S1.json"),
-            &serde_json::to_vec(&saved).unwrap(),
-        )
-        .unwrap();
         // Above the kernel's largest PID (2^22): a writer that cannot be running.
         let dead = 5_000_000;
+        let state = dir.path();
         let cases = [
-            (devices.join(temp_name("S1.json", dead)), false),
-            (dir.path().join(temp_name("leases.json", dead)), false),
-            (devices.join(temp_name("S2.json", std::process::id())), true),
-            (devices.join(temp_name("S3.json", 1)), true), // init runs: its write may be live
-            (devices.join(".notes.tmpx"), true),
-            (devices.join(".hidden"), true),
+            (state.join(temp_name("md5-cache.json", dead)), false),
+            (state.join(temp_name("server.json", dead)), false),
+            (
+                state.join(temp_name("admin-token", std::process::id())),
+                true,
+            ),
+            (state.join(temp_name("md5-cache.json", 1)), true), // init runs: its write may be live
+            (state.join(".notes.tmpx"), true),
+            (state.join(".hidden"), true),
         ];
         for (path, _) in &cases {
             std::fs::write(path, b"half").unwrap();
         }
-        let (reg, problems) = Registry::open(dir.path(), &dir.path().join("s.csv")).unwrap();
+        let (_reg, problems) = Registry::open(&local(state, &state.join("s.csv"))).unwrap();
         for (path, kept) in &cases {
             assert_eq!(path.exists(), *kept, "{}", path.display());
         }
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems.iter().all(|p| p.contains("cut off by a crash")));
-        assert_eq!(reg.get("S1").await.unwrap().serial, "S1");
         assert_eq!(temp_writer(&temp_name("a.tmp7.json", 42)), Some(42));
         assert_eq!(temp_writer("S1.json"), None);
+    }
+
+    async fn new_device(reg: &Registry, serial: &str, state: State) {
+        let now = chrono::Local::now();
+        reg.update(
+            serial,
+            || Some(Device::new(serial, "u", "p", "v", now)),
+            |d| {
+                d.state = state;
+                d.log(now, "x");
+            },
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
     async fn update_persists_and_reopen_restores() {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("s.csv");
-        let (reg, problems) = Registry::open(dir.path(), &csv).unwrap();
+        let at = local(dir.path(), &csv);
+        let (reg, problems) = Registry::open(&at).unwrap();
         assert!(problems.is_empty());
-        let now = chrono::Local::now();
-        reg.update(
-            "S1",
-            || Some(Device::new("S1", "u", "p", "v", now)),
-            |d| {
-                d.state = State::ConfigStart;
-                d.log(now, "x");
-            },
-        )
-        .await
-        .unwrap();
+        new_device(&reg, "S1", State::ConfigStart).await;
+        new_device(&reg, "BAD", State::ConfigStart).await;
         assert!(reg.update("S2", || None, |_| ()).await.is_none());
         // A second writer is refused while this one holds the state directory.
-        assert!(Registry::open(dir.path(), &csv).is_err());
-        // No close(): as after kill -9, the journal alone brings the change back.
+        assert!(Registry::open(&at).is_err());
+        // No close(): as after kill -9, the database alone brings the change back.
         drop(reg);
-        std::fs::write(dir.path().join("devices/bad.json"), b"{not json").unwrap();
-        let (reg2, problems) = Registry::open(dir.path(), &csv).unwrap();
+        // A record damaged on disk is reported and skipped, the others read.
+        rusqlite::Connection::open(dir.path().join(sqlite::FILE))
+            .unwrap()
+            .execute(
+                "UPDATE devices SET record = '{not json' WHERE serial = 'BAD'",
+                [],
+            )
+            .unwrap();
+        let (reg2, problems) = Registry::open(&at).unwrap();
         assert_eq!(reg2.get("S1").await.unwrap().state, State::ConfigStart);
+        assert!(reg2.get("BAD").await.is_none());
         assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("\"BAD\" is unreadable"),
+            "{problems:?}"
+        );
         let saved = read_saved(dir.path()).unwrap();
         assert_eq!(saved.len(), 1);
         drop(reg2);
         // Forgotten records stay forgotten after a restart.
-        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
-        assert!(
-            dir.path().join("devices/S1.json").exists(),
-            "compacted at start-up"
-        );
+        let (reg, _) = Registry::open(&at).unwrap();
         assert!(reg.remove("S1").await);
         assert!(!reg.remove("S1").await);
         drop(reg);
-        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
+        let (reg, _) = Registry::open(&at).unwrap();
         assert!(reg.get("S1").await.is_none());
-        assert!(!dir.path().join("devices/S1.json").exists());
+        assert!(read_saved(dir.path()).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_files_of_an_earlier_version_are_imported_once_and_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let devices = state.join("devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        let now = chrono::Local::now();
+        // What an earlier version left after kill -9: record files, a journal not yet folded
+        // into them, the lease table.
+        let mut a = Device::new("OLD1", "u", "C1111-8P", "v", now);
+        a.log(now, "new device");
+        std::fs::write(devices.join("OLD1.json"), serde_json::to_vec(&a).unwrap()).unwrap();
+        a.state = State::BootflashNoSpace;
+        a.log(now, "parked");
+        let mut b = Device::new("OLD2", "u", "C1111-8P", "v", now);
+        b.log(now, "new device");
+        let journal = legacy::tests::journal_line(&a, 1) + &legacy::tests::journal_line(&b, 1);
+        std::fs::write(state.join("journal.log"), journal).unwrap();
+        std::fs::write(state.join("leases.json"), "{\"leases\":{}}").unwrap();
+        // Read-only views see the old state before the first start.
+        assert_eq!(read_saved(&state).unwrap().len(), 2);
+        assert!(read_saved_leases(&state).unwrap().is_some());
+        let at = local(&state, &dir.path().join("s.csv"));
+        let (reg, problems) = Registry::open(&at).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(reg.get("OLD1").await.unwrap(), a);
+        assert_eq!(reg.get("OLD2").await.unwrap(), b);
+        assert_eq!(reg.take_saved_leases().as_deref(), Some("{\"leases\":{}}"));
+        assert!(legacy::present(&state).is_empty(), "moved aside");
+        let aside: Vec<_> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("before-sqlite-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "kept, not deleted");
+        assert!(state.join(&aside[0]).join("devices/OLD1.json").exists());
+        // A router moves on; then a crash put the old files back before they were moved (as
+        // if the move had not happened): they are not imported over the newer state again.
+        new_device(&reg, "NEW", State::ConfigStart).await;
+        reg.update("OLD1", || None, |d| d.state = State::RunEventManager)
+            .await
+            .unwrap();
+        drop(reg);
+        std::fs::rename(state.join(&aside[0]).join("devices"), &devices).unwrap();
+        let (reg, _) = Registry::open(&at).unwrap();
+        assert_eq!(reg.get("OLD1").await.unwrap().state, State::RunEventManager);
+        assert_eq!(reg.len(), 3);
+        assert!(legacy::present(&state).is_empty());
+        assert_eq!(read_saved(&state).unwrap().len(), 3);
     }
 
     #[tokio::test]
@@ -615,7 +1015,7 @@ mod tests {
         let now = chrono::Local::now();
         let mut expected = None;
         for round in 0..4 {
-            let (reg, problems) = Registry::open(dir.path(), &csv).unwrap();
+            let (reg, problems) = Registry::open(&local(dir.path(), &csv)).unwrap();
             assert!(problems.is_empty(), "{problems:?}");
             assert_eq!(reg.get("S1").await, expected, "after restart {round}");
             for i in 0..3 {
@@ -630,7 +1030,7 @@ mod tests {
                 .await
                 .unwrap();
             }
-            // Contact-only changes go to the journal at a flush, without history.
+            // Contact-only changes are written at a flush, without history.
             reg.update(
                 "S1",
                 || None,
@@ -657,7 +1057,7 @@ mod tests {
     async fn operator_edit_of_the_csv_is_applied_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("DEVICE_STATUS.csv");
-        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
+        let (reg, _) = Registry::open(&local(dir.path(), &csv)).unwrap();
         let now = chrono::Local::now();
         for (serial, state) in [("S1", State::BootflashNoSpace), ("S2", State::ConfigStart)] {
             reg.update(
@@ -693,7 +1093,7 @@ mod tests {
     async fn a_quoted_cell_cannot_smuggle_an_edit_of_another_router() {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("DEVICE_STATUS.csv");
-        let (reg, _) = Registry::open(dir.path(), &csv).unwrap();
+        let (reg, _) = Registry::open(&local(dir.path(), &csv)).unwrap();
         let now = chrono::Local::now();
         for serial in ["S1", "S2"] {
             reg.update(

@@ -315,3 +315,180 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// A real PostgreSQL server for one test: `initdb` and `pg_ctl` (Debian's `postgresql`) in a
+/// temporary directory as the `postgres` user, on a free loopback port; stopped on drop.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+/// Debian's PostgreSQL binaries (`/usr/lib/postgresql/<version>/bin`), newest first.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+impl Postgres {
+    /// Starts the server (needs root, to run it as `postgres`).
+    pub fn start() -> Postgres {
+        require("PostgreSQL fleet store", &["runuser"], true);
+        let bin = postgres_bin().expect(
+            "the fleet tests need PostgreSQL (initdb, pg_ctl): `sudo ./scripts/install-deps.sh` installs Debian's postgresql",
+        );
+        let dir = tempfile::Builder::new().prefix("pnp-pg").tempdir().unwrap();
+        let data = dir.path().join("data");
+        let out = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "chown: {}", text(&out));
+        let as_pg = |prog: &str| {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin.join(prog));
+            c
+        };
+        let out = as_pg("initdb")
+            .args([
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {}", text(&out));
+        let port = free_port();
+        let opts = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=on",
+            dir.path().display()
+        );
+        let out = as_pg("pg_ctl")
+            .args(["-w", "-t", "60", "-D"])
+            .arg(&data)
+            .args(["-o", &opts, "-l"])
+            .arg(dir.path().join("server.log"))
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start: {}", text(&out));
+        Postgres { dir, bin, port }
+    }
+
+    /// A new empty database `name`; returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        let mut c = postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                self.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // pg_ctl stops the server by the PID in its own postmaster.pid.
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D"])
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Runs `routers` simulated routers against `b` while killing its server with SIGKILL at
+/// random moments (seeded: `PNP_KILL_SEED` replays a schedule); asserts every router finished,
+/// no step recorded as done was done again and no router was charged a retry.
+pub fn finishes_across_kill_9(b: &mut Bench, prefix: &str, routers: usize) {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("PNP_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("kill -9 schedule seed: {seed} (rerun with PNP_KILL_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut sim = b
+        .simulate(routers, &["--serial-prefix", prefix])
+        .spawn()
+        .unwrap();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..2500)));
+        b.kill9();
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
+        b.start();
+    }
+    let status = sim.wait().unwrap();
+    assert!(
+        status.success(),
+        "seed {seed}: not all finished after kill -9 restarts\n{}",
+        b.server_log()
+    );
+    let log = b.server_log();
+    assert!(
+        !log.contains("is unreadable"),
+        "seed {seed}: a record was torn: {log}"
+    );
+    // No step the server recorded as done is done again, and the restarts cost no router a retry.
+    let mut interrupted = 0;
+    let once = [
+        "image-install",
+        "guestshell.17.12.03a.tar -> bootflash:guestshell.17.12.03a.tar done",
+        "pnp_script.py done",
+        "config-upgrade",
+        "python script output",
+        "event manager run",
+    ];
+    for n in 1..=routers {
+        let serial = format!("{prefix}{n:05}");
+        let d = b.device(&serial).unwrap();
+        let texts = history_texts(&d);
+        for step in once {
+            let done = texts
+                .iter()
+                .filter(|t| {
+                    t.contains(step)
+                        && (t.ends_with(" done")
+                            || t.contains("succeeded")
+                            || t.starts_with("python script output"))
+                })
+                .count();
+            assert!(
+                done <= 1,
+                "seed {seed}: {serial} finished {step:?} {done} times:\n{texts:#?}"
+            );
+        }
+        assert!(
+            !texts.iter().any(|t| t.starts_with("attempt ")),
+            "seed {seed}: {serial} was charged a retry:\n{texts:#?}"
+        );
+        interrupted += texts
+            .iter()
+            .filter(|t| t.contains("server restart"))
+            .count();
+    }
+    eprintln!("seed {seed}: {interrupted} jobs were cut short by a kill and sent again");
+}

@@ -1,0 +1,495 @@
+//! The fleet store: one PostgreSQL database shared by several benches.
+//!
+//! Owns the PostgreSQL connections, their schema migrations, their SQL and the claims. Each
+//! bench writes its own routers' rows (`devices.bench` is who drove a router last) and reads
+//! every bench's for the fleet's views. **Claims**: one bench at a time drives a router. A
+//! bench holds a router's claim while it hears from it: each exchange renews it for
+//! `[state] claim-timeout` (120 s by default; in memory, written at most every half of that), so the claim of a bench that
+//! goes silent, or of a router unplugged from it, runs out, and the bench the router turns up
+//! at takes it and continues from the record where the other left it. A router that speaks to
+//! two benches at once is driven by the one that holds the claim; the other tells it to wait.
+//!
+//! A commit is one transaction of a few statements whatever the batch's size (rows passed as
+//! arrays to `unnest`), so the group commit costs a few round trips, not one per change.
+//! The synchronous client (`postgres`) runs on the writer's thread and, for claims and views,
+//! on blocking threads: never on the async workers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use postgres::{Client, NoTls};
+
+use crate::domain::device::Device;
+use crate::store::db::{Backend, Change, Row};
+
+/// Schema versions, applied in order at start under an advisory lock (two benches starting
+/// together migrate once). Never edit one that has shipped: add the next.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE devices (
+        serial TEXT PRIMARY KEY,
+        bench TEXT NOT NULL,
+        state TEXT NOT NULL,
+        pid TEXT NOT NULL,
+        ip TEXT,
+        last_contact TIMESTAMPTZ NOT NULL,
+        logged BIGINT NOT NULL,
+        record JSONB NOT NULL
+    );
+    CREATE INDEX devices_bench ON devices (bench);
+    CREATE TABLE history (
+        serial TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        event JSONB NOT NULL,
+        PRIMARY KEY (serial, n)
+    );
+    CREATE TABLE leases (bench TEXT PRIMARY KEY, leases JSONB NOT NULL);
+    CREATE TABLE claims (serial TEXT PRIMARY KEY, bench TEXT NOT NULL, until TIMESTAMPTZ NOT NULL);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+)];
+
+/// Key of the advisory lock that serialises migrations between benches.
+const MIGRATION_LOCK: i64 = 0x706e_7061_7070; // "pnpapp"
+
+/// A connection to the fleet database, as this bench.
+pub(crate) struct Pg {
+    client: Client,
+    bench: String,
+}
+
+/// Whether this bench may drive a router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// It may: the claim is this bench's. `from`: the bench that drove it before (its claim
+    /// ran out), whose record this bench must read first.
+    Ours { from: Option<String> },
+    /// Another bench drives it, for `secs` more unless it hears from the router again.
+    Held { bench: String, secs: i64 },
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redacted(url: &str) -> String {
+    match url.parse::<postgres::Config>() {
+        Ok(c) => {
+            let hosts: Vec<String> = c
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(s) => s.clone(),
+                    postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .collect();
+            format!(
+                "postgresql://{}@{}:{}/{}",
+                c.get_user().unwrap_or(""),
+                hosts.join(","),
+                c.get_ports().first().copied().unwrap_or(5432),
+                c.get_dbname().unwrap_or("")
+            )
+        }
+        Err(_) => "the [state] url".into(),
+    }
+}
+
+fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+impl Pg {
+    /// Connects to `url` as `bench` and brings the schema up to date.
+    pub(crate) fn connect(url: &str, bench: &str) -> Result<Pg, String> {
+        let shown = redacted(url);
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| format!("{shown}: not a PostgreSQL URL: {e}"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        config.application_name(&format!("pnp-appliance {bench}"));
+        let client = config.connect(NoTls).map_err(|e| {
+            format!(
+                "cannot connect to the fleet database {shown}: {e} (check the server runs, the address, user and password in [state] url, and pg_hba.conf)"
+            )
+        })?;
+        let mut pg = Pg {
+            client,
+            bench: bench.to_string(),
+        };
+        pg.migrate().map_err(|e| format!("{shown}: {e}"))?;
+        Ok(pg)
+    }
+
+    fn migrate(&mut self) -> Result<(), String> {
+        let e = |e: postgres::Error| e.to_string();
+        let mut tx = self.client.transaction().map_err(e)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(e)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .map_err(e)?;
+        let v: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .map_err(e)?
+            .get(0);
+        if v > latest() {
+            return Err(format!(
+                "the fleet database has schema version {v}, newer than this pnp-appliance knows ({}): upgrade this bench's pnp-appliance",
+                latest()
+            ));
+        }
+        for (n, sql) in MIGRATIONS.iter().filter(|m| m.0 > v) {
+            tx.batch_execute(sql).map_err(e)?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[n])
+                .map_err(e)?;
+            tracing::info!(version = n, "fleet database schema migrated");
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// The records this bench drove last, with their history, and what could not be read.
+    pub(crate) fn load_bench(&mut self) -> Result<(HashMap<String, Device>, Vec<String>), String> {
+        self.load_where("d.bench = $1", &[&self.bench.clone()])
+    }
+
+    /// One record with its history (`None`: no such router in the fleet).
+    pub(crate) fn fetch(&mut self, serial: &str) -> Result<Option<Device>, String> {
+        let (mut devices, problems) = self.load_where("d.serial = $1", &[&serial])?;
+        for p in problems {
+            tracing::warn!("{p}");
+        }
+        Ok(devices.remove(serial))
+    }
+
+    fn load_where(
+        &mut self,
+        filter: &str,
+        args: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<(HashMap<String, Device>, Vec<String>), String> {
+        let e = |e: postgres::Error| e.to_string();
+        let records: Vec<(String, String, String)> = self
+            .client
+            .query(
+                &format!("SELECT d.serial, d.record::text, d.bench FROM devices d WHERE {filter}"),
+                args,
+            )
+            .map_err(e)?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let history: Vec<(String, String)> = self
+            .client
+            .query(
+                &format!(
+                    "SELECT h.serial, h.event::text FROM history h JOIN devices d ON d.serial = h.serial WHERE {filter} ORDER BY h.serial, h.n"
+                ),
+                args,
+            )
+            .map_err(e)?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let benches: HashMap<String, String> = records
+            .iter()
+            .map(|(s, _, b)| (s.clone(), b.clone()))
+            .collect();
+        let mut problems = Vec::new();
+        let mut devices = crate::store::db::assemble(
+            records.into_iter().map(|(s, r, _)| (s, r)),
+            history,
+            &mut problems,
+            "fleet database",
+        );
+        for (serial, d) in devices.iter_mut() {
+            if let Some(b) = benches.get(serial) {
+                d.bench.clone_from(b);
+            }
+        }
+        Ok((devices, problems))
+    }
+
+    /// Every router of the fleet, without history, each with the bench that drove it last.
+    pub(crate) fn fleet(&mut self) -> Result<Vec<Device>, String> {
+        let rows = self
+            .client
+            .query("SELECT serial, record::text, bench FROM devices", &[])
+            .map_err(|e| e.to_string())?;
+        let mut problems = Vec::new();
+        let mut benches = HashMap::new();
+        let records: Vec<(String, String)> = rows
+            .into_iter()
+            .map(|r| {
+                let serial: String = r.get(0);
+                benches.insert(serial.clone(), r.get::<_, String>(2));
+                (serial, r.get(1))
+            })
+            .collect();
+        let mut devices =
+            crate::store::db::assemble(records, Vec::new(), &mut problems, "fleet database");
+        for (serial, d) in devices.iter_mut() {
+            if let Some(b) = benches.remove(serial) {
+                d.bench = b;
+            }
+        }
+        Ok(devices.into_values().collect())
+    }
+
+    /// Which of `serials` another bench than `bench` drove last.
+    pub(crate) fn moved_away(
+        &mut self,
+        serials: &[String],
+        bench: &str,
+    ) -> Result<Vec<String>, String> {
+        Ok(self
+            .client
+            .query(
+                "SELECT serial FROM devices WHERE serial = ANY($1) AND bench <> $2",
+                &[&serials, &bench],
+            )
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// This bench's saved lease table.
+    pub(crate) fn leases(&mut self) -> Result<Option<String>, String> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT leases::text FROM leases WHERE bench = $1",
+                &[&self.bench],
+            )
+            .map_err(|e| e.to_string())?
+            .map(|r| r.get(0)))
+    }
+
+    /// Takes or renews this bench's claim of `serial` unless another bench holds it.
+    pub(crate) fn claim(
+        &mut self,
+        serial: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Claim, String> {
+        let e = |e: postgres::Error| e.to_string();
+        let mut tx = self.client.transaction().map_err(e)?;
+        // The row is locked until the transaction ends: two benches claiming at once queue.
+        tx.execute(
+            "INSERT INTO claims (serial, bench, until) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING",
+            &[&serial, &self.bench],
+        )
+        .map_err(e)?;
+        let row = tx
+            .query_one(
+                "SELECT bench, extract(epoch FROM until - now())::bigint FROM claims WHERE serial = $1 FOR UPDATE",
+                &[&serial],
+            )
+            .map_err(e)?;
+        let (holder, left): (String, i64) = (row.get(0), row.get(1));
+        if holder != self.bench && left > 0 {
+            tx.commit().map_err(e)?;
+            return Ok(Claim::Held {
+                bench: holder,
+                secs: left,
+            });
+        }
+        tx.execute(
+            "UPDATE claims SET bench = $2, until = now() + make_interval(secs => $3) WHERE serial = $1",
+            &[&serial, &self.bench, &timeout.as_secs_f64()],
+        )
+        .map_err(e)?;
+        // The bench that drove it last (its claim ran out): its record is the one to go on from.
+        let last: Option<String> = tx
+            .query_opt("SELECT bench FROM devices WHERE serial = $1", &[&serial])
+            .map_err(e)?
+            .map(|r| r.get(0));
+        tx.commit().map_err(e)?;
+        Ok(Claim::Ours {
+            from: last.filter(|b| *b != self.bench),
+        })
+    }
+}
+
+/// The batch's changes as each serial's last state: what to delete first, then the rows.
+fn coalesce(changes: &[Change]) -> (BTreeSet<&str>, BTreeMap<&str, Row>, Option<&str>) {
+    let mut forget = BTreeSet::new();
+    let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
+    let mut leases = None;
+    for c in changes {
+        match c {
+            Change::Update(row) => match rows.get_mut(row.serial.as_str()) {
+                Some(prev) => {
+                    let mut log = std::mem::take(&mut prev.log);
+                    log.extend(row.log.iter().cloned());
+                    let keep_from = prev.keep_from.max(row.keep_from);
+                    *prev = Row {
+                        log,
+                        keep_from,
+                        ..(**row).clone()
+                    };
+                }
+                None => {
+                    rows.insert(&row.serial, (**row).clone());
+                }
+            },
+            Change::Forget(serial) => {
+                rows.remove(serial.as_str());
+                forget.insert(serial.as_str());
+            }
+            Change::Leases(json) => leases = Some(json.as_str()),
+        }
+    }
+    (forget, rows, leases)
+}
+
+impl Backend for Pg {
+    fn meta(&mut self, key: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .client
+            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+            .map_err(|e| e.to_string())?
+            .map(|r| r.get(0)))
+    }
+
+    fn commit_with(&mut self, changes: &[Change], meta: &[(&str, &str)]) -> Result<(), String> {
+        let e = |e: postgres::Error| e.to_string();
+        let (forget, rows, leases) = coalesce(changes);
+        let mut tx = self.client.transaction().map_err(e)?;
+        if !forget.is_empty() {
+            let serials: Vec<&str> = forget.into_iter().collect();
+            tx.execute("DELETE FROM history WHERE serial = ANY($1)", &[&serials])
+                .map_err(e)?;
+            tx.execute("DELETE FROM devices WHERE serial = ANY($1)", &[&serials])
+                .map_err(e)?;
+            tx.execute(
+                "DELETE FROM claims WHERE serial = ANY($1) AND bench = $2",
+                &[&serials, &self.bench],
+            )
+            .map_err(e)?;
+        }
+        if !rows.is_empty() {
+            let rows: Vec<&Row> = rows.values().collect();
+            let col = |f: fn(&Row) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
+            let serials = col(|r| &r.serial);
+            let ips: Vec<Option<&str>> = rows.iter().map(|r| r.ip.as_deref()).collect();
+            let logged: Vec<i64> = rows.iter().map(|r| r.logged).collect();
+            tx.execute(
+                "INSERT INTO devices (serial, bench, state, pid, ip, last_contact, logged, record)
+                 SELECT s, $2, st, p, i, lc::timestamptz, l, r::jsonb
+                 FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[])
+                   AS u(s, st, p, i, lc, l, r)
+                 ON CONFLICT (serial) DO UPDATE SET bench = excluded.bench, state = excluded.state,
+                   pid = excluded.pid, ip = excluded.ip, last_contact = excluded.last_contact,
+                   logged = excluded.logged, record = excluded.record",
+                &[
+                    &serials,
+                    &self.bench,
+                    &col(|r| &r.state),
+                    &col(|r| &r.pid),
+                    &ips,
+                    &col(|r| &r.last_contact),
+                    &logged,
+                    &col(|r| &r.record),
+                ],
+            )
+            .map_err(e)?;
+            let mut hs = Vec::new();
+            let mut hn = Vec::new();
+            let mut he = Vec::new();
+            for r in &rows {
+                for (n, event) in &r.log {
+                    hs.push(r.serial.as_str());
+                    hn.push(*n);
+                    he.push(event.as_str());
+                }
+            }
+            if !hs.is_empty() {
+                tx.execute(
+                    "INSERT INTO history (serial, n, event)
+                     SELECT s, n, e::jsonb FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(s, n, e)
+                     ON CONFLICT DO NOTHING",
+                    &[&hs, &hn, &he],
+                )
+                .map_err(e)?;
+            }
+            let (ts, tn): (Vec<&str>, Vec<i64>) = rows
+                .iter()
+                .filter_map(|r| r.keep_from.map(|k| (r.serial.as_str(), k)))
+                .unzip();
+            if !ts.is_empty() {
+                tx.execute(
+                    "DELETE FROM history h USING unnest($1::text[], $2::bigint[]) AS u(s, k)
+                     WHERE h.serial = u.s AND h.n < u.k",
+                    &[&ts, &tn],
+                )
+                .map_err(e)?;
+            }
+        }
+        if let Some(json) = leases {
+            tx.execute(
+                "INSERT INTO leases (bench, leases) VALUES ($1, $2::text::jsonb)
+                 ON CONFLICT (bench) DO UPDATE SET leases = excluded.leases",
+                &[&self.bench, &json],
+            )
+            .map_err(e)?;
+        }
+        for (k, v) in meta {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[k, v],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(serial: &str, state: &str, log: &[i64], keep_from: Option<i64>) -> Change {
+        Change::Update(Box::new(Row {
+            serial: serial.into(),
+            state: state.into(),
+            pid: "p".into(),
+            ip: None,
+            last_contact: "2026-12-01T00:00:00Z".into(),
+            logged: log.last().copied().unwrap_or(0),
+            record: "{}".into(),
+            log: log.iter().map(|n| (*n, format!("e{n}"))).collect(),
+            keep_from,
+        }))
+    }
+
+    #[test]
+    fn a_batch_becomes_each_serials_last_state() {
+        let changes = [
+            row("A", "s1", &[1], Some(1)),
+            row("B", "s1", &[1], Some(1)),
+            row("A", "s2", &[2, 3], Some(2)),
+            Change::Leases("l1".into()),
+            Change::Forget("B".into()),
+            Change::Forget("C".into()),
+            row("C", "s9", &[1], Some(1)),
+            Change::Leases("l2".into()),
+        ];
+        let (forget, rows, leases) = coalesce(&changes);
+        assert_eq!(forget.into_iter().collect::<Vec<_>>(), ["B", "C"]);
+        assert_eq!(rows.keys().copied().collect::<Vec<_>>(), ["A", "C"]);
+        let a = &rows["A"];
+        assert_eq!(a.state, "s2");
+        assert_eq!(a.log.iter().map(|l| l.0).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(a.keep_from, Some(2));
+        assert_eq!(rows["C"].state, "s9", "forgotten, then new again");
+        assert_eq!(leases, Some("l2"));
+    }
+
+    #[test]
+    fn the_url_is_shown_without_its_password() {
+        let shown = redacted("postgresql://pnp:s3cret@db.example:5433/fleet");
+        assert_eq!(shown, "postgresql://pnp@db.example:5433/fleet");
+        assert_eq!(redacted("nonsense"), "the [state] url");
+    }
+}
