@@ -21,6 +21,7 @@ build() { (cd "$REPO" && cargo build --release --locked -q); }
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  if [ -n "${PG_STOP:-}" ]; then $PG_STOP >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; fi
 }
 trap cleanup EXIT
 
@@ -68,7 +69,31 @@ config() {
   return 0
 }
 
+# STORE=postgres: the benches keep device state in a PostgreSQL server of their own
+# (Debian's postgresql: initdb + pg_ctl as the postgres user, fsync on, on a free loopback
+# port), one new database per server started; otherwise SQLite in the bench's state directory.
+PG_PORT=""
+start_postgres() {
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -n1); PG_BIN=$bin
+  PG_DIR=$(mktemp -d /tmp/pnp-pg.XXXXXX); chown postgres:postgres "$PG_DIR"
+  PG_PORT=$(free_port)
+  runuser -u postgres -- "$bin/initdb" --auth=trust -U postgres -E UTF8 -D "$PG_DIR/data" >/dev/null
+  runuser -u postgres -- "$bin/pg_ctl" -w -D "$PG_DIR/data" -l "$PG_DIR/log" \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_DIR -c max_connections=50" start >/dev/null
+  PG_STOP="runuser -u postgres -- $bin/pg_ctl -D $PG_DIR/data -m fast stop"
+}
+PG_DBS=0
+# store_config DIR: appends the [state] table of STORE to DIR's config.
+store_config() {
+  [ "${STORE:-sqlite}" = postgres ] || return 0
+  [ -n "$PG_PORT" ] || start_postgres
+  PG_DBS=$((PG_DBS + 1))
+  runuser -u postgres -- "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE bench$PG_DBS" >/dev/null
+  sed -i "s|^claim-timeout = 120|url = \"postgresql://postgres@127.0.0.1:$PG_PORT/bench$PG_DBS\"\nclaim-timeout = 120|" "$1/appliance.toml"
+}
+
 start_server() { # start_server DIR PORT -> sets SERVER_PID
+  store_config "$1"
   "$BIN" --config "$1/appliance.toml" serve > "$1/serve.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")

@@ -5,8 +5,8 @@
 //! change waiting, commits them in one transaction, then answers each waiter. A change is
 //! durable when [`Writer::send`] returns, so a reply that follows it survives `kill -9` and
 //! power loss (SQLite with `synchronous=FULL` syncs its WAL at each commit; PostgreSQL syncs
-//! its WAL at commit by default). The SQL lives with each backend ([`crate::store::sqlite`],
-//! [`crate::store::postgres`]); the schema is the same in both:
+//! its WAL at commit by default). The SQL lives with each backend (`sqlite.rs`,
+//! `postgres.rs`); the schema is the same in both:
 //!
 //! - `devices`: one row per router, the record without its history as JSON (`record`), and
 //!   the columns one queries by (`state`, `pid`, `ip`, `last_contact`, `bench`);
