@@ -42,6 +42,22 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 inside_server() {
   curl -s "http://127.0.0.1:$1/api/metrics" | python3 -c 'import json,sys; p=json.load(sys.stdin)["pnp"]; print("%d requests, p50 %.2f ms, p99 %.2f ms, max %.0f ms" % (p["requests"], p["p50_ms"], p["p99_ms"], p["max_ms"]))'
 }
+# commit_latency PORT: how long durable changes took to commit, from /metrics (the
+# pnp_store_commit_duration_seconds histogram; quantiles at bucket upper edges).
+commit_latency() {
+  curl -s "http://127.0.0.1:$1/metrics" | python3 -c '
+import sys
+b = []
+for l in sys.stdin:
+    if l.startswith("pnp_store_commit_duration_seconds_bucket"):
+        le = l.split("le=\"")[1].split("\"")[0]
+        b.append((float("inf") if le == "+Inf" else float(le), float(l.split()[-1])))
+if not b or b[-1][1] == 0:
+    print("commits: none"); sys.exit()
+n = b[-1][1]
+q = lambda p: next(le for le, c in b if c >= p * n) * 1000
+print("%d commits, p50 <= %.1f ms, p99 <= %.1f ms" % (n, q(0.5), q(0.99)))'
+}
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
 # bench_dir IMAGE_MB: a temporary bench with an image of that size, a tarball, a script and the

@@ -13,6 +13,9 @@
 #   all routers send each request at the same moment: the worst burst, bounded by throughput.
 # * contended (with paced, unless CONTENDED is set empty): paced with the simulator at normal
 #   priority.
+# * paced-no-image (with paced, when PACED_NO_IMAGE is set): paced without the image step, so
+#   the 50 GB of downloads do not compete with the store for the 2 cores.
+# STORE=postgres (bench/lib.sh) runs the servers on a PostgreSQL of their own.
 # Latency is reported twice: as the routers see it (simulate) and inside the server
 # (/api/metrics: request in -> answer ready), since the simulator shares the same 2 cores.
 # The simulator runs at nice SIM_NICE (19 by default) in paced and lockstep: real routers bring
@@ -29,15 +32,15 @@ run_one() { # run_one ROUTERS MODE SIMULATE-ARGS...
   d=$(bench_dir "$IMAGE_MB")
   port=$(free_port)
   config "$d" "$port"
-  if [ "$mode" = no-image ]; then
-    sed -i '/^\[\[workflow.image\]\]/,/^file = /d' "$d/appliance.toml"
-  fi
+  case "$mode" in *no-image)
+    sed -i '/^\[\[workflow.image\]\]/,/^file = /d' "$d/appliance.toml" ;;
+  esac
   start_server "$d" "$port"
   # Downloads unthrottled and 20 s reloads, as the simulator had them before it imitated the
   # hardware's 600 KB/s and 8 min: the bench measures the server, and stays comparable.
   out=$(nice -n "$NICE" "$BIN" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices "$n" \
     --serial-prefix "W" --timeout 1800 $(sim_compat) "$@" | tail -n1)
-  inside=$(inside_server "$port")
+  inside="$(inside_server "$port"); $(commit_latency "$port")"
   echo "$n routers, $mode (simulator at nice $NICE): $out; inside the server: $inside; server peak RSS $(hwm_kb "$SERVER_PID") kB"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
   rm -rf "$d"
@@ -50,6 +53,9 @@ done
 for n in ${PACED_ROUTERS-1000}; do
   NICE=${SIM_NICE:-19}
   run_one "$n" paced --time-scale 1 --command-secs 2 --jitter 0.5 --boot-spread 30
+  if [ -n "${PACED_NO_IMAGE-}" ]; then
+    run_one "$n" paced-no-image --time-scale 1 --command-secs 2 --jitter 0.5 --boot-spread 30
+  fi
   if [ -n "${LOCKSTEP-1}" ]; then run_one "$n" lockstep --time-scale 1 --command-secs 2; fi
   NICE=0
   if [ -n "${CONTENDED-1}" ]; then

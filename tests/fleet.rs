@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use common::{Bench, Postgres, text};
 
-fn fleet_bench(url: &str, name: &str) -> Bench {
+/// A bench on the fleet database at `url`, whose claims last `claim_secs`.
+fn fleet_bench(url: &str, name: &str, claim_secs: u32) -> Bench {
     let b = Bench::new("");
     b.patch_config(
         "claim-timeout = 120",
-        &format!("url = \"{url}\"\nbench = \"{name}\"\nclaim-timeout = 3"),
+        &format!("url = \"{url}\"\nbench = \"{name}\"\nclaim-timeout = {claim_secs}"),
     );
     b
 }
@@ -43,7 +44,7 @@ fn fleet_view(b: &Bench) -> Vec<(String, String, String)> {
 fn postgres_keeps_every_answered_change_across_kill_9() {
     let pg = Postgres::start();
     let url = pg.database("killed");
-    let mut b = fleet_bench(&url, "bench-k");
+    let mut b = fleet_bench(&url, "bench-k", 3);
     b.start();
     common::finishes_across_kill_9(&mut b, "PGK", 12);
     // The state directory holds no device state of its own: it is all in the database.
@@ -55,8 +56,9 @@ fn postgres_keeps_every_answered_change_across_kill_9() {
 fn two_benches_share_one_fleet_and_a_moved_router_continues_where_it_was() {
     let pg = Postgres::start();
     let url = pg.database("fleet");
-    let mut a = fleet_bench(&url, "bench-a");
-    let mut b = fleet_bench(&url, "bench-b");
+    // Bench A lets go of a router 3 s after it last heard from it; bench B holds on 60 s.
+    let mut a = fleet_bench(&url, "bench-a", 3);
+    let mut b = fleet_bench(&url, "bench-b", 60);
     a.start();
     b.start();
     // Routers on each bench at once; bench B is killed mid-run and comes back.
@@ -136,6 +138,14 @@ fn two_benches_share_one_fleet_and_a_moved_router_continues_where_it_was() {
         "{texts:#?}"
     );
     assert_eq!(on_b["state"], "FINISHED");
+    // An operator on bench A cannot act on it while bench B drives it.
+    let out = a.run(&["device", "reset", "MOV00001"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("driven by bench bench-b"),
+        "{}",
+        text(&out)
+    );
     // Bench A sees it as bench B's now, and its own table drops it.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -321,16 +321,19 @@ pub(super) async fn action(
     let action: Action = action.parse().map_err(HttpError::NotFound)?;
     let now = Local::now();
     let result = if action == Action::Forget {
-        app.registry.remove(&serial).await.then(|| {
-            Ok(format!(
-                "{serial}: record deleted (a router that calls again starts as NEW_DEVICE)"
-            ))
+        app.registry.forget(&serial).await.map(|gone| {
+            gone.then(|| {
+                Ok(format!(
+                    "{serial}: record deleted (a router that calls again starts as NEW_DEVICE)"
+                ))
+            })
         })
     } else {
         app.registry
-            .update(&serial, || None, |d| workflow::operator(d, action, now))
+            .act(&serial, |d| workflow::operator(d, action, now))
             .await
-    };
+    }
+    .map_err(|e| HttpError::Conflict(format!("{serial}: {e}")))?;
     match result {
         None => Err(no_device(&serial)),
         Some(Ok(msg)) => {

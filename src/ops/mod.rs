@@ -116,16 +116,18 @@ pub(crate) async fn act(cfg: &Config, serial: &str, action: Action) -> anyhow::R
                     cfg.state_dir.display()
                 )
             };
+            let elsewhere = |e: crate::store::Elsewhere| anyhow::anyhow!("{serial}: {e}");
             let msg = if action == Action::Forget {
-                if !registry.remove(serial).await {
+                if !registry.forget(serial).await.map_err(elsewhere)? {
                     return Err(unknown());
                 }
                 format!("{serial}: record deleted")
             } else {
                 let now = chrono::Local::now();
                 registry
-                    .update(serial, || None, |d| workflow::operator(d, action, now))
+                    .act(serial, |d| workflow::operator(d, action, now))
                     .await
+                    .map_err(elsewhere)?
                     .ok_or_else(unknown)?
                     .map_err(anyhow::Error::msg)?
             };

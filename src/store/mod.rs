@@ -56,8 +56,11 @@ struct Fleet {
 }
 
 /// Why this bench may not drive a router now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Elsewhere {
+    #[error(
+        "driven by bench {bench}, which heard from it lately (its claim lasts {secs} s more unless it hears from it again): act on it there, on that bench's dashboard or with `pnp-appliance device ... --server http://<that bench>:<port>`"
+    )]
     /// Another bench drives it (it heard from it lately).
     Claimed {
         /// That bench.
@@ -66,6 +69,7 @@ pub(crate) enum Elsewhere {
         secs: i64,
     },
     /// The fleet database cannot be reached to claim it.
+    #[error("{0} (check the fleet database is up and reachable)")]
     Unreachable(String),
 }
 
@@ -419,6 +423,24 @@ impl Registry {
         }
     }
 
+    /// An operator's change of `serial` ([`Registry::update`] of an existing record), once
+    /// this bench may drive it ([`Registry::claim`]): with a fleet database, a router another
+    /// bench drives is acted on there.
+    pub(crate) async fn act<R>(
+        &self,
+        serial: &str,
+        f: impl FnOnce(&mut Device) -> R,
+    ) -> Result<Option<R>, Elsewhere> {
+        self.claim(serial).await?;
+        Ok(self.update(serial, || None, f).await)
+    }
+
+    /// [`Registry::remove`] once this bench may drive `serial`.
+    pub(crate) async fn forget(&self, serial: &str) -> Result<bool, Elsewhere> {
+        self.claim(serial).await?;
+        Ok(self.remove(serial).await)
+    }
+
     /// Puts `d` (read from the fleet database) in place of this bench's copy.
     async fn replace(&self, d: Device) {
         let entry = lock(&self.shared.devices)
@@ -550,6 +572,9 @@ impl Registry {
         };
         // Wait for any exchange in progress on it to finish first.
         let _guard = entry.lock().await;
+        if let Some(fleet) = &self.shared.fleet {
+            lock(&fleet.claims).remove(serial);
+        }
         if let Err(e) = self
             .shared
             .writer

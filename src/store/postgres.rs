@@ -374,26 +374,52 @@ impl Backend for Pg {
             let serials = col(|r| &r.serial);
             let ips: Vec<Option<&str>> = rows.iter().map(|r| r.ip.as_deref()).collect();
             let logged: Vec<i64> = rows.iter().map(|r| r.logged).collect();
-            tx.execute(
-                "INSERT INTO devices (serial, bench, state, pid, ip, last_contact, logged, record)
-                 SELECT s, $2, st, p, i, lc::timestamptz, l, r::jsonb
-                 FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[])
-                   AS u(s, st, p, i, lc, l, r)
-                 ON CONFLICT (serial) DO UPDATE SET bench = excluded.bench, state = excluded.state,
-                   pid = excluded.pid, ip = excluded.ip, last_contact = excluded.last_contact,
-                   logged = excluded.logged, record = excluded.record",
-                &[
-                    &serials,
-                    &self.bench,
-                    &col(|r| &r.state),
-                    &col(|r| &r.pid),
-                    &ips,
-                    &col(|r| &r.last_contact),
-                    &logged,
-                    &col(|r| &r.record),
-                ],
-            )
-            .map_err(e)?;
+            // A bench's copy may be stale (the router went to another bench since): a row
+            // another bench drives now, under a live claim, is never overwritten, and the
+            // copy's history lines are not added to it. The serials written come back.
+            let written: BTreeSet<String> = tx
+                .query(
+                    "INSERT INTO devices (serial, bench, state, pid, ip, last_contact, logged, record)
+                     SELECT s, $2, st, p, i, lc::timestamptz, l, r::jsonb
+                     FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[])
+                       AS u(s, st, p, i, lc, l, r)
+                     ON CONFLICT (serial) DO UPDATE SET bench = excluded.bench, state = excluded.state,
+                       pid = excluded.pid, ip = excluded.ip, last_contact = excluded.last_contact,
+                       logged = excluded.logged, record = excluded.record
+                     WHERE devices.bench = excluded.bench OR NOT EXISTS (
+                       SELECT 1 FROM claims c
+                       WHERE c.serial = excluded.serial AND c.bench <> excluded.bench AND c.until > now())
+                     RETURNING serial",
+                    &[
+                        &serials,
+                        &self.bench,
+                        &col(|r| &r.state),
+                        &col(|r| &r.pid),
+                        &ips,
+                        &col(|r| &r.last_contact),
+                        &logged,
+                        &col(|r| &r.record),
+                    ],
+                )
+                .map_err(e)?
+                .into_iter()
+                .map(|r| r.get(0))
+                .collect();
+            if written.len() < rows.len() {
+                let skipped: Vec<&str> = serials
+                    .iter()
+                    .filter(|s| !written.contains(**s))
+                    .copied()
+                    .collect();
+                tracing::warn!(
+                    serials = ?skipped,
+                    "not written: another bench drives these routers now (its claim is live); this bench's copy is stale and is dropped at the next flush"
+                );
+            }
+            let rows: Vec<&Row> = rows
+                .into_iter()
+                .filter(|r| written.contains(&r.serial))
+                .collect();
             let mut hs = Vec::new();
             let mut hn = Vec::new();
             let mut he = Vec::new();
