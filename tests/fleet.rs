@@ -90,6 +90,19 @@ fn two_benches_share_one_fleet_and_a_moved_router_continues_where_it_was() {
         status.contains("BENCH") && status.contains("bench-b"),
         "{status}"
     );
+    // So does `report`, in its last column.
+    let out = a.run(&["report"]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        report.lines().next().unwrap_or("").ends_with(",bench"),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("FLB00001,") && l.ends_with(",bench-b")),
+        "{report}"
+    );
 
     // A router is unplugged from bench A half-way and plugged into bench B.
     // Slower than the other runs, so it is caught half-way.

@@ -416,6 +416,9 @@ pub(crate) struct ReportRow {
     pub(crate) version_after: String,
     /// Per step: (state name, result, time); result empty when not reached.
     pub(crate) steps: Vec<(String, String, String)>,
+    /// The bench that drives it (last column: the columns before keep their places).
+    #[serde(default)]
+    pub(crate) bench: String,
 }
 
 /// Report rows, sorted by serial.
@@ -433,6 +436,7 @@ pub(crate) fn report(devices: &[Device]) -> Vec<ReportRow> {
             state: d.state.as_str().to_string(),
             version_before: d.initial_version.clone(),
             version_after: d.current_version.clone(),
+            bench: d.bench.clone(),
             steps: REPORT_STEPS
                 .iter()
                 .map(|s| {
@@ -481,6 +485,7 @@ pub(crate) fn report_csv(rows: &[ReportRow]) -> String {
         header.push(format!("{n}_result"));
         header.push(format!("{n}_time"));
     }
+    header.push("bench".into());
     let _ = w.write_record(&header);
     for r in rows {
         let mut rec = vec![
@@ -496,6 +501,7 @@ pub(crate) fn report_csv(rows: &[ReportRow]) -> String {
             rec.push(result.clone());
             rec.push(at.clone());
         }
+        rec.push(r.bench.clone());
         let _ = w.write_record(rec.iter().map(|c| neutralised(c)));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
@@ -533,6 +539,7 @@ mod tests {
     fn report_has_a_result_and_time_per_step() {
         let now = chrono::Local::now();
         let mut d = Device::new("S1", "u", "C1131-8PWB", "V01", now);
+        d.bench = "bench-2".into();
         d.initial_version = "17.9.4a".into();
         d.current_version = "17.12.3a".into();
         d.step(State::ConfigReg, "done", now);
@@ -541,7 +548,7 @@ mod tests {
         let mut lines = csv.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         let row: Vec<&str> = lines.next().unwrap().split(',').collect();
-        assert_eq!(header.len(), 7 + 2 * REPORT_STEPS.len());
+        assert_eq!(header.len(), 7 + 2 * REPORT_STEPS.len() + 1);
         assert_eq!(header.len(), row.len());
         let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
         assert_eq!(col("version_before"), "17.9.4a");
@@ -549,6 +556,8 @@ mod tests {
         assert_eq!(col("gs_tarball_transfer_result"), "skipped");
         assert_eq!(col("run_py_script_result"), "");
         assert_eq!(col("config_reg_time"), crate::domain::bench::utc(now));
+        assert_eq!(header.last(), Some(&"bench"));
+        assert_eq!(row.last(), Some(&"bench-2"));
     }
 
     fn row(serial: &str, state: State, fail: Option<&str>) -> StatusRow {

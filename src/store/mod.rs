@@ -145,8 +145,8 @@ pub(crate) fn read_fleet(at: &Location) -> anyhow::Result<Vec<Device>> {
     let Some(url) = &at.url else {
         return read_saved(&at.dir);
     };
-    let mut out =
-        off_runtime(|| Pg::connect(url, &at.bench)?.fleet()).map_err(anyhow::Error::msg)?;
+    let mut out = off_runtime(|| Pg::connect(url, &at.bench, at.claim_timeout)?.fleet())
+        .map_err(anyhow::Error::msg)?;
     out.sort_by(|a, b| {
         b.last_contact
             .cmp(&a.last_contact)
@@ -339,14 +339,14 @@ impl Registry {
     }
 
     fn open_fleet_blocking(at: &Location, url: &str) -> anyhow::Result<Opened> {
-        let mut db = Pg::connect(url, &at.bench).map_err(anyhow::Error::msg)?;
+        let mut db = Pg::connect(url, &at.bench, at.claim_timeout).map_err(anyhow::Error::msg)?;
         let mut problems = import(&mut db, &at.dir, &format!("imported:{}", at.bench))?;
         let (devices, mut more) = db.load_bench().map_err(|e| {
             anyhow::anyhow!("cannot read this bench's routers from the fleet database: {e}")
         })?;
         problems.append(&mut more);
         let leases = db.leases().map_err(anyhow::Error::msg)?;
-        let reader = Pg::connect(url, &at.bench).map_err(anyhow::Error::msg)?;
+        let reader = Pg::connect(url, &at.bench, at.claim_timeout).map_err(anyhow::Error::msg)?;
         let writer = Writer::start(db, "state-writer")
             .map_err(|e| anyhow::anyhow!("cannot start the state writer thread: {e}"))?;
         tracing::info!(
@@ -373,16 +373,22 @@ impl Registry {
         };
         let now = std::time::Instant::now();
         let held = lock(&fleet.claims).get(serial).copied();
-        if held.is_some_and(|renew| now < renew) {
+        if let Some(renew) = held {
+            if now >= renew {
+                // Half its time is left: renewed beside this exchange, not in its way.
+                lock(&fleet.claims).insert(serial.to_string(), now + fleet.timeout / 2);
+                let this = self.clone();
+                let serial = serial.to_string();
+                tokio::spawn(async move { this.renew(&serial).await });
+            }
             return Ok(());
         }
         let conn = fleet.conn.clone();
         let s = serial.to_string();
         let known = self.entry(serial).is_some();
-        let timeout = fleet.timeout;
         let claimed = tokio::task::spawn_blocking(move || {
             let mut pg = lock(&conn);
-            let claim = pg.claim(&s, timeout)?;
+            let claim = pg.claim(&s)?;
             let record = match &claim {
                 Claim::Ours { from } if from.is_some() || !known => pg.fetch(&s)?,
                 _ => None,
@@ -392,10 +398,7 @@ impl Registry {
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
         match claimed {
-            Ok((Claim::Held { bench, secs }, _)) => {
-                lock(&fleet.claims).remove(serial);
-                Err(Elsewhere::Claimed { bench, secs })
-            }
+            Ok((Claim::Held { bench, secs }, _)) => Err(Elsewhere::Claimed { bench, secs }),
             Ok((Claim::Ours { from }, record)) => {
                 lock(&fleet.claims).insert(serial.to_string(), now + fleet.timeout / 2);
                 if let Some(d) = record {
@@ -410,16 +413,40 @@ impl Registry {
                 }
                 Ok(())
             }
-            // A claim this bench held goes on while the database is away (its changes are
-            // kept in memory, marked NOT SAVED); a new one cannot be taken.
-            Err(e) if held.is_some() => {
-                tracing::warn!(serial, error = %e, "cannot renew the claim in the fleet database {}: going on with it", fleet.shown);
-                Ok(())
-            }
             Err(e) => Err(Elsewhere::Unreachable(format!(
                 "cannot claim {serial} in the fleet database {}: {e}",
                 fleet.shown
             ))),
+        }
+    }
+
+    /// Renews this bench's claim of `serial` in the fleet database. A claim this bench held
+    /// goes on while the database is away (its changes kept in memory, marked NOT SAVED).
+    async fn renew(&self, serial: &str) {
+        let Some(fleet) = &self.shared.fleet else {
+            return;
+        };
+        let conn = fleet.conn.clone();
+        let s = serial.to_string();
+        let renewed = tokio::task::spawn_blocking(move || lock(&conn).claim(&s))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match renewed {
+            Ok(Claim::Ours { .. }) => {}
+            Ok(Claim::Held { bench, .. }) => {
+                lock(&fleet.claims).remove(serial);
+                tracing::warn!(
+                    serial,
+                    bench = bench.as_str(),
+                    "bench {bench} took this router over (this bench had not heard from it for the claim timeout): it is driven there"
+                );
+            }
+            Err(e) => tracing::warn!(
+                serial,
+                error = %e,
+                "cannot renew the claim in the fleet database {}: going on with it",
+                fleet.shown
+            ),
         }
     }
 

@@ -3,7 +3,8 @@
 //! Owns the SQLite connection, its schema migrations and its SQL. WAL mode with
 //! `synchronous=FULL`: a commit syncs the WAL, so a committed change survives `kill -9` and
 //! power loss (<https://www.sqlite.org/pragma.html#pragma_synchronous>, "WAL mode"), and
-//! readers in other processes (`status` while a server runs) never block the writer. One
+//! readers in other processes (`status` while a server runs) never block the writer. The WAL
+//! is folded into the database by a thread of its own, never by a commit. One
 //! connection writes, from the writer thread of [`crate::store::db`]; `read_only` opens
 //! another for views that must write nothing. The library is bundled (rusqlite `bundled`), so
 //! the binary needs no system SQLite.
@@ -47,6 +48,43 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 pub(crate) struct Sqlite {
     conn: Connection,
     bench: String,
+    /// Stops the checkpoint thread when dropped (writing connections only).
+    _checkpoints: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How often the checkpoint thread folds the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Nice value of the checkpoint thread (background work: it yields the CPU to the threads
+/// answering routers; Linux applies it to this thread only).
+const CHECKPOINT_NICE: i32 = 10;
+
+/// Starts the thread that folds the WAL into the database, on a connection of its own, until
+/// the returned sender is dropped. SQLite's automatic checkpoint runs in the committing
+/// thread: about every 1000 pages one commit also copied the WAL into the database and synced
+/// it, and the routers waiting on that commit waited for it (the paced benchmark's p99 of
+/// 74 ms, BENCHMARKS.md). A PASSIVE checkpoint beside the writer never blocks it
+/// (<https://www.sqlite.org/wal.html#checkpointing>).
+fn start_checkpoints(path: &Path) -> Result<std::sync::mpsc::Sender<()>, String> {
+    let conn = Connection::open(path).map_err(err(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(err(path))?;
+    let shown = path.display().to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("state-checkpoint".into())
+        .spawn(move || {
+            let _ = rustix::process::nice(CHECKPOINT_NICE);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "cannot fold the WAL of {shown} into it: it keeps growing until this works (free disk space)");
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the checkpoint thread: {e}"))?;
+    Ok(tx)
 }
 
 fn err(path: &Path) -> impl Fn(rusqlite::Error) -> String + '_ {
@@ -99,7 +137,8 @@ impl Sqlite {
                 path.display()
             ));
         }
-        conn.execute_batch("PRAGMA synchronous = FULL;")
+        // Checkpoints run on their own thread (start_checkpoints), not in a commit.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")
             .map_err(&e)?;
         let v = version(&conn).map_err(&e)?;
         if v > latest() {
@@ -123,6 +162,7 @@ impl Sqlite {
         Ok(Sqlite {
             conn,
             bench: bench.to_string(),
+            _checkpoints: Some(start_checkpoints(path)?),
         })
     }
 
@@ -150,6 +190,7 @@ impl Sqlite {
         Ok(Some(Sqlite {
             conn,
             bench: String::new(),
+            _checkpoints: None,
         }))
     }
 
