@@ -286,6 +286,19 @@ impl Pg {
         // runs out sooner. Its commit does not wait for the disk.
         tx.batch_execute("SET LOCAL synchronous_commit = off")
             .map_err(e)?;
+        // A serial no bench has a record of is not claimed yet (it is, once its record is
+        // written and the claim renewed): a host sending made-up serials adds no rows here.
+        let known: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM devices WHERE serial = $1)",
+                &[&serial],
+            )
+            .map_err(e)?
+            .get(0);
+        if !known {
+            tx.commit().map_err(e)?;
+            return Ok(Claim::Ours { from: None });
+        }
         // The row is locked until the transaction ends: two benches claiming at once queue.
         tx.execute(
             "INSERT INTO claims (serial, bench, until) VALUES ($1, $2, now()) ON CONFLICT DO NOTHING",
@@ -408,7 +421,7 @@ impl Backend for Pg {
 }
 
 /// Writes changed records, their new history lines and their trims in one statement, and
-/// renews this bench's claims of them. A bench's copy may be stale (the router went to another
+/// takes or renews this bench's claims of them (a claim another bench holds is left to it). A bench's copy may be stale (the router went to another
 /// bench since): a row another bench drives under a live claim is never overwritten, and the
 /// copy's lines are not added to it (the serials written come back; the others are logged).
 const WRITE_ROWS: &str = "
@@ -434,8 +447,9 @@ WITH u AS (
   DELETE FROM history hh USING u
   WHERE hh.serial = u.s AND u.k IS NOT NULL AND hh.n < u.k AND u.s IN (SELECT serial FROM up)
 ), c AS (
-  UPDATE claims SET until = now() + make_interval(secs => $13)
-  WHERE serial IN (SELECT serial FROM up) AND bench = $2
+  INSERT INTO claims (serial, bench, until)
+  SELECT serial, $2, now() + make_interval(secs => $13) FROM up
+  ON CONFLICT (serial) DO UPDATE SET until = excluded.until WHERE claims.bench = excluded.bench
 )
 SELECT serial FROM up";
 

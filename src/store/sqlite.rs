@@ -197,27 +197,20 @@ impl Sqlite {
         }))
     }
 
+    /// The (text, text) rows `sql` selects.
+    fn pairs(&self, sql: &str) -> Result<Vec<(String, String)>, String> {
+        let e = |e: rusqlite::Error| format!("{FILE}: {e}");
+        let mut stmt = self.conn.prepare(sql).map_err(e)?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(e)?
+            .collect::<Result<_, _>>()
+            .map_err(e)
+    }
+
     /// Every record with its history, and what could not be read.
     pub(crate) fn load(&self) -> Result<(HashMap<String, Device>, Vec<String>), String> {
-        let e = |e: rusqlite::Error| format!("{FILE}: {e}");
-        let mut records = self
-            .conn
-            .prepare("SELECT serial, record FROM devices")
-            .map_err(e)?;
-        let records: Vec<(String, String)> = records
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(e)?
-            .collect::<Result<_, _>>()
-            .map_err(e)?;
-        let mut history = self
-            .conn
-            .prepare("SELECT serial, event FROM history ORDER BY serial, n")
-            .map_err(e)?;
-        let history: Vec<(String, String)> = history
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(e)?
-            .collect::<Result<_, _>>()
-            .map_err(e)?;
+        let records = self.pairs("SELECT serial, record FROM devices")?;
+        let history = self.pairs("SELECT serial, event FROM history ORDER BY serial, n")?;
         let mut problems = Vec::new();
         let devices = crate::store::db::assemble(records, history, &mut problems, FILE);
         Ok((devices, problems))
