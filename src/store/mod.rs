@@ -55,6 +55,19 @@ struct Fleet {
     timeout: Duration,
 }
 
+impl Fleet {
+    /// Runs `f` on the fleet connection on a blocking thread (the client blocks).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Pg) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    }
+}
+
 /// Why this bench may not drive a router now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Elsewhere {
@@ -105,6 +118,15 @@ pub struct Registry {
     shared: Arc<Shared>,
 }
 
+/// The order every list of records is in: newest contact first, then by serial.
+fn newest_first(devices: &mut [Device]) {
+    devices.sort_by(|a, b| {
+        b.last_contact
+            .cmp(&a.last_contact)
+            .then(a.serial.cmp(&b.serial))
+    });
+}
+
 /// The saved records, read without writing anything (no lock, no migration): for status and
 /// report while no server answers. Before the first start of this version, the old files.
 pub fn read_saved(state_dir: &Path) -> anyhow::Result<Vec<Device>> {
@@ -123,11 +145,7 @@ pub fn read_saved(state_dir: &Path) -> anyhow::Result<Vec<Device>> {
         _ => legacy::read(state_dir)?.devices,
     };
     let mut out: Vec<Device> = devices.into_values().collect();
-    out.sort_by(|a, b| {
-        b.last_contact
-            .cmp(&a.last_contact)
-            .then(a.serial.cmp(&b.serial))
-    });
+    newest_first(&mut out);
     Ok(out)
 }
 
@@ -147,11 +165,7 @@ pub(crate) fn read_fleet(at: &Location) -> anyhow::Result<Vec<Device>> {
     };
     let mut out = off_runtime(|| Pg::connect(url, &at.bench, at.claim_timeout)?.fleet())
         .map_err(anyhow::Error::msg)?;
-    out.sort_by(|a, b| {
-        b.last_contact
-            .cmp(&a.last_contact)
-            .then(a.serial.cmp(&b.serial))
-    });
+    newest_first(&mut out);
     Ok(out)
 }
 
@@ -320,11 +334,10 @@ impl Registry {
                 at.dir.display()
             )
         })?;
-        let problems = import(&mut db, &at.dir, "imported")?;
+        let mut problems = import(&mut db, &at.dir, "imported")?;
         let (devices, mut more) = db.load().map_err(|e| {
             anyhow::anyhow!("cannot read the state database: {e} (check permissions)")
         })?;
-        let mut problems = problems;
         problems.append(&mut more);
         let leases = db.leases().map_err(anyhow::Error::msg)?;
         let writer = Writer::start(db, "state-writer")
@@ -383,20 +396,18 @@ impl Registry {
             }
             return Ok(());
         }
-        let conn = fleet.conn.clone();
         let s = serial.to_string();
         let known = self.entry(serial).is_some();
-        let claimed = tokio::task::spawn_blocking(move || {
-            let mut pg = lock(&conn);
-            let claim = pg.claim(&s)?;
-            let record = match &claim {
-                Claim::Ours { from } if from.is_some() || !known => pg.fetch(&s)?,
-                _ => None,
-            };
-            Ok::<_, String>((claim, record))
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        let claimed = fleet
+            .run(move |pg| {
+                let claim = pg.claim(&s)?;
+                let record = match &claim {
+                    Claim::Ours { from } if from.is_some() || !known => pg.fetch(&s)?,
+                    _ => None,
+                };
+                Ok((claim, record))
+            })
+            .await;
         match claimed {
             Ok((Claim::Held { bench, secs }, _)) => Err(Elsewhere::Claimed { bench, secs }),
             Ok((Claim::Ours { from }, record)) => {
@@ -426,11 +437,8 @@ impl Registry {
         let Some(fleet) = &self.shared.fleet else {
             return;
         };
-        let conn = fleet.conn.clone();
         let s = serial.to_string();
-        let renewed = tokio::task::spawn_blocking(move || lock(&conn).claim(&s))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let renewed = fleet.run(move |pg| pg.claim(&s)).await;
         match renewed {
             Ok(Claim::Ours { .. }) => {}
             Ok(Claim::Held { bench, .. }) => {
@@ -711,15 +719,13 @@ impl Registry {
             return Some(d);
         }
         let fleet = self.shared.fleet.as_ref()?;
-        let conn = fleet.conn.clone();
         let s = serial.to_string();
-        match tokio::task::spawn_blocking(move || lock(&conn).fetch(&s)).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => {
+        match fleet.run(move |pg| pg.fetch(&s)).await {
+            Ok(d) => d,
+            Err(e) => {
                 tracing::warn!(serial, error = %e, "cannot read the record from the fleet database {}", fleet.shown);
                 None
             }
-            Err(_) => None,
         }
     }
 
@@ -731,14 +737,12 @@ impl Registry {
         let Some(fleet) = &self.shared.fleet else {
             return mine;
         };
-        let conn = fleet.conn.clone();
-        let others = match tokio::task::spawn_blocking(move || lock(&conn).fleet()).await {
-            Ok(Ok(all)) => all,
-            Ok(Err(e)) => {
+        let others = match fleet.run(|pg| pg.fleet()).await {
+            Ok(all) => all,
+            Err(e) => {
                 tracing::warn!(error = %e, "cannot read the fleet from {}: showing this bench's routers only", fleet.shown);
                 return mine;
             }
-            Err(_) => return mine,
         };
         let mut by_serial: HashMap<String, Device> =
             others.into_iter().map(|d| (d.serial.clone(), d)).collect();
@@ -752,11 +756,7 @@ impl Registry {
             }
         }
         let mut out: Vec<Device> = by_serial.into_values().collect();
-        out.sort_by(|a, b| {
-            b.last_contact
-                .cmp(&a.last_contact)
-                .then(a.serial.cmp(&b.serial))
-        });
+        newest_first(&mut out);
         out
     }
 
@@ -767,11 +767,8 @@ impl Registry {
             return;
         };
         let serials: Vec<String> = lock(&self.shared.devices).keys().cloned().collect();
-        let conn = fleet.conn.clone();
         let bench = self.shared.bench.clone();
-        let moved =
-            tokio::task::spawn_blocking(move || lock(&conn).moved_away(&serials, &bench)).await;
-        let Ok(Ok(moved)) = moved else {
+        let Ok(moved) = fleet.run(move |pg| pg.moved_away(&serials, &bench)).await else {
             return;
         };
         for serial in moved {
@@ -803,11 +800,7 @@ impl Registry {
         for e in entries {
             out.push(copy(&mut *e.lock().await));
         }
-        out.sort_by(|a, b| {
-            b.last_contact
-                .cmp(&a.last_contact)
-                .then(a.serial.cmp(&b.serial))
-        });
+        newest_first(&mut out);
         out
     }
 

@@ -162,22 +162,24 @@ impl Pg {
 
     /// The records this bench drove last, with their history, and what could not be read.
     pub(crate) fn load_bench(&mut self) -> Result<(HashMap<String, Device>, Vec<String>), String> {
-        self.load_where("d.bench = $1", &[&self.bench.clone()])
+        self.load_where("d.bench = $1", &[&self.bench.clone()], true)
     }
 
     /// One record with its history (`None`: no such router in the fleet).
     pub(crate) fn fetch(&mut self, serial: &str) -> Result<Option<Device>, String> {
-        let (mut devices, problems) = self.load_where("d.serial = $1", &[&serial])?;
+        let (mut devices, problems) = self.load_where("d.serial = $1", &[&serial], true)?;
         for p in problems {
             tracing::warn!("{p}");
         }
         Ok(devices.remove(serial))
     }
 
+    /// The records `filter` selects (on `devices d`), with their history when `history`.
     fn load_where(
         &mut self,
         filter: &str,
         args: &[&(dyn postgres::types::ToSql + Sync)],
+        history: bool,
     ) -> Result<(HashMap<String, Device>, Vec<String>), String> {
         let e = |e: postgres::Error| e.to_string();
         let records: Vec<(String, String, String)> = self
@@ -190,8 +192,10 @@ impl Pg {
             .into_iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
-        let history: Vec<(String, String)> = self
-            .client
+        let history: Vec<(String, String)> = if !history {
+            Vec::new()
+        } else {
+            self.client
             .query(
                 &format!(
                     "SELECT h.serial, h.event::text FROM history h JOIN devices d ON d.serial = h.serial WHERE {filter} ORDER BY h.serial, h.n"
@@ -201,7 +205,8 @@ impl Pg {
             .map_err(e)?
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
-            .collect();
+            .collect()
+        };
         let benches: HashMap<String, String> = records
             .iter()
             .map(|(s, _, b)| (s.clone(), b.clone()))
@@ -223,26 +228,9 @@ impl Pg {
 
     /// Every router of the fleet, without history, each with the bench that drove it last.
     pub(crate) fn fleet(&mut self) -> Result<Vec<Device>, String> {
-        let rows = self
-            .client
-            .query("SELECT serial, record::text, bench FROM devices", &[])
-            .map_err(|e| e.to_string())?;
-        let mut problems = Vec::new();
-        let mut benches = HashMap::new();
-        let records: Vec<(String, String)> = rows
-            .into_iter()
-            .map(|r| {
-                let serial: String = r.get(0);
-                benches.insert(serial.clone(), r.get::<_, String>(2));
-                (serial, r.get(1))
-            })
-            .collect();
-        let mut devices =
-            crate::store::db::assemble(records, Vec::new(), &mut problems, "fleet database");
-        for (serial, d) in devices.iter_mut() {
-            if let Some(b) = benches.remove(serial) {
-                d.bench = b;
-            }
+        let (devices, problems) = self.load_where("true", &[], false)?;
+        for p in problems {
+            tracing::warn!("{p}");
         }
         Ok(devices.into_values().collect())
     }
