@@ -136,6 +136,19 @@ pub(crate) enum Command {
         /// (default: each from its own 127.1.0.x when the server is on loopback).
         #[arg(long, env = "APPLIANCE_SIM_SOURCE")]
         source: Option<std::net::IpAddr>,
+        /// The routers carry SUDIs from the test PKI in this directory (created there when
+        /// missing) and offer device-auth; put its sudi-roots.pem in the server's
+        /// [identity] extra-roots.
+        #[arg(long, env = "APPLIANCE_SIM_SUDI_PKI")]
+        sudi_pki: Option<std::path::PathBuf>,
+        /// With --sudi-pki: how many routers (the first) sign the challenge with another key
+        /// than their certificate's.
+        #[arg(long, env = "APPLIANCE_SIM_FORGED_SUDI", default_value_t = 0)]
+        forged_sudi: usize,
+        /// With --sudi-pki: how many routers (after the forged ones) carry a SUDI issued for
+        /// another serial.
+        #[arg(long, env = "APPLIANCE_SIM_WRONG_SUDI", default_value_t = 0)]
+        wrong_sudi: usize,
     },
     /// Act on one router's record, or show it.
     Device {
@@ -326,6 +339,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             full_bootflash,
             failing_script,
             source,
+            sudi_pki,
+            forged_sudi,
+            wrong_sudi,
         } => {
             crate::logging::init_console("warn");
             if !(time_scale > 0.0 && time_scale.is_finite()) {
@@ -348,6 +364,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !(0.0..=86400.0).contains(&boot_spread) {
                 anyhow::bail!("--boot-spread must be between 0 and 86400 seconds (e.g. 30)");
             }
+            if sudi_pki.is_none() && forged_sudi + wrong_sudi > 0 {
+                anyhow::bail!(
+                    "--forged-sudi and --wrong-sudi need --sudi-pki DIR (the test PKI the routers' SUDIs come from)"
+                );
+            }
             if !crate::pnp::message::is_safe_serial(&format!("{serial_prefix}00001")) {
                 anyhow::bail!("--serial-prefix may hold only letters, digits, '.', '_' and '-'");
             }
@@ -369,6 +390,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 full_bootflash,
                 failing_script,
                 source,
+                sudi_pki,
+                forged_sudi,
+                wrong_sudi,
             };
             let summary = runtime()?.block_on(crate::sim::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();

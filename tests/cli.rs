@@ -249,7 +249,7 @@ fn check_passes_on_a_ready_bench_and_lists_every_problem_with_its_fix() {
         "computed now, cached",
         "ready: no problems found",
         "option 43: 5A1D;B2;K4;I127.0.0.1;J",
-        "C11*: day-0 config rendered (a router it cannot be rendered for fails here) -> config-register 0x2102 + write memory -> device-info -> install c1100-universalk9.17.12.03a.SPA.bin unless it runs 17.12.3a (only if bootflash holds it + 100 MB, else cleanup, else IMAGE_NO_SPACE",
+        "C11*: capability, then the SUDI check where device-auth is offered (else bound by address) -> day-0 config rendered (a router it cannot be rendered for fails here) -> config-register 0x2102 + write memory -> device-info -> install c1100-universalk9.17.12.03a.SPA.bin unless it runs 17.12.3a (only if bootflash holds it + 100 MB, else cleanup, else IMAGE_NO_SPACE",
         "event manager run InstallGuestShell",
         "(its output judged) -> verify on the router (0 checks of your own) -> FINISHED",
     ] {

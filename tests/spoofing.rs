@@ -46,8 +46,21 @@ fn post(b: &Bench, src: &str, path: &str, body: &str) -> (u16, String) {
 
 use common::history_texts as history;
 
-/// The router's first work request, from its own address: it gets the config-register job.
+/// The router's first work requests, from its own address: capability (answered as an agent
+/// without device-auth: the record is bound by address), then the config-register job.
 fn first_contact(b: &Bench) {
+    let (s, job) = post(b, ROUTER, "/pnp/WORK-REQUEST", &work_request(UDI, "C0", ""));
+    assert_eq!(s, 200);
+    assert!(job.contains("urn:cisco:pnp:capability"), "{job}");
+    let caps = "<supportedCapabilities><capability>cisco:pnp:cli-exec</capability></supportedCapabilities>";
+    let (s, bye) = post(
+        b,
+        ROUTER,
+        "/pnp/WORK-RESPONSE",
+        &response("capability", "C0", caps),
+    );
+    assert_eq!(s, 200);
+    assert!(bye.contains("<bye/>"), "{bye}");
     let (s, job) = post(b, ROUTER, "/pnp/WORK-REQUEST", &work_request(UDI, "C1", ""));
     assert_eq!(s, 200);
     assert!(job.contains("config-register"), "{job}");
@@ -64,7 +77,9 @@ fn requests_for_a_router_from_another_address_change_nothing() {
     let before = b.device(SERIAL).unwrap();
 
     // Three work requests from another address used to push the router to FAILED ("asked
-    // for work again without answering"): now each gets "no work" and moves nothing.
+    // for work again without answering"): now each moves nothing. The first is sent a SUDI
+    // challenge (a real router that moved proves itself so), which this host cannot answer;
+    // the others get "no work" (one challenge a minute).
     for i in 0..3 {
         let (s, body) = post(
             &b,
@@ -72,8 +87,33 @@ fn requests_for_a_router_from_another_address_change_nothing() {
             "/pnp/WORK-REQUEST",
             &work_request(UDI, &format!("X{i}"), ""),
         );
-        assert_eq!((s, body.as_str()), (200, ""), "spoofed work request {i}");
+        if i == 0 {
+            assert_eq!(s, 200);
+            assert!(
+                body.contains("urn:cisco:pnp:device-auth") && body.contains("<challenge-request>"),
+                "{body}"
+            );
+            assert!(!body.contains("config"), "{body}");
+        } else {
+            assert_eq!((s, body.as_str()), (200, ""), "spoofed work request {i}");
+        }
     }
+    // An answer it makes up (a certificate that is not one) proves nothing.
+    let forged =
+        "<auth><challenge-response>AAAA</challenge-response><sudi-cert>AAAA</sudi-cert></auth>";
+    let (s, _) = post(
+        &b,
+        SPOOFER,
+        "/pnp/WORK-RESPONSE",
+        &response("device-auth", "X0", forged),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        b.server_log()
+            .contains("its SUDI answer does not prove the serial; nothing moved"),
+        "{}",
+        b.server_log()
+    );
     // A forged success under the router's pending correlator, a reboot claim saying "no
     // startup config", and 300 faults to flush its history.
     let (s, _) = post(
@@ -104,9 +144,10 @@ fn requests_for_a_router_from_another_address_change_nothing() {
         assert_eq!(after[key], before[key], "{key} changed: {after:#}");
     }
     let lines = history(&after);
+    // The claim's line, and its failed SUDI answer's (one challenge a minute at most).
     assert!(
-        lines.len() <= history(&before).len() + 1,
-        "history grew by more than the claim's one line: {lines:#?}"
+        lines.len() <= history(&before).len() + 2,
+        "history grew by more than the claim's two lines: {lines:#?}"
     );
     assert!(
         !lines
@@ -115,8 +156,8 @@ fn requests_for_a_router_from_another_address_change_nothing() {
     );
     assert_eq!(after["binding"]["ip"], ROUTER, "{after:#}");
     assert_eq!(after["claim"]["ip"], SPOOFER, "{after:#}");
-    // 3 work requests, the forged answer, the reboot claim, 300 faults.
-    assert_eq!(after["claim"]["count"], 305, "{after:#}");
+    // 3 work requests, the made-up SUDI answer, the forged answer, the reboot claim, 300 faults.
+    assert_eq!(after["claim"]["count"], 306, "{after:#}");
     // Said at WARN once (not once per request) and shown to the operator.
     let claimed = format!("{SERIAL} claimed from {SPOOFER}, bound to {ROUTER}");
     let log = common::wait_for(Duration::from_secs(5), || {
@@ -165,7 +206,11 @@ fn requests_for_a_router_from_another_address_change_nothing() {
         "/pnp/WORK-REQUEST",
         &work_request(UDI, "C3", ""),
     );
-    assert_eq!(body, "", "the old address is refused after the move");
+    // The old address is refused after the move: it is sent a SUDI challenge, no job.
+    assert!(
+        body.contains("urn:cisco:pnp:device-auth") && !body.contains("config"),
+        "the old address is refused after the move: {body}"
+    );
     let (_, body) = post(
         &b,
         SPOOFER,
@@ -193,6 +238,10 @@ fn a_reboot_claim_resets_a_finished_router_only_from_its_address() {
     assert_ne!(home, SPOOFER);
     let udi = d["udi"].as_str().unwrap().to_string();
     let wiped = work_request(&udi, "W1", &reboot("reload", false));
+    // The spoofer is sent a SUDI challenge, nothing else; the reboot claim changes nothing.
+    let (s, body) = post(&b, SPOOFER, "/pnp/WORK-REQUEST", &wiped);
+    assert_eq!(s, 200);
+    assert!(body.contains("urn:cisco:pnp:device-auth"), "{body}");
     let (s, body) = post(&b, SPOOFER, "/pnp/WORK-REQUEST", &wiped);
     assert_eq!((s, body.as_str()), (200, ""));
     let d = b.device(serial).unwrap();
@@ -331,12 +380,7 @@ fn token_lines(b: &Bench) -> usize {
 fn actions_need_the_generated_token_and_a_same_site_request() {
     let mut b = Bench::new("");
     b.start();
-    post(
-        &b,
-        ROUTER,
-        "/pnp/WORK-REQUEST",
-        &work_request(UDI, "C1", ""),
-    );
+    first_contact(&b);
     let token_file = b.path("state/admin-token");
     let token = std::fs::read_to_string(&token_file)
         .unwrap()

@@ -427,7 +427,7 @@ impl Config {
         // Absolute where possible, so messages name real paths.
         let base = std::fs::canonicalize(&base).unwrap_or(base);
         let http = http(&cx, &wire.http)?;
-        let plan = workflow(&cx, &wire, &base.join(&wire.paths.files))?;
+        let plan = workflow(&cx, &wire, &base)?;
         let dhcp = dhcp(&cx, &wire.dhcp)?;
         let w = &wire.workflow;
         for (key, name) in [
@@ -689,7 +689,8 @@ fn server_names(cx: &Cx<'_>, names: &[String]) -> Result<Vec<String>, ConfigErro
 }
 
 /// `[workflow]` and `[backoff]` as the [`Plan`].
-fn workflow(cx: &Cx<'_>, wire: &ConfigWire, files_dir: &Path) -> Result<Plan, ConfigError> {
+fn workflow(cx: &Cx<'_>, wire: &ConfigWire, base: &Path) -> Result<Plan, ConfigError> {
+    let files_dir = &base.join(&wire.paths.files);
     let w = &wire.workflow;
     let config_register = match w.config_register.trim() {
         "" => None,
@@ -883,6 +884,46 @@ fn workflow(cx: &Cx<'_>, wire: &ConfigWire, files_dir: &Path) -> Result<Plan, Co
             finished: b.finished,
             failed: b.failed,
         },
+        identity: identity(cx, &wire.identity, base)?,
+    })
+}
+
+/// `[identity]`: the policy and the SUDI roots (the files read here, at start-up).
+fn identity(
+    cx: &Cx<'_>,
+    w: &wire::IdentityWire,
+    base: &Path,
+) -> Result<crate::domain::plan::IdentityPolicy, ConfigError> {
+    if w.require_sudi && !w.device_auth {
+        return Err(cx.err(
+            "identity.require-sudi",
+            "needs device-auth = true: a router is asked for its SUDI only with device-auth on",
+        ));
+    }
+    let mut extra = Vec::new();
+    for f in &w.extra_roots {
+        let path = base.join(f);
+        let text = std::fs::read(&path).map_err(|e| {
+            cx.err(
+                "identity.extra-roots",
+                format!(
+                    "cannot read {}: {e} (give PEM files of SUDI roots or issuing CAs, relative to this file)",
+                    path.display()
+                ),
+            )
+        })?;
+        extra.push((path.display().to_string(), text));
+    }
+    let trust = crate::domain::sudi::Trust::new(&extra).map_err(|e| {
+        cx.err(
+            "identity.extra-roots",
+            format!("{e}: give PEM certificates (-----BEGIN CERTIFICATE-----)"),
+        )
+    })?;
+    Ok(crate::domain::plan::IdentityPolicy {
+        device_auth: w.device_auth,
+        require_sudi: w.require_sudi,
+        trust: std::sync::Arc::new(trust),
     })
 }
 

@@ -110,6 +110,28 @@ pub(crate) struct StateWire {
     pub(crate) claim_timeout: Option<u64>,
 }
 
+/// `[identity]`: how routers prove their serial.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub(crate) struct IdentityWire {
+    /// Ask each new router's capabilities and, where it offers device-auth, for its SUDI.
+    pub(crate) device_auth: bool,
+    /// Park routers that cannot prove their serial until an operator vouches for them.
+    pub(crate) require_sudi: bool,
+    /// PEM files of more SUDI roots and issuing CAs (private PKIs, tests).
+    pub(crate) extra_roots: Vec<String>,
+}
+
+impl Default for IdentityWire {
+    fn default() -> Self {
+        IdentityWire {
+            device_auth: true,
+            require_sudi: false,
+            extra_roots: Vec::new(),
+        }
+    }
+}
+
 /// One `[[workflow.image]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -396,6 +418,8 @@ pub(crate) struct ConfigWire {
     pub(crate) paths: PathsWire,
     /// Device state.
     pub(crate) state: StateWire,
+    /// How routers prove their serial.
+    pub(crate) identity: IdentityWire,
     /// Workflow.
     pub(crate) workflow: WorkflowWire,
     /// Backoffs.

@@ -46,7 +46,7 @@ pub(crate) const PHASES: [&str; 8] = [
 pub(crate) fn phase_of(s: State) -> Option<usize> {
     use State::*;
     Some(match s {
-        NewDevice | ConfigReg => 0,
+        NewDevice | IdentityUnproven | ConfigReg => 0,
         CheckImageVer | UpgradeNeeded | ImageCleanup | ImageNoSpace | UpgradeInProgress
         | UpgradeReloadNeeded | UpgradeReloading | UpgradeDone => 1,
         GsTarballTransfer | PyScriptTransfer => 2,
@@ -143,6 +143,14 @@ pub(crate) fn attention(dev: &Device, stalled: Option<&str>) -> Option<Attention
                 reason: dev.last_error.clone().unwrap_or_else(last_line),
                 fix: format!(
                     "free space on the router (`dir bootflash:`, then `delete /force bootflash:<file>`), then {resume}"
+                ),
+            });
+        }
+        State::IdentityUnproven => {
+            return Some(Attention {
+                reason: dev.last_error.clone().unwrap_or_else(last_line),
+                fix: format!(
+                    "check the router is the one you expect (`show version`, the serial on its label); if you vouch for it, {resume} (it goes on, bound to its address); a router whose SUDI check failed may not be genuine"
                 ),
             });
         }
@@ -260,7 +268,9 @@ pub(crate) fn timeline(dev: &Device, now: DateTime<Local>) -> Vec<Span> {
                 format!("failed: {why}")
             } else if open {
                 match dev.state {
-                    State::BootflashNoSpace | State::ImageNoSpace => "waiting for you".into(),
+                    State::BootflashNoSpace | State::ImageNoSpace | State::IdentityUnproven => {
+                        "waiting for you".into()
+                    }
                     _ => "running".into(),
                 }
             } else {
@@ -394,6 +404,7 @@ mod tests {
             last: t(5),
             count: 1,
             warned: t(5),
+            challenge: None,
         });
         assert!(
             attention(&d, None)

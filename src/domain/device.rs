@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Local};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::identity::{Binding, Claim};
+use super::identity::{Binding, Claim, Sudi};
 use super::job::Job;
 
 /// Where a router is in the provisioning workflow. The names are stable: they appear in
@@ -71,11 +71,14 @@ pub enum State {
     Finished,
     /// Stopped with a reason; an operator may resume it.
     Failed,
+    /// `[identity] require-sudi`: the router could not prove its serial by its SUDI; long
+    /// backoffs until an operator vouches for it (`device resume`).
+    IdentityUnproven,
 }
 
 impl State {
     /// Every state, in workflow order.
-    pub(crate) const ALL: [State; 25] = [
+    pub(crate) const ALL: [State; 26] = [
         State::NewDevice,
         State::ConfigReg,
         State::CheckImageVer,
@@ -101,6 +104,7 @@ impl State {
         State::Verify,
         State::Finished,
         State::Failed,
+        State::IdentityUnproven,
     ];
 
     /// The stable name, e.g. `UPGRADE_INPROGRESS`.
@@ -131,6 +135,7 @@ impl State {
             State::Verify => "VERIFY",
             State::Finished => "FINISHED",
             State::Failed => "FAILED",
+            State::IdentityUnproven => "IDENTITY_UNPROVEN",
         }
     }
 
@@ -363,6 +368,10 @@ pub struct Device {
     pub(crate) binding: Option<Binding>,
     /// The newest request for this serial from another host, refused, for the operator.
     pub(crate) claim: Option<Claim>,
+    /// What its agent answered to capability (asked once at first contact).
+    pub(crate) capabilities: Option<Arc<Vec<String>>>,
+    /// What its SUDI proved, or why it did not (device-auth).
+    pub(crate) sudi: Option<Sudi>,
     /// Its day-0 config as rendered at first contact. Shared (`Arc`) like the other parts that
     /// rarely change, so the copy every update takes to see what changed costs no allocation.
     pub(crate) day0: Option<Arc<Day0>>,
@@ -417,6 +426,8 @@ impl Default for Device {
             lease: None,
             binding: None,
             claim: None,
+            capabilities: None,
+            sudi: None,
             day0: None,
             cleanup: Vec::new(),
             cleanup_done: false,
@@ -460,6 +471,8 @@ impl Device {
             lease: self.lease.take(),
             binding: self.binding.take(),
             claim: self.claim.take(),
+            // The chassis is the same: a proof stays; anything else is asked again.
+            sudi: self.sudi.take().filter(Sudi::verified),
             last_contact: self.last_contact,
             history: std::mem::take(&mut self.history),
             logged: self.logged,
@@ -533,6 +546,8 @@ impl Device {
             lease,
             binding,
             claim,
+            capabilities,
+            sudi,
             day0,
             cleanup,
             cleanup_done,
@@ -570,6 +585,8 @@ impl Device {
             && *lease == other.lease
             && *binding == other.binding
             && claim.as_ref().map(Claim::durable) == other.claim.as_ref().map(Claim::durable)
+            && *capabilities == other.capabilities
+            && *sudi == other.sudi
             && *day0 == other.day0
             && *cleanup == other.cleanup
             && *cleanup_done == other.cleanup_done

@@ -1,14 +1,21 @@
 //! Which host may speak for a serial: the binding of a router's record to the address of its
-//! first contact (and, with the built-in DHCP, to its lease's MAC), and the claims other hosts
-//! make on it.
+//! first contact (and, with the built-in DHCP, to its lease's MAC), what its SUDI proved, and
+//! the claims other hosts make on it.
 //!
-//! Cisco PnP over HTTP carries no device authentication (`docs/identity.md`): a work request
-//! names its serial in the UDI and nothing proves it. So the first address a serial talks from
-//! owns it. Another address gets nothing and moves nothing: its claim is kept for the operator,
-//! who may accept the move (`device accept-move`). One move is accepted without the operator:
-//! the router came back (after its reload) at another address that our own DHCP responder
-//! leased to the MAC the binding holds. Pure functions over the record; the HTTP shell
-//! passes in the source address and the lease it finds for it.
+//! A work request names its serial in the UDI and nothing in it proves it. So the first
+//! address a serial talks from owns it. Another address gets nothing and moves nothing: its
+//! claim is kept for the operator, who may accept the move (`device accept-move`). Two moves
+//! are accepted without the operator:
+//! * the router proves the serial by its SUDI from the new address (device-auth, see
+//!   [`crate::domain::sudi`]): the same certificate as the record's proof moves a verified
+//!   record; any valid proof takes a record that was bound by address only (whoever spoke
+//!   first never proved it), and the workflow starts over for the proven router;
+//! * for a record never verified: the router came back (after its reload) at another address
+//!   that our own DHCP responder leased to the MAC the binding holds. A verified record moves
+//!   only by proof.
+//!
+//! Pure functions over the record; the HTTP shell passes in the source address and the lease
+//! it finds for it.
 
 use std::net::IpAddr;
 
@@ -43,6 +50,90 @@ pub(crate) struct Claim {
     pub(crate) count: u64,
     /// When a WARN line was last written for it.
     pub(crate) warned: DateTime<Local>,
+    /// The SUDI challenge sent to it, if one is out (not durable: lost on a restart, it is sent
+    /// again).
+    #[serde(default)]
+    pub(crate) challenge: Option<ClaimChallenge>,
+}
+
+/// A device-auth challenge sent to a claimant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ClaimChallenge {
+    /// The challenge text.
+    pub(crate) text: String,
+    /// The correlator of the request that carried it.
+    pub(crate) correlator: String,
+    /// When it was sent.
+    pub(crate) sent: DateTime<Local>,
+}
+
+/// How often a claimant is challenged at most (each answer costs a signature check).
+const CHALLENGE_EVERY_SECS: i64 = 60;
+
+/// What a router's SUDI check came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Verdict {
+    /// It signed our challenge with a Cisco (or `extra-roots`) SUDI for its PID and serial.
+    Verified,
+    /// It offered device-auth and the check failed.
+    Failed,
+    /// Its agent does not offer device-auth (or it is not asked: `[identity] device-auth`).
+    NotOffered,
+}
+
+/// What is known of a router's SUDI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Sudi {
+    /// The outcome.
+    pub(crate) verdict: Verdict,
+    /// Verified: what it proved (algorithm, root); otherwise why not.
+    pub(crate) detail: String,
+    /// SHA-256 of the proven certificate (hex): the same router proves the same one.
+    pub(crate) fingerprint: Option<String>,
+    /// The operator vouched for a router that could not prove its serial (`device resume`
+    /// of IDENTITY_UNPROVEN).
+    #[serde(default)]
+    pub(crate) vouched: bool,
+    /// When.
+    pub(crate) at: DateTime<Local>,
+}
+
+impl Sudi {
+    /// Whether it proved its serial.
+    pub(crate) fn verified(&self) -> bool {
+        self.verdict == Verdict::Verified
+    }
+}
+
+/// The record's identity as every view names it: `sudi-verified`, `sudi-failed`, or
+/// `address-bound` (not offered, not asked, or not yet known), with what it rests on.
+pub(crate) fn identity(dev: &Device) -> (&'static str, String) {
+    let bound = dev
+        .binding
+        .as_ref()
+        .map_or("no contact yet".to_string(), |b| {
+            format!("bound to {}", b.ip)
+        });
+    let vouched = |s: &Sudi| {
+        if s.vouched {
+            "; vouched for by the operator"
+        } else {
+            ""
+        }
+    };
+    match &dev.sudi {
+        Some(s) if s.verdict == Verdict::Verified => ("sudi-verified", s.detail.clone()),
+        Some(s) if s.verdict == Verdict::Failed => (
+            "sudi-failed",
+            format!("{}; {bound}{}", s.detail, vouched(s)),
+        ),
+        Some(s) => (
+            "address-bound",
+            format!("{}; {bound}{}", s.detail, vouched(s)),
+        ),
+        None => ("address-bound", bound),
+    }
 }
 
 impl Claim {
@@ -127,7 +218,8 @@ pub(crate) fn admit(
         }
         return Admission::Admitted;
     }
-    if binding.ip != ip && same_mac {
+    let verified = dev.sudi.as_ref().is_some_and(Sudi::verified);
+    if binding.ip != ip && same_mac && !verified {
         let from = binding.ip;
         binding.ip = ip;
         binding.since = now;
@@ -160,8 +252,13 @@ pub(crate) fn admit(
                 last: now,
                 count: 1,
                 warned: now,
+                challenge: None,
             });
-            let why = if other_mac {
+            let why = if verified {
+                format!(
+                    "it is bound to {bound} and proved its SUDI; {ip} is sent a SUDI challenge and is moved there only if it proves the same certificate"
+                )
+            } else if other_mac {
                 format!(
                     "our DHCP now leases {ip} to another MAC ({})",
                     mac.unwrap_or_default()
@@ -233,6 +330,14 @@ pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
 
 /// Operator action `accept-move`: binds the serial to the host that claimed it.
 pub(crate) fn accept_move(dev: &mut Device, now: DateTime<Local>) -> Result<String, String> {
+    if let Some(s) = dev.sudi.as_ref().filter(|s| s.verified())
+        && let Some(c) = &dev.claim
+    {
+        return Err(format!(
+            "{} proved its serial by its SUDI ({}); {} has not proved it, so it cannot take the record. If the router really is there, it proves its SUDI at its next poll and moves by itself; if it cannot, check it is the same chassis, then `pnp-appliance device forget {}` to start it over",
+            dev.serial, s.detail, c.ip, dev.serial
+        ));
+    }
     let Some(claim) = dev.claim.take() else {
         let bound = dev
             .binding
@@ -260,6 +365,139 @@ pub(crate) fn accept_move(dev: &mut Device, now: DateTime<Local>) -> Result<Stri
         "{}: now bound to {} (was {from}); it continues at its next poll",
         dev.serial, claim.ip
     ))
+}
+
+/// The device-auth job for the claimant `ip` of `dev`, when one is due: one challenge out at a
+/// time, at most one a minute. `token` is a fresh random value (hex), `correlator` the
+/// claimant's work request's.
+pub(crate) fn challenge_claimant(
+    dev: &mut Device,
+    ip: IpAddr,
+    token: &str,
+    correlator: &str,
+    now: DateTime<Local>,
+) -> Option<crate::domain::job::Job> {
+    let claim = dev.claim.as_mut().filter(|c| c.ip == ip)?;
+    if claim
+        .challenge
+        .as_ref()
+        .is_some_and(|c| (now - c.sent).num_seconds() < CHALLENGE_EVERY_SECS)
+    {
+        return None;
+    }
+    claim.challenge = Some(ClaimChallenge {
+        text: token.to_string(),
+        correlator: correlator.to_string(),
+        sent: now,
+    });
+    Some(crate::domain::job::Job::DeviceAuth {
+        challenge: token.to_string(),
+    })
+}
+
+/// What a claimant's device-auth answer came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ClaimProof {
+    /// Not an answer to a challenge out to this claimant: ignored.
+    NotAsked,
+    /// It proved the record's SUDI: the binding moved there.
+    Moved {
+        /// The address it was bound to.
+        from: Option<IpAddr>,
+    },
+    /// It proved the serial, which the bound host never did: the record is the claimant's now,
+    /// and the workflow starts over.
+    TookOver {
+        /// The address that held the record without proof.
+        from: Option<IpAddr>,
+    },
+    /// The check failed (or proved another certificate): nothing moved.
+    Refused {
+        /// Why, for the log.
+        why: String,
+    },
+}
+
+/// Reads the claimant `ip`'s answer to its challenge: `check` verifies it against the
+/// challenge text (the workflow's SUDI check with the trust roots) and gives the proof.
+pub(crate) fn answer_claim(
+    dev: &mut Device,
+    ip: IpAddr,
+    correlator: &str,
+    now: DateTime<Local>,
+    check: impl FnOnce(&str) -> Result<crate::domain::sudi::Proof, String>,
+) -> ClaimProof {
+    let Some(claim) = dev.claim.as_mut().filter(|c| c.ip == ip) else {
+        return ClaimProof::NotAsked;
+    };
+    let Some(ch) = claim.challenge.take_if(|c| c.correlator == correlator) else {
+        return ClaimProof::NotAsked;
+    };
+    let proof = match check(&ch.text) {
+        Ok(p) => p,
+        Err(why) => {
+            dev.log(
+                now,
+                format!("claim from {ip} failed the SUDI check and stays refused: {why}"),
+            );
+            return ClaimProof::Refused { why };
+        }
+    };
+    let from = dev.binding.as_ref().map(|b| b.ip);
+    let held = dev.sudi.as_ref().filter(|s| s.verified());
+    if let Some(s) = held
+        && s.fingerprint.as_deref() != Some(proof.fingerprint.as_str())
+    {
+        let why = format!(
+            "it proved another SUDI certificate (sha256 {}) than the record's (sha256 {})",
+            short(&proof.fingerprint),
+            short(s.fingerprint.as_deref().unwrap_or_default())
+        );
+        dev.log(now, format!("claim from {ip} refused: {why}"));
+        return ClaimProof::Refused { why };
+    }
+    let claim = dev.claim.take();
+    let moved = held.is_some();
+    let sudi = Sudi {
+        verdict: Verdict::Verified,
+        detail: format!("{}, chains to {}", proof.algorithm, proof.root),
+        fingerprint: Some(proof.fingerprint),
+        vouched: false,
+        at: now,
+    };
+    let was = from.map_or("nothing".to_string(), |f| f.to_string());
+    if !moved {
+        let state = dev.state;
+        dev.start_over();
+        dev.log(
+            now,
+            format!(
+                "{ip} proved serial {} by its SUDI; {was} had it bound by address only and never proved it: the record is {ip}'s now and starts over (was {state})",
+                dev.serial
+            ),
+        );
+    } else {
+        dev.log(
+            now,
+            format!("moved from {was} to {ip}: it proved the same SUDI certificate"),
+        );
+    }
+    dev.binding = Some(Binding {
+        ip,
+        mac: claim.and_then(|c| c.mac),
+        since: now,
+    });
+    dev.sudi = Some(sudi);
+    dev.pending = None;
+    if moved {
+        ClaimProof::Moved { from }
+    } else {
+        ClaimProof::TookOver { from }
+    }
+}
+
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..16).unwrap_or(fingerprint)
 }
 
 #[cfg(test)]

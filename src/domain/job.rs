@@ -29,11 +29,16 @@ pub enum Service {
     ConfigUpgrade,
     /// `backoff` (§6.7), `terminate` included.
     Backoff,
+    /// `capability` (§6.10): which services the router's agent offers.
+    Capability,
+    /// `device-auth` (§6.14, `docs/identity.md` §1): the router signs our challenge with its
+    /// SUDI key.
+    DeviceAuth,
 }
 
 impl Service {
     /// Every service we send.
-    pub(crate) const ALL: [Service; 7] = [
+    pub(crate) const ALL: [Service; 9] = [
         Service::CliConfig,
         Service::CliExec,
         Service::DeviceInfo,
@@ -41,6 +46,8 @@ impl Service {
         Service::FileTransfer,
         Service::ConfigUpgrade,
         Service::Backoff,
+        Service::Capability,
+        Service::DeviceAuth,
     ];
 
     /// The name in `urn:cisco:pnp:<name>`.
@@ -53,6 +60,8 @@ impl Service {
             Service::FileTransfer => "file-transfer",
             Service::ConfigUpgrade => "config-upgrade",
             Service::Backoff => "backoff",
+            Service::Capability => "capability",
+            Service::DeviceAuth => "device-auth",
         }
     }
 
@@ -153,6 +162,14 @@ pub enum Job {
         /// Free text reason.
         reason: String,
     },
+    /// capability: what the router's agent offers (asked at first contact: device-auth only
+    /// where it is offered).
+    Capability,
+    /// device-auth with a fresh random challenge for the router to sign with its SUDI key.
+    DeviceAuth {
+        /// The challenge text (hex of 32 random bytes).
+        challenge: String,
+    },
 }
 
 impl Job {
@@ -174,6 +191,8 @@ impl Job {
             Job::FileTransfer { .. } => Service::FileTransfer,
             Job::ConfigUpgrade { .. } => Service::ConfigUpgrade,
             Job::Backoff { .. } | Job::Terminate { .. } => Service::Backoff,
+            Job::Capability => Service::Capability,
+            Job::DeviceAuth { .. } => Service::DeviceAuth,
         }
     }
 
@@ -233,6 +252,8 @@ impl Job {
             Job::ConfigUpgrade { url, .. } => format!("config-upgrade {}", without_token(url)),
             Job::Backoff { seconds, .. } => format!("backoff {seconds}s"),
             Job::Terminate { .. } => "backoff terminate".into(),
+            Job::Capability => "capability".into(),
+            Job::DeviceAuth { .. } => "device-auth (SUDI challenge)".into(),
             _ => String::new(),
         }
     }
@@ -377,9 +398,25 @@ pub enum Output {
     Cli(String),
     /// Each line of a cli-config as the device reports it (`resultEntry`, §6.2).
     Config(Vec<ConfigLine>),
+    /// `supportedCapabilities/capability` of a capability answer (§6.10), e.g.
+    /// `cisco:pnp:device-auth`.
+    Capabilities(Vec<String>),
+    /// A device-auth answer (`docs/identity.md` §1).
+    DeviceAuth(SudiAnswer),
     /// Nothing the workflow reads (image-install, file-transfer, config-upgrade, backoff).
     #[default]
     None,
+}
+
+/// What a router answers to device-auth, as sent (bounded; verified by the workflow).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SudiAnswer {
+    /// `challenge-response`: base64 of the signature over the challenge.
+    pub(crate) signature: String,
+    /// `sudi-cert`: base64 of the PEM text of its SUDI certificate.
+    pub(crate) cert: String,
+    /// `hashing-method`, e.g. `SHA256` (absent from some agents).
+    pub(crate) hashing: Option<String>,
 }
 
 /// How the device reports one line of a cli-config (`resultEntry`: exactly one of these).

@@ -12,5 +12,6 @@ pub(crate) mod identity;
 pub(crate) mod ios;
 pub mod job;
 pub(crate) mod plan;
+pub(crate) mod sudi;
 pub(crate) mod template;
 pub(crate) mod workflow;

@@ -89,6 +89,27 @@ pub(crate) struct Backoffs {
     pub(crate) failed: u64,
 }
 
+/// `[identity]`: how a router proves its serial (see [`crate::domain::sudi`]).
+#[derive(Debug, Clone)]
+pub(crate) struct IdentityPolicy {
+    /// Ask each new router's capabilities and, where it offers device-auth, for its SUDI.
+    pub(crate) device_auth: bool,
+    /// Routers that cannot prove their serial park in IDENTITY_UNPROVEN.
+    pub(crate) require_sudi: bool,
+    /// The SUDI roots (Cisco's and `extra-roots`).
+    pub(crate) trust: std::sync::Arc<crate::domain::sudi::Trust>,
+}
+
+impl PartialEq for IdentityPolicy {
+    fn eq(&self, other: &IdentityPolicy) -> bool {
+        self.device_auth == other.device_auth
+            && self.require_sudi == other.require_sudi
+            && *self.trust == *other.trust
+    }
+}
+
+impl Eq for IdentityPolicy {}
+
 /// The validated workflow settings: what each step does, or `None` to skip it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -128,6 +149,8 @@ pub(crate) struct Plan {
     pub(crate) terminate_when_finished: bool,
     /// Backoff delays.
     pub(crate) backoff: Backoffs,
+    /// How routers prove their serial.
+    pub(crate) identity: IdentityPolicy,
 }
 
 impl Plan {

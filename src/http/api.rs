@@ -70,6 +70,12 @@ pub(crate) struct StatusRow {
     /// The bench that drives it (`[state] bench`; with a fleet database, one of several).
     #[serde(default)]
     pub(crate) bench: String,
+    /// `sudi-verified`, `sudi-failed` or `address-bound`.
+    #[serde(default)]
+    pub(crate) identity: String,
+    /// What the identity rests on, or why the SUDI check failed.
+    #[serde(default)]
+    pub(crate) identity_detail: String,
 }
 
 /// A router our DHCP leased an address to that has not spoken PnP yet (`/api/waiting`,
@@ -134,7 +140,10 @@ fn row(d: &Device, transfer: Option<TransferView>) -> StatusRow {
         .filter(|t| t.state == crate::files::transfers::TransferState::Stalled)
         .map(|t| t.path.rsplit('/').next().unwrap_or_default().to_string());
     let attention = bench::attention(d, stalled.as_deref());
+    let (identity, identity_detail) = crate::domain::identity::identity(d);
     StatusRow {
+        identity: identity.into(),
+        identity_detail,
         bench: d.bench.clone(),
         serial: d.serial.clone(),
         platform: d.pid.clone(),

@@ -81,6 +81,8 @@ pub(super) async fn work_request(
 enum Pass {
     /// Another host's claim: nothing changed but the claim.
     Refused { bound: IpAddr, warn: bool },
+    /// Another host's claim, sent a SUDI challenge (it takes the record only by proof).
+    Challenge { bound: IpAddr, warn: bool, job: Job },
     /// The day-0 config must be rendered first (nothing changed).
     NeedsDay0(crate::files::day0::Builtins),
     /// The job to send.
@@ -124,6 +126,13 @@ async fn exchange_request(
                     if let Admission::Refused { bound, warn } =
                         identity::admit(dev, ip, mac.as_deref(), now)
                     {
+                        let token = hex::encode(config_token);
+                        if plan.identity.device_auth
+                            && let Some(job) =
+                                identity::challenge_claimant(dev, ip, &token, &req.correlator, now)
+                        {
+                            return Pass::Challenge { bound, warn, job };
+                        }
                         return Pass::Refused { bound, warn };
                     }
                     if day0.is_none() && workflow::needs_day0(dev, &plan) {
@@ -183,15 +192,26 @@ async fn exchange_request(
         }
         Some(Pass::Refused { bound, warn }) => {
             if warn {
-                warn!(
-                    ip = %ip, bound = %bound,
-                    "{} claimed from {ip}, bound to {bound}: refused (no job, no config). If the router really moved: `pnp-appliance device accept-move {}`",
-                    udi.serial, udi.serial
-                );
+                refused_warning(&udi.serial, ip, bound);
             }
             // An empty 200 is "no work now" (docs/pnp-protocol.md §6.6): a real router that
             // moved keeps polling until the operator accepts the move.
             return Ok(StatusCode::OK.into_response());
+        }
+        Some(Pass::Challenge { bound, warn, job }) => {
+            if warn {
+                refused_warning(&udi.serial, ip, bound);
+            }
+            info!(
+                ip = %ip, job = %job.summary(), result = "sent",
+                "SUDI challenge sent to {ip} for {}: it takes the record only if it proves the serial",
+                udi.serial
+            );
+            return Ok(xml(message::render_request(
+                &udi.raw,
+                &req.correlator,
+                &job,
+            )));
         }
         Some(Pass::NeedsDay0(_)) | None => return Ok(StatusCode::OK.into_response()),
     };
@@ -207,6 +227,14 @@ async fn exchange_request(
     );
     debug!(xml = %body, "job sent");
     Ok(xml(body))
+}
+
+/// The WARN for a claim from another host (once, then once a minute).
+fn refused_warning(serial: &str, ip: IpAddr, bound: IpAddr) {
+    warn!(
+        ip = %ip, bound = %bound,
+        "{serial} claimed from {ip}, bound to {bound}: refused (no job, no config). If the router really moved: `pnp-appliance device accept-move {serial}`"
+    );
 }
 
 /// With a fleet database: the answer for a router this bench may not drive now (another
@@ -367,7 +395,7 @@ async fn exchange_response(
                 if let Admission::Refused { bound, warn } =
                     identity::admit(dev, ip, mac.as_deref(), now)
                 {
-                    return Err((bound, warn));
+                    return Err((bound, warn, claimant_proof(dev, ip, &resp, &plan, now)));
                 }
                 dev.last_contact = now;
                 dev.ip = Some(ip);
@@ -388,7 +416,11 @@ async fn exchange_response(
         .await;
     let result = if resp.success { "success" } else { "failure" };
     let outcome = match outcome {
-        Some(Err((bound, warn))) => {
+        Some(Err((bound, _, Some(proof)))) => {
+            claim_logged(&udi.serial, ip, bound, &proof);
+            return Ok(xml(message::render_bye(&udi.raw, &resp.correlator)));
+        }
+        Some(Err((bound, warn, None))) => {
             if warn {
                 warn!(
                     ip = %ip, bound = %bound, job = resp.service_name.as_str(),
@@ -426,6 +458,45 @@ async fn exchange_response(
     }
     // Every work response gets a bye with its correlator (§6.8).
     Ok(xml(message::render_bye(&udi.raw, &resp.correlator)))
+}
+
+/// A claimant's answer to its SUDI challenge, checked (`None`: not such an answer).
+fn claimant_proof(
+    dev: &mut Device,
+    ip: IpAddr,
+    resp: &crate::domain::job::JobResult,
+    plan: &crate::domain::plan::Plan,
+    now: chrono::DateTime<Local>,
+) -> Option<identity::ClaimProof> {
+    let crate::domain::job::Output::DeviceAuth(a) = &resp.output else {
+        return None;
+    };
+    let (pid, serial) = (dev.pid.clone(), dev.serial.clone());
+    let proof = identity::answer_claim(dev, ip, &resp.correlator, now, |challenge| {
+        plan.identity
+            .trust
+            .verify(challenge, a, &pid, &serial, now.timestamp())
+    });
+    (proof != identity::ClaimProof::NotAsked).then_some(proof)
+}
+
+/// The log line of a claimant's SUDI answer.
+fn claim_logged(serial: &str, ip: IpAddr, bound: IpAddr, proof: &identity::ClaimProof) {
+    match proof {
+        identity::ClaimProof::Moved { .. } => info!(
+            ip = %ip, from = %bound,
+            "{serial} moved from {bound} to {ip}: it proved the same SUDI certificate"
+        ),
+        identity::ClaimProof::TookOver { .. } => warn!(
+            ip = %ip, from = %bound,
+            "{serial}: {ip} proved the serial by its SUDI; {bound} had it by address only and never proved it: the record is {ip}'s now and starts over. Check what {bound} is: it may have taken this router's config"
+        ),
+        identity::ClaimProof::Refused { why } => warn!(
+            ip = %ip, bound = %bound, why = why.as_str(),
+            "{serial} claimed from {ip}: its SUDI answer does not prove the serial; nothing moved"
+        ),
+        identity::ClaimProof::NotAsked => {}
+    }
 }
 
 /// Measures a PnP exchange inside the server (see [`crate::metrics`]).

@@ -309,6 +309,17 @@ fn network_checks(cfg: &Config, out: &mut Vec<Finding>) {
 pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
     let p = &cfg.plan;
     let mut steps = Vec::new();
+    let id = &p.identity;
+    if id.device_auth {
+        steps.push(format!(
+            "capability, then the SUDI check where device-auth is offered ({})",
+            if id.require_sudi {
+                "require-sudi: a router that cannot prove its serial parks in IDENTITY_UNPROVEN"
+            } else {
+                "else bound by address"
+            }
+        ));
+    }
     if p.renders_day0() {
         steps.push("day-0 config rendered (a router it cannot be rendered for fails here)".into());
     }
@@ -376,6 +387,15 @@ pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
     let mut f = vec![ok(format!("config {} valid", cfg.source.display()))];
     files_checks(cfg, &mut f);
     config_checks(cfg, &mut f);
+    let (roots, cas) = cfg.plan.identity.trust.counts();
+    f.push(ok(format!(
+        "SUDI trust: {roots} roots, {cas} issuing CAs (Cisco's{})",
+        if roots + cas > 4 {
+            " and [identity] extra-roots"
+        } else {
+            ""
+        }
+    )));
     network_checks(cfg, &mut f);
     let mut text = String::new();
     for x in &f {

@@ -173,6 +173,7 @@ pub(crate) fn table(
                 step: &str,
                 pid: &str,
                 ip: &str,
+                id: &str,
                 last: &str| {
         let mut l = String::new();
         if fleet {
@@ -184,13 +185,13 @@ pub(crate) fn table(
         }
         l.push_str(&format!("{state:<20} {step:<4} "));
         if wide {
-            l.push_str(&format!("{pid:<12} {ip:<15} {last:<9} "));
+            l.push_str(&format!("{pid:<12} {ip:<15} {id:<13} {last:<9} "));
         }
         l
     };
     if !rows.is_empty() {
         let h = head(
-            "BENCH", "SERIAL", "HOSTNAME", "STATE", "STEP", "PID", "IP", "LAST",
+            "BENCH", "SERIAL", "HOSTNAME", "STATE", "STEP", "PID", "IP", "IDENTITY", "LAST",
         );
         lines.push(fit(&format!("{h}DETAIL"), screen.width));
     }
@@ -206,6 +207,7 @@ pub(crate) fn table(
             &format!("{}/{}", r.progress.step, r.progress.of),
             &cut(&r.platform, 12),
             &r.ip,
+            &r.identity,
             last,
         );
         let mut block = vec![fit(&format!("{h}{}", detail(r)), screen.width)];
@@ -309,6 +311,8 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
             crate::domain::bench::utc(b.since)
         ));
     }
+    let (id, rests_on) = crate::domain::identity::identity(d);
+    s.push_str(&format!("identity      {id}: {rests_on}\n"));
     let p = crate::domain::bench::progress(d);
     s.push_str(&format!(
         "step          {} of {}: {}\n",

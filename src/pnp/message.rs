@@ -9,7 +9,7 @@
 use super::xml::{self, Element, XmlError, escape};
 use crate::domain::job::{
     ConfigLine, DeviceInfo, ErrorInfo, FileSystem, Job, JobResult, LineResult, MAX_BACKOFF_SECS,
-    Output, ReloadReason, Service, WorkRequest,
+    Output, ReloadReason, Service, SudiAnswer, WorkRequest,
 };
 
 /// Why a well-formed XML body is still not a PnP message we can act on.
@@ -189,6 +189,8 @@ pub fn parse_device_message(body: &[u8]) -> Result<DeviceMessage, ProtocolError>
             Some(Service::DeviceInfo) if success => Output::DeviceInfo(device_info(resp)),
             Some(Service::CliExec) if success => Output::Cli(exec_output(resp)),
             Some(Service::CliConfig) if success => Output::Config(config_lines(resp)),
+            Some(Service::Capability) if success => Output::Capabilities(capabilities(resp)),
+            Some(Service::DeviceAuth) if success => Output::DeviceAuth(sudi_answer(resp)),
             _ => Output::None,
         };
         return Ok(DeviceMessage::Response {
@@ -335,6 +337,40 @@ fn config_lines(resp: &Element) -> Vec<ConfigLine> {
         .collect()
 }
 
+/// Most capabilities read of one answer (the 3945 sample lists 26).
+const MAX_CAPABILITIES: usize = 128;
+/// Longest `sudi-cert` kept: base64 of a PEM of a few certificates (one is ~2 KB).
+const SUDI_CERT_BYTES: usize = 24 << 10;
+
+/// `supportedCapabilities/capability` of a capability `<response>` (§6.10).
+fn capabilities(resp: &Element) -> Vec<String> {
+    let mut caps = Vec::new();
+    resp.descendants("capability", &mut caps);
+    caps.into_iter()
+        .take(MAX_CAPABILITIES)
+        .map(|c| bounded(c.text.trim().to_string(), 128))
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The fields of a device-auth `<response>`, found by local name anywhere under it: the NSO
+/// netsim client leaves out the `<auth>` wrapper (`docs/identity.md` §1). Note the schema's
+/// `hashing-method` (the request says `hash-method`).
+fn sudi_answer(resp: &Element) -> SudiAnswer {
+    let text = |name: &str, max: usize| {
+        let mut found = Vec::new();
+        resp.descendants(name, &mut found);
+        found
+            .first()
+            .map(|e| bounded(e.text.trim().to_string(), max))
+    };
+    SudiAnswer {
+        signature: text("challenge-response", 4096).unwrap_or_default(),
+        cert: text("sudi-cert", SUDI_CERT_BYTES).unwrap_or_default(),
+        hashing: text("hashing-method", 64),
+    }
+}
+
 fn pnp(udi: &str, inner: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{}\">\n{}</pnp>\n",
@@ -407,6 +443,13 @@ pub fn render_request(udi: &str, correlator: &str, job: &Job) -> String {
             Job::Terminate { reason } => format!(
                 "    <backoff>\n      <reason>{}</reason>\n      <terminate/>\n    </backoff>\n",
                 escape(reason)
+            ),
+            // §6.10: an empty request.
+            Job::Capability => String::new(),
+            // XSD pnp_device_auth_body: what we accept, as Cisco's device_validation.py asks.
+            Job::DeviceAuth { challenge } => format!(
+                "    <deviceAuth>\n      <challenge-request>{}</challenge-request>\n      <encryption-method>RSA,ECDSA</encryption-method>\n      <hash-method>SHA256,SHA512</hash-method>\n    </deviceAuth>\n",
+                escape(challenge)
             ),
             // Rendered above as cli-config / cli-exec.
             Job::SetConfigRegister { .. }

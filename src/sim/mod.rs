@@ -5,7 +5,9 @@
 //! against the md5 (1816 on mismatch, 1803 on 404, 1817 when already running it); a reload after
 //! an image install once the next backoff is honoured; several file systems with 64-bit sizes;
 //! plausible CLI output for every command the workflow sends; backoffs acknowledged and honoured
-//! (scaled by `--time-scale`); unknown requests answered with a §7 fault. A supervisor reads the
+//! (scaled by `--time-scale`); capability answered with the services it knows, and, with
+//! `--sudi-pki`, device-auth signed by a test SUDI (`docs/identity.md` §1; some forged or for
+//! another serial on request); unknown requests answered with a §7 fault. A supervisor reads the
 //! server's `/api/devices` and stops when every router is FINISHED or FAILED.
 
 use std::collections::{HashMap, HashSet};
@@ -62,6 +64,15 @@ pub(crate) struct SimOptions {
     /// Every router talks from this address (routers behind NAT or a relay); `None`: each from
     /// its own loopback address when the server is on loopback, else this host's.
     pub(crate) source: Option<std::net::IpAddr>,
+    /// The routers carry SUDIs issued by the test PKI in this directory (created there when
+    /// missing; its `sudi-roots.pem` goes in the server's `[identity] extra-roots`) and offer
+    /// device-auth; `None`: they do not offer it.
+    pub(crate) sudi_pki: Option<std::path::PathBuf>,
+    /// This many routers (the first ones) sign the challenge with another key than their
+    /// certificate's.
+    pub(crate) forged_sudi: usize,
+    /// This many routers (the ones after the forged) carry a SUDI issued for another serial.
+    pub(crate) wrong_sudi: usize,
 }
 
 /// How a run ended.
@@ -134,6 +145,8 @@ struct Router {
     rng: rand::rngs::StdRng,
     /// Its HTTP client, bound to its own source address when the server is on loopback.
     client: reqwest::Client,
+    /// Its SUDI (with `--sudi-pki`), and whether it forges its signatures.
+    sudi: Option<(crate::domain::sudi::test_pki::TestSudi, bool)>,
 }
 
 struct Shared {
@@ -222,6 +235,7 @@ impl Router {
             vanish: index >= opts.devices.saturating_sub(opts.vanish),
             rng: rand::SeedableRng::seed_from_u64(index as u64),
             client,
+            sudi: None,
         }
     }
 
@@ -534,6 +548,50 @@ impl Router {
             .to_string();
         let loc = |path: &[&str]| req.text_at(path).unwrap_or_default();
         match service.as_str() {
+            "capability" => {
+                // §6.10: the services this agent answers, named `cisco:pnp:<service>`.
+                let mut caps = vec![
+                    "capability",
+                    "cli-config",
+                    "cli-exec",
+                    "config-upgrade",
+                    "device-info",
+                    "file-transfer",
+                    "image-install",
+                    "backoff",
+                    "work-info",
+                ];
+                if self.sudi.is_some() {
+                    caps.push("device-auth");
+                }
+                let list: String = caps
+                    .iter()
+                    .map(|c| format!("<capability>cisco:pnp:{c}</capability>"))
+                    .collect();
+                self.response(
+                    "capability",
+                    &correlator,
+                    true,
+                    &format!("<supportedCapabilities>{list}</supportedCapabilities><supportedFeatures><feature>cisco:pnp:service-log</feature></supportedFeatures>"),
+                )
+            }
+            "device-auth" if self.sudi.is_some() => {
+                let challenge = loc(&["deviceAuth", "challenge-request"]);
+                let answered = self
+                    .sudi
+                    .as_ref()
+                    .map(|(s, forge)| s.answer(&challenge, *forge));
+                match answered {
+                    Some(Ok((sig, cert))) => self.response(
+                        "device-auth",
+                        &correlator,
+                        true,
+                        &format!("<auth><challenge-response>{sig}</challenge-response><sudi-cert>{cert}</sudi-cert><encryption-method>ECDSA</encryption-method><hashing-method>SHA256</hashing-method></auth>"),
+                    ),
+                    // XSD: 3406 PKI_SIGN_FAILED.
+                    _ => self.error("device-auth", &correlator, 3406, "PKI sign failed"),
+                }
+            }
             "device-info" => self.device_info(&correlator),
             "cli-config" => {
                 let mut cmds = Vec::new();
@@ -1010,13 +1068,38 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
     crate::serve::raise_open_files_limit();
     reachable(&client, &opts.server).await?;
     let loopback = server_on_loopback(&opts.server);
+    let pki = match &opts.sudi_pki {
+        Some(dir) => {
+            let (pki, created) = crate::domain::sudi::test_pki::TestPki::open_or_create(dir)
+                .map_err(|e| anyhow::anyhow!("--sudi-pki: {e}"))?;
+            if created {
+                eprintln!(
+                    "simulate: created a test SUDI PKI in {}: add {} to the server's [identity] extra-roots",
+                    dir.display(),
+                    dir.join("sudi-roots.pem").display()
+                );
+            }
+            Some(pki)
+        }
+        None => None,
+    };
     let mut routers = Vec::with_capacity(opts.devices);
     for i in 0..opts.devices {
-        routers.push(Router::new(
-            &opts,
-            i,
-            router_client(loopback, opts.source, i)?,
-        ));
+        let mut r = Router::new(&opts, i, router_client(loopback, opts.source, i)?);
+        if let Some(pki) = &pki {
+            let forge = i < opts.forged_sudi;
+            let wrong = !forge && i < opts.forged_sudi + opts.wrong_sudi;
+            let named = if wrong {
+                format!("{}X", r.serial)
+            } else {
+                r.serial.clone()
+            };
+            let sudi = pki
+                .device(&r.pid, &named)
+                .map_err(|e| anyhow::anyhow!("--sudi-pki: {e}"))?;
+            r.sudi = Some((sudi, forge));
+        }
+        routers.push(r);
     }
     let sh = Arc::new(Shared {
         opts: opts.clone(),
@@ -1094,6 +1177,9 @@ mod tests {
             full_bootflash: 0,
             failing_script: 0,
             source: None,
+            sudi_pki: None,
+            forged_sudi: 0,
+            wrong_sudi: 0,
         };
         let mut r = Router::new(&opts, 0, reqwest::Client::new());
         assert!((0..10).all(|_| r.job_secs(&opts) == 2.0));

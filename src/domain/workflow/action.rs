@@ -34,6 +34,21 @@ pub(crate) fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, S
                 dev.serial
             ))
         }
+        State::IdentityUnproven => {
+            if let Some(s) = dev.sudi.as_mut() {
+                s.vouched = true;
+            }
+            goto(
+                dev,
+                now,
+                State::NewDevice,
+                "resumed by operator, who vouched for its identity: it goes on bound to its address",
+            );
+            Ok(format!(
+                "{}: IDENTITY_UNPROVEN -> NEW_DEVICE (vouched for; continues at its next poll, bound to its address)",
+                dev.serial
+            ))
+        }
         State::Failed => {
             let back = match dev.failed_in {
                 Some(State::UpgradeInProgress | State::ImageCleanup) | None => State::CheckImageVer,
@@ -57,7 +72,7 @@ pub(crate) fn resume(dev: &mut Device, now: DateTime<Local>) -> Result<String, S
             ))
         }
         other => Err(format!(
-            "{} is in {other}, not BOOTFLASH_NO_SPACE, IMAGE_NO_SPACE or FAILED: nothing to resume",
+            "{} is in {other}, not BOOTFLASH_NO_SPACE, IMAGE_NO_SPACE, IDENTITY_UNPROVEN or FAILED: nothing to resume",
             dev.serial
         )),
     }
@@ -143,7 +158,7 @@ pub(crate) fn operator(
                 "{} is FINISHED: use `reset` to provision it again",
                 dev.serial
             )),
-            State::ImageNoSpace => resume(dev, now),
+            State::ImageNoSpace | State::IdentityUnproven => resume(dev, now),
             State::BootflashNoSpace => {
                 goto(
                     dev,

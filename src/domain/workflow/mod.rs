@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Local};
 
 mod action;
+mod prove;
 
 use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
 pub(crate) use super::plan::Plan;
@@ -43,7 +44,9 @@ pub(crate) struct Ctx<'a> {
 pub(crate) fn attention(dev: &Device) -> Option<String> {
     let what = match dev.state {
         State::Failed => "is FAILED".to_string(),
-        State::BootflashNoSpace | State::ImageNoSpace => format!("is parked in {}", dev.state),
+        State::BootflashNoSpace | State::ImageNoSpace | State::IdentityUnproven => {
+            format!("is parked in {}", dev.state)
+        }
         _ => return None,
     };
     let a = super::bench::attention(dev, None)?;
@@ -147,7 +150,11 @@ fn download_url(ctx: &Ctx<'_>, dev: &Device, dir: &str, file: &str) -> String {
 fn parked(state: State) -> bool {
     matches!(
         state,
-        State::Finished | State::Failed | State::BootflashNoSpace | State::ImageNoSpace
+        State::Finished
+            | State::Failed
+            | State::BootflashNoSpace
+            | State::ImageNoSpace
+            | State::IdentityUnproven
     )
 }
 
@@ -197,6 +204,8 @@ pub(crate) fn on_work_request(
                 format!("no answer to {} before the reboot", p.job.summary()),
             );
             goto(dev, now, State::UpgradeReloading, "");
+        } else if prove::is_identity_job(&p.job) && !p.interrupted {
+            prove::no_answer(dev, now, &p);
         } else {
             if p.interrupted {
                 dev.log(
@@ -261,6 +270,9 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
     };
     match dev.state {
         State::NewDevice => {
+            if let Some(step) = prove::next(dev, plan, ctx) {
+                return step;
+            }
             if let Err(wait) = take_day0(dev, plan, ctx) {
                 return wait;
             }
@@ -396,6 +408,10 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             seconds: plan.backoff.no_space,
             reason: "not enough bootflash space for the image: waiting for an operator".into(),
         }),
+        State::IdentityUnproven => Some(Job::Backoff {
+            seconds: plan.backoff.no_space,
+            reason: "cannot prove its serial: waiting for an operator".into(),
+        }),
         State::Verify if !plan.verify.is_empty() && dev.day0.is_none() => {
             // A record from before day-0 configs were rendered at first contact: the checks'
             // expectations are rendered now.
@@ -525,6 +541,10 @@ pub(crate) fn on_work_response(
         ));
     }
     dev.pending = None;
+    if prove::is_identity_job(&pending.job) && resp.service == Some(pending.job.service()) {
+        prove::on_answer(dev, resp, plan, now, &pending);
+        return ResponseOutcome::Applied;
+    }
     if resp.service != Some(pending.job.service()) {
         failed_attempt(
             dev,

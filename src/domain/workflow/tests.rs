@@ -52,6 +52,11 @@ fn plan() -> Plan {
             finished: 1200,
             failed: 600,
         },
+        identity: crate::domain::plan::IdentityPolicy {
+            device_auth: false,
+            require_sudi: false,
+            trust: Arc::new(crate::domain::sudi::Trust::new(&[]).unwrap()),
+        },
     }
 }
 
@@ -1187,4 +1192,313 @@ fn a_router_whose_day0_config_cannot_render_fails_at_first_contact() {
     assert_eq!(c.dev.state, State::NewDevice);
     assert!(matches!(c.request(), Job::SetConfigRegister { .. }));
     assert_eq!(c.dev.day0.as_deref(), Some(&day0()));
+}
+
+/// A plan that asks for the SUDI, trusting the test PKI in `dir`.
+fn sudi_plan(
+    dir: &std::path::Path,
+    require: bool,
+) -> (Plan, crate::domain::sudi::test_pki::TestPki) {
+    let (pki, _) = crate::domain::sudi::test_pki::TestPki::open_or_create(dir).unwrap();
+    let roots = std::fs::read(dir.join("sudi-roots.pem")).unwrap();
+    let mut p = plan();
+    p.identity = crate::domain::plan::IdentityPolicy {
+        device_auth: true,
+        require_sudi: require,
+        trust: Arc::new(crate::domain::sudi::Trust::new(&[("roots".into(), roots)]).unwrap()),
+    };
+    (p, pki)
+}
+
+const CAPS_WITH_AUTH: &str = "<supportedCapabilities><capability>cisco:pnp:cli-exec</capability><capability>cisco:pnp:device-auth</capability></supportedCapabilities>";
+const CAPS_WITHOUT: &str =
+    "<supportedCapabilities><capability>cisco:pnp:cli-exec</capability></supportedCapabilities>";
+
+fn auth_xml(sig: &str, cert: &str) -> String {
+    format!(
+        "<auth><challenge-response>{sig}</challenge-response><sudi-cert>{cert}</sudi-cert><encryption-method>ECDSA</encryption-method><hashing-method>SHA256</hashing-method></auth>"
+    )
+}
+
+#[test]
+fn identity_step_table() {
+    let dir = tempfile::tempdir().unwrap();
+    // (case, capabilities answer, device-auth answer by the router: serial of its certificate
+    // and whether it forges the signature, require-sudi) -> identity, state after the step.
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<(&'static str, bool)>,
+        bool,
+        &'static str,
+        State,
+    );
+    let cases: [Case; 8] = [
+        (
+            "verified",
+            Some(CAPS_WITH_AUTH),
+            Some(("FGL1", false)),
+            false,
+            "sudi-verified",
+            State::ConfigReg,
+        ),
+        (
+            "verified, required",
+            Some(CAPS_WITH_AUTH),
+            Some(("FGL1", false)),
+            true,
+            "sudi-verified",
+            State::ConfigReg,
+        ),
+        (
+            "forged signature",
+            Some(CAPS_WITH_AUTH),
+            Some(("FGL1", true)),
+            false,
+            "sudi-failed",
+            State::ConfigReg,
+        ),
+        (
+            "forged, required",
+            Some(CAPS_WITH_AUTH),
+            Some(("FGL1", true)),
+            true,
+            "sudi-failed",
+            State::IdentityUnproven,
+        ),
+        (
+            "another serial's certificate",
+            Some(CAPS_WITH_AUTH),
+            Some(("FGL2", false)),
+            false,
+            "sudi-failed",
+            State::ConfigReg,
+        ),
+        (
+            "no device-auth offered",
+            Some(CAPS_WITHOUT),
+            None,
+            false,
+            "address-bound",
+            State::ConfigReg,
+        ),
+        (
+            "not offered, required",
+            Some(CAPS_WITHOUT),
+            None,
+            true,
+            "address-bound",
+            State::IdentityUnproven,
+        ),
+        (
+            "capability unanswered (a fault)",
+            None,
+            None,
+            false,
+            "address-bound",
+            State::ConfigReg,
+        ),
+    ];
+    for (what, caps, auth, require, identity, after) in cases {
+        let (p, pki) = sudi_plan(dir.path(), require);
+        let mut c = Conv::new(p);
+        assert_eq!(c.request(), Job::Capability, "{what}");
+        // None: the agent answered with a fault (no correlator); the next request moves on.
+        if let Some(xml) = caps {
+            assert_eq!(c.answer("capability", true, xml), ResponseOutcome::Applied);
+        }
+        if let Some((sn, forge)) = auth {
+            let Job::DeviceAuth { challenge } = c.request() else {
+                panic!("{what}: no device-auth")
+            };
+            assert_eq!(
+                challenge,
+                hex::encode(TOKEN),
+                "{what}: this exchange's random token"
+            );
+            let sudi = pki.device("C1131-8PWB", sn).unwrap();
+            let (sig, cert) = sudi.answer(&challenge, forge).unwrap();
+            assert_eq!(
+                c.answer("device-auth", true, &auth_xml(&sig, &cert)),
+                ResponseOutcome::Applied
+            );
+        }
+        let job = c.request();
+        let (id, detail) = crate::domain::identity::identity(&c.dev);
+        assert_eq!(id, identity, "{what}: {detail}");
+        assert_eq!(c.dev.state, after, "{what}: {detail}");
+        match after {
+            State::ConfigReg => assert_eq!(
+                job,
+                Job::SetConfigRegister {
+                    value: "0x2102".into()
+                },
+                "{what}"
+            ),
+            _ => {
+                assert!(matches!(job, Job::Backoff { .. }), "{what}: {job:?}");
+                let a = crate::domain::bench::attention(&c.dev, None).unwrap();
+                assert!(a.reason.contains("require-sudi"), "{what}: {a:?}");
+                // The operator vouches: it goes on, bound to its address.
+                crate::domain::workflow::operator(&mut c.dev, Action::Resume, Local::now())
+                    .unwrap();
+                assert_eq!(
+                    c.request(),
+                    Job::SetConfigRegister {
+                        value: "0x2102".into()
+                    },
+                    "{what}"
+                );
+                assert!(
+                    crate::domain::identity::identity(&c.dev)
+                        .1
+                        .contains("vouched for by the operator"),
+                    "{what}"
+                );
+            }
+        }
+        if what == "another serial's certificate" {
+            assert!(
+                detail.contains("SN:FGL2, the router says PID:C1131-8PWB SN:FGL1"),
+                "{detail}"
+            );
+        }
+        if what == "forged signature" {
+            assert!(
+                detail.contains("not signed by the key of this SUDI"),
+                "{detail}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_verified_router_moves_only_by_proving_the_same_sudi() {
+    use crate::domain::identity::{self, Admission, ClaimProof};
+    let dir = tempfile::tempdir().unwrap();
+    let (p, pki) = sudi_plan(dir.path(), false);
+    let trust = p.identity.trust.clone();
+    let mut c = Conv::new(p);
+    let now = Local::now();
+    let home: std::net::IpAddr = "198.51.100.10".parse().unwrap();
+    let new: std::net::IpAddr = "198.51.100.11".parse().unwrap();
+    // Its own lease's MAC at the new address would move an unproven record; not a proven one.
+    let mac = Some("00:11:22:33:44:55");
+    assert_eq!(
+        identity::admit(&mut c.dev, home, mac, now),
+        Admission::Admitted
+    );
+    c.request();
+    c.answer("capability", true, CAPS_WITH_AUTH);
+    let Job::DeviceAuth { challenge } = c.request() else {
+        panic!()
+    };
+    let sudi = pki.device("C1131-8PWB", "FGL1").unwrap();
+    let (sig, cert) = sudi.answer(&challenge, false).unwrap();
+    c.answer("device-auth", true, &auth_xml(&sig, &cert));
+    assert!(c.dev.sudi.as_ref().unwrap().verified());
+    assert!(matches!(
+        identity::admit(&mut c.dev, new, mac, now),
+        Admission::Refused { .. }
+    ));
+    // The operator cannot hand a proven record to a host that has not proved it.
+    let err = identity::accept_move(&mut c.dev, now).unwrap_err();
+    assert!(err.contains("proved its serial by its SUDI"), "{err}");
+    let check = |dev: &mut Device, sig: &str, cert: &str, corr: &str| {
+        identity::answer_claim(dev, new, corr, now, |ch| {
+            let a = crate::domain::job::SudiAnswer {
+                signature: sig.into(),
+                cert: cert.into(),
+                hashing: None,
+            };
+            trust.verify(ch, &a, "C1131-8PWB", "FGL1", now.timestamp())
+        })
+    };
+    // A claimant gets one challenge a minute.
+    let ch = identity::challenge_claimant(&mut c.dev, new, "aa11", "K1", now).unwrap();
+    assert_eq!(
+        ch,
+        Job::DeviceAuth {
+            challenge: "aa11".into()
+        }
+    );
+    assert_eq!(
+        identity::challenge_claimant(&mut c.dev, new, "bb22", "K2", now),
+        None
+    );
+    // Another router's valid SUDI for this serial (another certificate) does not move it.
+    let impostor = pki.device("C1131-8PWB", "FGL1").unwrap();
+    let (isig, icert) = impostor.answer("aa11", false).unwrap();
+    assert_eq!(
+        check(&mut c.dev, &isig, &icert, "K9"),
+        ClaimProof::NotAsked,
+        "not its correlator"
+    );
+    let ClaimProof::Refused { why } = check(&mut c.dev, &isig, &icert, "K1") else {
+        panic!()
+    };
+    assert!(why.contains("another SUDI certificate"), "{why}");
+    assert_eq!(c.dev.binding.as_ref().unwrap().ip, home);
+    // The challenge was used up; the next one, a minute on, answered with its own SUDI.
+    let before = c.dev.state;
+    let later = now + chrono::Duration::seconds(61);
+    identity::challenge_claimant(&mut c.dev, new, "cc33", "K3", later).unwrap();
+    let (sig, cert) = sudi.answer("cc33", false).unwrap();
+    assert_eq!(
+        check(&mut c.dev, &sig, &cert, "K3"),
+        ClaimProof::Moved { from: Some(home) }
+    );
+    assert_eq!(c.dev.binding.as_ref().unwrap().ip, new);
+    assert_eq!(c.dev.state, before, "it goes on where it was");
+    assert!(c.dev.sudi.as_ref().unwrap().verified());
+}
+
+#[test]
+fn a_proof_takes_a_record_bound_by_address_only_and_starts_it_over() {
+    use crate::domain::identity::{self, ClaimProof};
+    let dir = tempfile::tempdir().unwrap();
+    let (p, pki) = sudi_plan(dir.path(), false);
+    let trust = p.identity.trust.clone();
+    let mut c = Conv::new(p);
+    let now = Local::now();
+    let spoofer: std::net::IpAddr = "198.51.100.66".parse().unwrap();
+    let real: std::net::IpAddr = "198.51.100.12".parse().unwrap();
+    identity::admit(&mut c.dev, spoofer, None, now);
+    c.request();
+    c.answer("capability", true, CAPS_WITHOUT);
+    assert_eq!(
+        c.request(),
+        Job::SetConfigRegister {
+            value: "0x2102".into()
+        }
+    );
+    identity::admit(&mut c.dev, real, None, now);
+    identity::challenge_claimant(&mut c.dev, real, "dd44", "R1", now).unwrap();
+    let (sig, cert) = pki
+        .device("C1131-8PWB", "FGL1")
+        .unwrap()
+        .answer("dd44", false)
+        .unwrap();
+    let got = identity::answer_claim(&mut c.dev, real, "R1", now, |ch| {
+        let a = crate::domain::job::SudiAnswer {
+            signature: sig.clone(),
+            cert: cert.clone(),
+            hashing: None,
+        };
+        trust.verify(ch, &a, "C1131-8PWB", "FGL1", now.timestamp())
+    });
+    assert_eq!(
+        got,
+        ClaimProof::TookOver {
+            from: Some(spoofer)
+        }
+    );
+    assert_eq!(c.dev.binding.as_ref().unwrap().ip, real);
+    assert_eq!(
+        c.dev.state,
+        State::NewDevice,
+        "starts over for the proven router"
+    );
+    assert_eq!(identity::identity(&c.dev).0, "sudi-verified");
+    assert!(c.dev.claim.is_none() && c.dev.pending.is_none());
 }

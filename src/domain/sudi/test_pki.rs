@@ -1,0 +1,118 @@
+//! A private SUDI PKI for `simulate` and the tests: a root and an issuing CA (like Cisco's Root
+//! CA 2099 → High Assurance SUDI CA), and device certificates naming `PID:<pid> SN:<serial>`
+//! on P-256 keys. Its `sudi-roots.pem` is what `[identity] extra-roots` takes. Nothing here is
+//! used by the server.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use rcgen::SigningKey as _;
+
+/// The issuing CA of a test SUDI PKI.
+pub(crate) struct TestPki {
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// The files of a test PKI in `dir`: the roots for `extra-roots`, the issuing CA's certificate
+/// and its key.
+fn files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join("sudi-roots.pem"),
+        dir.join("sudi-ca.pem"),
+        dir.join("sudi-ca.key"),
+    )
+}
+
+fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "pnp-appliance test");
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.not_before = rcgen::date_time_ymd(2016, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2099, 12, 31);
+    p
+}
+
+impl TestPki {
+    /// The PKI in `dir`, created there (three files) when it is not yet; returns whether it
+    /// was created.
+    pub(crate) fn open_or_create(dir: &Path) -> Result<(TestPki, bool), String> {
+        let (roots, ca_cert, ca_key) = files(dir);
+        let say = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
+        if ca_key.exists() {
+            let key = std::fs::read_to_string(&ca_key).map_err(|e| say(&ca_key, &e))?;
+            let key = rcgen::KeyPair::from_pem(&key).map_err(|e| say(&ca_key, &e))?;
+            let cert = std::fs::read_to_string(&ca_cert).map_err(|e| say(&ca_cert, &e))?;
+            let ca = rcgen::Issuer::from_ca_cert_pem(&cert, key).map_err(|e| say(&ca_cert, &e))?;
+            return Ok((TestPki { ca }, false));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| say(dir, &e))?;
+        let err = |e: rcgen::Error| format!("creating the test SUDI PKI: {e}");
+        let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(err)?;
+        let root_params = ca_params("Test SUDI Root CA");
+        let root_pem = root_params.self_signed(&root_key).map_err(err)?.pem();
+        let root = rcgen::Issuer::new(root_params, root_key);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+        let params = ca_params("Test SUDI CA");
+        let ca_pem = params.signed_by(&key, &root).map_err(err)?.pem();
+        for (path, text) in [
+            (&roots, format!("{root_pem}{ca_pem}")),
+            (&ca_cert, ca_pem),
+            (&ca_key, key.serialize_pem()),
+        ] {
+            std::fs::write(path, text).map_err(|e| say(path, &e))?;
+        }
+        Ok((
+            TestPki {
+                ca: rcgen::Issuer::new(params, key),
+            },
+            true,
+        ))
+    }
+
+    /// A router's SUDI for `pid`/`serial`.
+    pub(crate) fn device(&self, pid: &str, serial: &str) -> Result<TestSudi, String> {
+        let err = |e: rcgen::Error| format!("issuing a test SUDI: {e}");
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(
+            rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]),
+            format!("PID:{pid} SN:{serial}"),
+        );
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "pnp-appliance test");
+        p.distinguished_name.push(rcgen::DnType::CommonName, pid);
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        let cert = p.signed_by(&key, &self.ca).map_err(err)?.pem();
+        Ok(TestSudi { cert, key })
+    }
+}
+
+/// A test router's SUDI: its certificate and key.
+pub(crate) struct TestSudi {
+    cert: String,
+    key: rcgen::KeyPair,
+}
+
+impl TestSudi {
+    /// The device-auth answer fields for `challenge` (`challenge-response`, `sudi-cert`):
+    /// ECDSA with SHA-256 over the challenge text, the certificate as base64 of its PEM. With
+    /// `forge`, signed by another key than the certificate's.
+    pub(crate) fn answer(&self, challenge: &str, forge: bool) -> Result<(String, String), String> {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let other;
+        let key = if forge {
+            other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map_err(|e| e.to_string())?;
+            &other
+        } else {
+            &self.key
+        };
+        let sig = key.sign(challenge.as_bytes()).map_err(|e| e.to_string())?;
+        Ok((b64(&sig), b64(self.cert.as_bytes())))
+    }
+}

@@ -1,0 +1,238 @@
+//! SUDI device-auth end to end: the test creates a private SUDI PKI (root → issuing CA, as
+//! Cisco's Root CA 2099 → High Assurance SUDI CA), the server trusts it through `[identity]
+//! extra-roots`, and `simulate` routers prove their serials with SUDIs it issues: verified,
+//! forged, issued for another serial, not offered, and with `require-sudi`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Bench, text};
+
+/// Writes a SUDI PKI in `dir` as `simulate --sudi-pki` reads it: `sudi-roots.pem` (root and
+/// issuing CA, what `extra-roots` takes), `sudi-ca.pem` and `sudi-ca.key`.
+fn make_pki(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ca = |cn: &str| {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.not_before = rcgen::date_time_ymd(2018, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+        p
+    };
+    let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let root_params = ca("Bench Test SUDI Root");
+    let root_pem = root_params.self_signed(&root_key).unwrap().pem();
+    let root = rcgen::Issuer::new(root_params, root_key);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let ca_pem = ca("Bench Test SUDI CA")
+        .signed_by(&key, &root)
+        .unwrap()
+        .pem();
+    std::fs::write(dir.join("sudi-roots.pem"), format!("{root_pem}{ca_pem}")).unwrap();
+    std::fs::write(dir.join("sudi-ca.pem"), ca_pem).unwrap();
+    std::fs::write(dir.join("sudi-ca.key"), key.serialize_pem()).unwrap();
+}
+
+/// A bench trusting the PKI in its `pki/` (with `require-sudi` as given).
+fn bench(require: bool) -> Bench {
+    let b = Bench::new("");
+    make_pki(&b.path("pki"));
+    b.patch_config(
+        "# extra-roots = [\"sudi-extra.pem\"]\n",
+        "extra-roots = [\"pki/sudi-roots.pem\"]\n",
+    );
+    if require {
+        b.patch_config("require-sudi = false\n", "require-sudi = true\n");
+    }
+    b
+}
+
+fn identity(b: &Bench, serial: &str) -> (String, String) {
+    let (_, body) = common::http_get(b.port, "/api/status").unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"] == serial)
+        .unwrap_or_else(|| panic!("{serial} not in {rows}"));
+    (
+        row["identity"].as_str().unwrap_or_default().to_string(),
+        row["identity_detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn routers_prove_their_serial_by_sudi_and_forgeries_are_told_apart() {
+    let mut b = bench(false);
+    b.start();
+    let pki = b.path("pki");
+    // Router 1 forges its signature, router 2 carries a SUDI for another serial, 3 and 4 are
+    // genuine. None is refused provisioning: without require-sudi a failed check leaves the
+    // router bound by address, and says so.
+    let out = b
+        .simulate(4, &["--serial-prefix", "SUDI", "--sudi-pki"])
+        .arg(&pki)
+        .args(["--forged-sudi", "1", "--wrong-sudi", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), b.server_log());
+    let out = b
+        .simulate(1, &["--serial-prefix", "PLAIN"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let (id, why) = identity(&b, "SUDI00001");
+    assert_eq!(id, "sudi-failed", "{why}");
+    assert!(why.contains("not signed by the key of this SUDI"), "{why}");
+    let (id, why) = identity(&b, "SUDI00002");
+    assert_eq!(id, "sudi-failed", "{why}");
+    assert!(
+        why.contains("the certificate is for PID:C1131-8PWB SN:SUDI00002X, the router says PID:C1131-8PWB SN:SUDI00002"),
+        "{why}"
+    );
+    for s in ["SUDI00003", "SUDI00004"] {
+        let (id, why) = identity(&b, s);
+        assert_eq!(id, "sudi-verified", "{s}: {why}");
+        assert!(
+            why.contains("ECDSA P-256 SHA-256, chains to CN=Bench Test SUDI Root"),
+            "{why}"
+        );
+    }
+    let (id, why) = identity(&b, "PLAIN00001");
+    assert_eq!(id, "address-bound", "{why}");
+    assert!(why.contains("does not offer device-auth"), "{why}");
+
+    // The operator's views say it too.
+    let status = b.run(&["status"]);
+    let shown = text(&status);
+    assert!(shown.contains("IDENTITY"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("SUDI00003") && l.contains("sudi-verified")),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("SUDI00001") && l.contains("sudi-failed")),
+        "{shown}"
+    );
+    let show = text(&b.run(&["device", "show", "SUDI00002"]));
+    assert!(
+        show.contains("identity      sudi-failed: the certificate is for"),
+        "{show}"
+    );
+    // The server log has each verdict, once.
+    let log = b.server_log();
+    let hist = common::history_texts(&b.device("SUDI00004").unwrap());
+    assert!(
+        hist.iter()
+            .any(|h| h.starts_with("SUDI verified: ECDSA P-256 SHA-256")),
+        "{hist:?}\n{log}"
+    );
+}
+
+#[test]
+fn require_sudi_parks_a_router_that_cannot_prove_its_serial_until_the_operator_vouches() {
+    let mut b = bench(true);
+    b.start();
+    let check = text(&b.run(&["check"]));
+    assert!(
+        check.contains("SUDI trust: 3 roots, 3 issuing CAs (Cisco's and [identity] extra-roots)"),
+        "{check}"
+    );
+    assert!(
+        check.contains(
+            "require-sudi: a router that cannot prove its serial parks in IDENTITY_UNPROVEN"
+        ),
+        "{check}"
+    );
+    // Router 1 forges; router 2 is genuine. Simulate waits for every router to finish, which
+    // router 1 does only once the operator vouches for it.
+    let mut sim = b
+        .simulate(2, &["--serial-prefix", "REQ", "--sudi-pki"])
+        .arg(b.path("pki"))
+        .args(["--forged-sudi", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let parked = common::wait_for(Duration::from_secs(120), || {
+        b.device("REQ00001")
+            .filter(|d| d["state"] == "IDENTITY_UNPROVEN")
+    });
+    let finished = common::wait_for(Duration::from_secs(180), || {
+        b.device("REQ00002").filter(|d| d["state"] == "FINISHED")
+    });
+    let stop = |sim: &mut std::process::Child| {
+        let _ = sim.kill();
+        let _ = sim.wait();
+    };
+    if parked.is_none() || finished.is_none() {
+        stop(&mut sim);
+        panic!(
+            "REQ00001 {:?}\nREQ00002 {:?}\n{}",
+            b.device("REQ00001").map(|d| d["state"].clone()),
+            b.device("REQ00002").map(|d| d["state"].clone()),
+            b.server_log()
+        );
+    }
+    let (id, why) = identity(&b, "REQ00001");
+    assert_eq!(id, "sudi-failed", "{why}");
+    let (_, body) = common::http_get(b.port, "/api/status").unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["serial"] == "REQ00001")
+        .unwrap();
+    assert_eq!(row["group"], "needs_you", "{row}");
+    assert!(
+        row["reason"].as_str().unwrap().contains("require-sudi"),
+        "{row}"
+    );
+    assert!(
+        row["fix"]
+            .as_str()
+            .unwrap()
+            .contains("device resume REQ00001"),
+        "{row}"
+    );
+    // Nothing was sent that changes the router: no config-register, no config.
+    let d = b.device("REQ00001").unwrap();
+    assert_eq!(d["config_reg_applied"], false, "{d}");
+    assert!(d["config_file"].is_null(), "{d}");
+
+    let out = b.run(&["device", "resume", "REQ00001"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("IDENTITY_UNPROVEN -> NEW_DEVICE"),
+        "{}",
+        text(&out)
+    );
+    let done = common::wait_for(Duration::from_secs(180), || {
+        b.device("REQ00001").filter(|d| d["state"] == "FINISHED")
+    });
+    stop(&mut sim);
+    assert!(
+        done.is_some(),
+        "{:?}\n{}",
+        b.device("REQ00001"),
+        b.server_log()
+    );
+    let (id, why) = identity(&b, "REQ00001");
+    assert_eq!(id, "sudi-failed");
+    assert!(why.contains("vouched for by the operator"), "{why}");
+}
