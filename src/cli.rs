@@ -149,6 +149,10 @@ pub(crate) enum Command {
         /// another serial.
         #[arg(long, env = "APPLIANCE_SIM_WRONG_SUDI", default_value_t = 0)]
         wrong_sudi: usize,
+        /// How many routers (the last) take the trustpoint of a certificate-install but never
+        /// reconnect over HTTPS (as behind a firewall that blocks the HTTPS port).
+        #[arg(long, env = "APPLIANCE_SIM_HTTPS_STUCK", default_value_t = 0)]
+        https_stuck: usize,
     },
     /// Act on one router's record, or show it.
     Device {
@@ -342,6 +346,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sudi_pki,
             forged_sudi,
             wrong_sudi,
+            https_stuck,
         } => {
             crate::logging::init_console("warn");
             if !(time_scale > 0.0 && time_scale.is_finite()) {
@@ -393,6 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sudi_pki,
                 forged_sudi,
                 wrong_sudi,
+                https_stuck,
             };
             let summary = runtime()?.block_on(crate::sim::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();
@@ -439,6 +445,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli.config)?;
             let settings = crate::ops::check::dhcp_settings(&cfg).map_err(anyhow::Error::msg)?;
             print!("{}", crate::dhcp::snippet::render(format, &settings));
+            if let Some(h) = &cfg.https {
+                // On stderr: stdout stays a config a DHCP server reads.
+                eprintln!(
+                    "note: [http] https is on. Option 43 still says K4 (HTTP, port {}): routers start over plain HTTP, take this appliance's CA by certificate-install and move to HTTPS port {} by themselves. K5 is not used: it needs a Cisco-signed trustpool bundle. Let routers reach both ports.",
+                    cfg.listen.port(),
+                    h.listen.port()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Device { action, .. } => {

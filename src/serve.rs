@@ -117,6 +117,22 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         }
         cfg.admin_token = Some(token);
     }
+    let tls = match &cfg.https {
+        None => None,
+        Some(h) => {
+            let names = tls_names(&cfg);
+            let state_dir = cfg.state_dir.clone();
+            let configured = h.cert.clone();
+            let t = tokio::task::spawn_blocking(move || {
+                crate::store::bench_tls::load_or_create(&state_dir, &names, configured.as_ref())
+            })
+            .await
+            .context("certificate task failed")?
+            .map_err(|e| anyhow::anyhow!("[http] https: {e}\n  hint: fix the state directory's permissions, or set tls-cert and tls-key"))?;
+            info!(ca = %t.ca_path.display(), names = t.names.join(" ").as_str(), listen = %h.listen, "HTTPS ready: routers take this CA as trustpoint pnplabel, then speak PnP over HTTPS");
+            Some(Arc::new(t))
+        }
+    };
     let leases = crate::dhcp::parse_leases(registry.take_saved_leases())?;
     let newcomers = Arc::new(crate::http::newcomers::Newcomers::new(
         cfg.limits.new_serials_per_address,
@@ -131,6 +147,7 @@ pub async fn prepare(cfg: Config) -> anyhow::Result<(App, Vec<String>)> {
         leases: Arc::new(std::sync::Mutex::new(leases)),
         transfers: crate::files::transfers::Transfers::default(),
         latency: Default::default(),
+        tls,
     };
     Ok((app, warnings))
 }
@@ -224,6 +241,10 @@ pub(crate) async fn run(
     // Fallible start-up first: nothing is spawned or served before this can fail.
     let bulk = crate::files::sendfile::bulk_runtime()
         .map_err(|e| anyhow::anyhow!("cannot start the download threads: {e}"))?;
+    let https = match (&app.cfg.https, &app.tls) {
+        (Some(h), Some(t)) => Some((bind(h.listen).await?, tls_acceptor(t)?)),
+        _ => None,
+    };
     let registry = app.registry.clone();
     let latency = app.latency.clone();
     let writer = tokio::spawn(registry.clone().run_writer(cancel.clone()));
@@ -274,7 +295,21 @@ pub(crate) async fn run(
         idle_timeout: app.cfg.limits.idle_timeout,
     });
     let limits = app.cfg.limits.clone();
-    serve_http(http::router(app), fast, listener, limits, cancel.clone()).await;
+    let router = http::router(app);
+    let tls_task = https.map(|(l, acceptor)| {
+        tokio::spawn(serve_https(
+            router.clone(),
+            acceptor,
+            l,
+            limits.clone(),
+            cancel.clone(),
+        ))
+    });
+    serve_http(router, fast, listener, limits, cancel.clone()).await;
+    cancel.cancel();
+    if let Some(t) = tls_task {
+        let _ = t.await;
+    }
     bulk.shutdown_background();
     cancel.cancel();
     crate::store::server_record::remove(&state_dir);
@@ -365,6 +400,7 @@ async fn serve_http(
         let peer = Peer {
             remote,
             local: stream.local_addr().unwrap_or(remote),
+            tls: false,
         };
         let _ = stream.set_nodelay(true);
         let svc = router.clone().map_request(
@@ -386,6 +422,138 @@ async fn serve_http(
                 crate::files::sendfile::serve(stream, &fast, peer.remote.ip(), &cancel).await
             else {
                 return;
+            };
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
+                .into_owned();
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
+}
+
+/// The names the HTTPS certificate must hold: `[http] advertise` (an address or a name), else
+/// every address of this host (loopback included: a router simulated here connects there),
+/// and `pnpserver.<domain>`.
+fn tls_names(cfg: &crate::config::Config) -> Vec<String> {
+    let domain = cfg.https.as_ref().and_then(|h| h.dns_domain.as_deref());
+    let mut names = match &cfg.advertise {
+        Some(a) => match a.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => crate::store::bench_tls::wanted_names(&[ip], domain),
+            Err(_) => {
+                let mut n = crate::store::bench_tls::wanted_names(&[], domain);
+                n.push(a.host.to_ascii_lowercase());
+                n
+            }
+        },
+        None => {
+            let ips: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+                .map(|a| {
+                    a.into_iter()
+                        .map(|i| i.ip())
+                        .filter(|ip| ip.is_ipv4())
+                        .collect()
+                })
+                .unwrap_or_default();
+            crate::store::bench_tls::wanted_names(&ips, domain)
+        }
+    };
+    names.extend(cfg.server_names.iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The rustls server configuration for `tls` (ring, TLS 1.2 and 1.3: IOS-XE 16/17 speak 1.2).
+fn tls_acceptor(
+    tls: &crate::store::bench_tls::BenchTls,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
+        rustls::pki_types::CertificateDer::pem_slice_iter(tls.chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("the HTTPS certificate does not read as PEM: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the HTTPS key does not read as PEM: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| anyhow::anyhow!("the HTTPS certificate and key do not go together: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts TLS connections until `cancel` and serves them with `router`, the [`Peer`] marked
+/// `tls`: every request goes through hyper (no zero-copy path: the kernel cannot encrypt).
+async fn serve_https(
+    router: axum::Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    listener: TcpListener,
+    limits: crate::config::Limits,
+    cancel: CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+    let conns = crate::http::conns::Conns::new(limits.connections_per_address);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(MAX_CONN_BUF)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "cannot accept an HTTPS connection (raise `ulimit -n` if this says too many open files)");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = conns.open(remote.ip(), std::time::Instant::now()) else {
+            continue;
+        };
+        let peer = Peer {
+            remote,
+            local: stream.local_addr().unwrap_or(remote),
+            tls: true,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let (builder, watcher, acceptor, handshake) = (
+            builder.clone(),
+            graceful.watcher(),
+            acceptor.clone(),
+            limits.header_timeout,
+        );
+        tokio::spawn(async move {
+            let _slot = slot;
+            let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    // A router that does not trust us yet says so here (unknown CA, bad name).
+                    tracing::debug!(ip = %remote.ip(), error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
             };
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))

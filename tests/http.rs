@@ -52,6 +52,7 @@ impl Fixture {
         let peer = Peer {
             remote: SocketAddr::new(ip.parse().unwrap(), 51000),
             local: "198.51.100.1:8080".parse::<SocketAddr>().unwrap(),
+            tls: false,
         };
         http::router(self.app.clone()).layer(MockConnectInfo(peer))
     }

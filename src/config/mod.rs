@@ -269,6 +269,89 @@ pub struct Config {
     pub(crate) limits: Limits,
     /// The running server to ask (`--server`), e.g. `http://127.0.0.1:9090`.
     pub(crate) server_url: Option<String>,
+    /// `[http] https`: PnP moves to HTTPS; `None`: plain HTTP only.
+    pub(crate) https: Option<Https>,
+}
+
+/// `[http] https = true`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Https {
+    /// The HTTPS listener.
+    pub(crate) listen: SocketAddr,
+    /// A certificate chain and key to serve instead of the bench CA's.
+    pub(crate) cert: Option<(PathBuf, PathBuf)>,
+    /// `pnpserver.<domain>` goes in the certificate.
+    pub(crate) dns_domain: Option<String>,
+    /// Images and files over HTTPS too (else plain HTTP, md5-checked, zero-copy).
+    pub(crate) downloads_over_https: bool,
+    /// How long a router has to come back over HTTPS.
+    pub(crate) timeout: std::time::Duration,
+}
+
+/// `[http] https` and what goes with it.
+fn https(cx: &Cx<'_>, h: &wire::HttpWire, base: &Path) -> Result<Option<Https>, ConfigError> {
+    if !h.https {
+        return Ok(None);
+    }
+    let listen: SocketAddr = h.https_listen.parse().map_err(|_| {
+        cx.err(
+            "http.https-listen",
+            format!(
+                "{:?} is not an address:port (hint: \"0.0.0.0:8443\")",
+                h.https_listen
+            ),
+        )
+    })?;
+    let cert = match (&h.tls_cert, &h.tls_key) {
+        (None, None) => None,
+        (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+        _ => {
+            return Err(cx.err(
+                "http.tls-cert",
+                "give both tls-cert and tls-key (PEM files), or neither to use the bench CA the appliance creates",
+            ));
+        }
+    };
+    let dns_domain = match h.dns_domain.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d)
+            if d.len() <= 240
+                && d.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }) =>
+        {
+            Some(d.to_ascii_lowercase())
+        }
+        Some(d) => {
+            return Err(cx.err(
+                "http.dns-domain",
+                format!("{d:?} is not a DNS domain (hint: \"bench.example\")"),
+            ));
+        }
+    };
+    let downloads_over_https = match h.downloads.trim() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(cx.err(
+                "http.downloads",
+                format!("{other:?}: give \"http\" (images and files over plain HTTP, md5-checked, zero-copy) or \"https\""),
+            ));
+        }
+    };
+    if !(10..=86_400).contains(&h.https_timeout) {
+        return Err(cx.err(
+            "http.https-timeout",
+            "give 10 to 86400 seconds (default 600: a router takes the trustpoint and reconnects within a minute or two)",
+        ));
+    }
+    Ok(Some(Https {
+        listen,
+        cert,
+        dns_domain,
+        downloads_over_https,
+        timeout: std::time::Duration::from_secs(h.https_timeout),
+    }))
 }
 
 /// `[limits]`, validated.
@@ -427,7 +510,9 @@ impl Config {
         // Absolute where possible, so messages name real paths.
         let base = std::fs::canonicalize(&base).unwrap_or(base);
         let http = http(&cx, &wire.http)?;
-        let plan = workflow(&cx, &wire, &base)?;
+        let mut plan = workflow(&cx, &wire, &base)?;
+        let https = https(&cx, &wire.http, &base)?;
+        plan.https_timeout = https.as_ref().map(|h| h.timeout);
         let dhcp = dhcp(&cx, &wire.dhcp)?;
         let w = &wire.workflow;
         for (key, name) in [
@@ -471,6 +556,7 @@ impl Config {
             server_names: server_names(&cx, &wire.http.server_names)?,
             limits: limits(&cx, &wire.limits)?,
             server_url: server_url(overrides.server.as_deref())?,
+            https,
         })
     }
 }
@@ -885,6 +971,7 @@ fn workflow(cx: &Cx<'_>, wire: &ConfigWire, base: &Path) -> Result<Plan, ConfigE
             failed: b.failed,
         },
         identity: identity(cx, &wire.identity, base)?,
+        https_timeout: None,
     })
 }
 

@@ -21,6 +21,21 @@ pub(crate) struct HttpWire {
     pub(crate) admin_token: Option<String>,
     /// Host names the dashboard and API are reached under, besides addresses and `localhost`.
     pub(crate) server_names: Vec<String>,
+    /// Move routers to HTTPS (certificate-install, reconnect) and serve PnP only there.
+    pub(crate) https: bool,
+    /// Address and port of the HTTPS listener.
+    pub(crate) https_listen: String,
+    /// PEM certificate chain to serve instead of the bench CA's (with `tls-key`).
+    pub(crate) tls_cert: Option<String>,
+    /// Its PEM private key.
+    pub(crate) tls_key: Option<String>,
+    /// DNS domain of the bench: the certificate names `pnpserver.<domain>` (DNS discovery).
+    pub(crate) dns_domain: Option<String>,
+    /// How routers download images and files with HTTPS on: `http` (md5-checked, zero-copy)
+    /// or `https`.
+    pub(crate) downloads: String,
+    /// Seconds a router has to come back over HTTPS after certificate-install.
+    pub(crate) https_timeout: u64,
 }
 
 impl Default for HttpWire {
@@ -31,6 +46,13 @@ impl Default for HttpWire {
             max_body_bytes: 1 << 20,
             admin_token: None,
             server_names: Vec::new(),
+            https: false,
+            https_listen: "0.0.0.0:8443".into(),
+            tls_cert: None,
+            tls_key: None,
+            dns_domain: None,
+            downloads: "http".into(),
+            https_timeout: 600,
         }
     }
 }

@@ -164,6 +164,15 @@ pub(crate) fn attention(dev: &Device, stalled: Option<&str>) -> Option<Attention
         }
         _ => {}
     }
+    if let Some(m) = &dev.tls
+        && m.back.is_none()
+        && let Some(why) = &m.late
+    {
+        return Some(Attention {
+            reason: why.clone(),
+            fix: "on the router: `show clock` (the job sets it; the PKI needs it) and `show crypto pki trustpoints pnplabel`; check it reaches the appliance's HTTPS port (ACLs, firewall) at the address `pnp-appliance check` lists in the certificate; HTTPS needs a crypto (k9) image. It is sent the certificate-install again at its next plain-HTTP poll".into(),
+        });
+    }
     if let Some(claim) = super::identity::claim_text(dev) {
         return Some(Attention {
             reason: claim,

@@ -206,6 +206,17 @@ fn pending_or_legacy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pending>,
     })
 }
 
+/// A router's move to HTTPS: when it took the trustpoint, when it came back over HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TlsMove {
+    /// It answered certificate-install (took the bench CA, told to reconnect).
+    pub(crate) taken: DateTime<Local>,
+    /// Its first request over HTTPS since.
+    pub(crate) back: Option<DateTime<Local>>,
+    /// It has not come back over HTTPS in time: why, and what to check.
+    pub(crate) late: Option<String>,
+}
+
 /// The router's DHCP lease, as handed out by the built-in responder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DeviceLease {
@@ -372,6 +383,8 @@ pub struct Device {
     pub(crate) capabilities: Option<Arc<Vec<String>>>,
     /// What its SUDI proved, or why it did not (device-auth).
     pub(crate) sudi: Option<Sudi>,
+    /// Its move to HTTPS (`[http] https`).
+    pub(crate) tls: Option<TlsMove>,
     /// Its day-0 config as rendered at first contact. Shared (`Arc`) like the other parts that
     /// rarely change, so the copy every update takes to see what changed costs no allocation.
     pub(crate) day0: Option<Arc<Day0>>,
@@ -428,6 +441,7 @@ impl Default for Device {
             claim: None,
             capabilities: None,
             sudi: None,
+            tls: None,
             day0: None,
             cleanup: Vec::new(),
             cleanup_done: false,
@@ -548,6 +562,7 @@ impl Device {
             claim,
             capabilities,
             sudi,
+            tls,
             day0,
             cleanup,
             cleanup_done,
@@ -587,6 +602,7 @@ impl Device {
             && claim.as_ref().map(Claim::durable) == other.claim.as_ref().map(Claim::durable)
             && *capabilities == other.capabilities
             && *sudi == other.sudi
+            && *tls == other.tls
             && *day0 == other.day0
             && *cleanup == other.cleanup
             && *cleanup_done == other.cleanup_done

@@ -34,11 +34,14 @@ pub enum Service {
     /// `device-auth` (§6.14, `docs/identity.md` §1): the router signs our challenge with its
     /// SUDI key.
     DeviceAuth,
+    /// `certificate-install` (§6.13, `docs/identity.md` §3): the bench CA as trustpoint, the
+    /// clock, and the move to HTTPS.
+    CertificateInstall,
 }
 
 impl Service {
     /// Every service we send.
-    pub(crate) const ALL: [Service; 9] = [
+    pub(crate) const ALL: [Service; 10] = [
         Service::CliConfig,
         Service::CliExec,
         Service::DeviceInfo,
@@ -48,6 +51,7 @@ impl Service {
         Service::Backoff,
         Service::Capability,
         Service::DeviceAuth,
+        Service::CertificateInstall,
     ];
 
     /// The name in `urn:cisco:pnp:<name>`.
@@ -62,6 +66,7 @@ impl Service {
             Service::Backoff => "backoff",
             Service::Capability => "capability",
             Service::DeviceAuth => "device-auth",
+            Service::CertificateInstall => "certificate-install",
         }
     }
 
@@ -167,8 +172,20 @@ pub enum Job {
     Capability,
     /// device-auth with a fresh random challenge for the router to sign with its SUDI key.
     DeviceAuth {
-        /// The challenge text (hex of 32 random bytes).
+        /// The challenge text (hex of 16 random bytes).
         challenge: String,
+    },
+    /// certificate-install: set the clock (the IOS PKI refuses to work without one, errors
+    /// 3308/3309), install the bench CA as trustpoint `pnplabel`, reconnect over HTTPS.
+    CertificateInstall {
+        /// Where the router fetches the CA (plain HTTP: it is public).
+        ca_url: String,
+        /// The clock to set, UTC (the time the job is sent).
+        clock: chrono::DateTime<chrono::Utc>,
+        /// The address (or name) to reconnect to.
+        host: String,
+        /// The HTTPS port.
+        port: u16,
     },
 }
 
@@ -193,6 +210,7 @@ impl Job {
             Job::Backoff { .. } | Job::Terminate { .. } => Service::Backoff,
             Job::Capability => Service::Capability,
             Job::DeviceAuth { .. } => Service::DeviceAuth,
+            Job::CertificateInstall { .. } => Service::CertificateInstall,
         }
     }
 
@@ -254,6 +272,9 @@ impl Job {
             Job::Terminate { .. } => "backoff terminate".into(),
             Job::Capability => "capability".into(),
             Job::DeviceAuth { .. } => "device-auth (SUDI challenge)".into(),
+            Job::CertificateInstall { host, port, .. } => {
+                format!("certificate-install pnplabel, reconnect https://{host}:{port}")
+            }
             _ => String::new(),
         }
     }

@@ -53,6 +53,21 @@ pub(super) async fn configs(
     serve_config(&app, &peer, dev, None, &file, "").await
 }
 
+/// `/pnp-info/ca.pem`: the bench CA routers install as trustpoint `pnplabel` (public: over
+/// plain HTTP, before they trust anything).
+pub(super) async fn bench_ca(State(app): State<App>) -> Result<Response, HttpError> {
+    match &app.tls {
+        Some(t) => Ok((
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            t.ca_pem.clone(),
+        )
+            .into_response()),
+        None => Err(HttpError::NotFound(
+            "no bench CA: [http] https is off".into(),
+        )),
+    }
+}
+
 async fn serve_config(
     app: &App,
     peer: &Peer,
@@ -62,6 +77,12 @@ async fn serve_config(
     asked: &str,
 ) -> Result<Response, HttpError> {
     let ip = peer.remote.ip();
+    if app.cfg.https.is_some() && !peer.tls {
+        warn!(ip = %ip, file, serial = asked, "day-0 config requested over plain HTTP with [http] https on: refused (configs go over HTTPS only)");
+        return Err(HttpError::Forbidden(
+            "day-0 configs are served over HTTPS only ([http] https)".into(),
+        ));
+    }
     let Some(dev) = dev else {
         warn!(ip = %ip, file, serial = asked, "day-0 config requested by an address with no router it belongs to: refused");
         return Err(HttpError::not_found());

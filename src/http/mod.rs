@@ -40,6 +40,8 @@ pub struct Peer {
     pub remote: SocketAddr,
     /// The local address the client connected to.
     pub local: SocketAddr,
+    /// The connection is TLS (the `[http] https` listener).
+    pub tls: bool,
 }
 
 impl Connected<IncomingStream<'_, TcpListener>> for Peer {
@@ -48,6 +50,7 @@ impl Connected<IncomingStream<'_, TcpListener>> for Peer {
         Peer {
             remote,
             local: stream.io().local_addr().unwrap_or(remote),
+            tls: false,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct App {
     pub(crate) newcomers: Arc<newcomers::Newcomers>,
     /// What the DHCP responder answered (zero when it is off).
     pub(crate) dhcp_counters: Arc<crate::dhcp::Counters>,
+    /// The certificates of the HTTPS listener, with `[http] https` on.
+    pub(crate) tls: Option<Arc<crate::store::bench_tls::BenchTls>>,
 }
 
 impl App {
@@ -79,8 +84,32 @@ impl App {
     pub(crate) fn base_url(&self, local: SocketAddr) -> String {
         match &self.cfg.advertise {
             Some(a) => a.base_url(self.cfg.listen.port()),
-            None => format!("http://{local}"),
+            // The HTTP port, also for a connection that reached the HTTPS one.
+            None => format!(
+                "http://{}",
+                SocketAddr::new(local.ip(), self.cfg.listen.port())
+            ),
         }
+    }
+
+    /// The host routers reconnect to over HTTPS: `[http] advertise`'s, else the address this
+    /// connection reached.
+    pub(crate) fn host(&self, local: SocketAddr) -> String {
+        match &self.cfg.advertise {
+            Some(a) => a.host.clone(),
+            None => local.ip().to_string(),
+        }
+    }
+
+    /// `https://host:port` with `[http] https` on.
+    pub(crate) fn https_base(&self, local: SocketAddr) -> Option<String> {
+        let h = self.cfg.https.as_ref()?;
+        let host = self.host(local);
+        let host = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => format!("[{v6}]"),
+            Err(_) => host,
+        };
+        Some(format!("https://{host}:{}", h.listen.port()))
     }
 }
 
@@ -118,6 +147,7 @@ pub fn router(app: App) -> Router {
         .merge(operator)
         .merge(pnp)
         .route("/day0/{serial}/{token}/{file}", get(day0::day0))
+        .route("/pnp-info/ca.pem", get(day0::bench_ca))
         .route("/configs/{file}", get(day0::configs))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)

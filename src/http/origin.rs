@@ -6,6 +6,7 @@
 //! be listed in `[http] server-names` (or be the advertised name). A cross-site form or
 //! `no-cors` fetch carries its page's `Origin`, which must be this very host and port.
 
+use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
@@ -97,6 +98,28 @@ pub(super) async fn check_host(State(app): State<App>, req: Request, next: Next)
             "this appliance does not answer under the name {host:?}: open it by its address, or add the name to [http] server-names"
         ))
         .into_response();
+    }
+    // With HTTPS on, the admin token and the dashboard stay off the bench's wire: plain HTTP
+    // from another host is sent to HTTPS (the CLI on this host keeps loopback HTTP).
+    if let (Some(h), Some(ConnectInfo(peer))) = (
+        app.cfg.https.as_ref(),
+        req.extensions().get::<ConnectInfo<super::Peer>>().copied(),
+    ) && !peer.tls
+        && !peer.remote.ip().is_loopback()
+    {
+        let name = host.unwrap_or_default();
+        let name = match name.rsplit_once(':') {
+            Some((n, p)) if p.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
+            _ => name,
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let to = format!("https://{name}:{}{path}", h.listen.port());
+        return (
+            axum::http::StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, to.clone())],
+            format!("HTTPS is on ([http] https): use {to}\n"),
+        )
+            .into_response();
     }
     next.run(req).await
 }

@@ -104,7 +104,16 @@ async fn exchange_request(
 ) -> Result<Response, HttpError> {
     debug!(xml = %String::from_utf8_lossy(&body), "work-request received");
     let now = Local::now();
-    let base = app.base_url(peer.local);
+    let http_base = app.base_url(peer.local);
+    let https_base = app.https_base(peer.local);
+    let https = app.cfg.https.as_ref();
+    let base = match (&https_base, https) {
+        (Some(b), Some(h)) if h.downloads_over_https => b.clone(),
+        _ => http_base.clone(),
+    };
+    let config_base = https_base.clone().unwrap_or_else(|| http_base.clone());
+    let ca_url = format!("{http_base}/pnp-info/ca.pem");
+    let host = app.host(peer.local);
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let lease = lease_of(&app, &peer);
@@ -154,6 +163,13 @@ async fn exchange_request(
                     let ctx = Ctx {
                         now,
                         base_url: &base,
+                        config_base: &config_base,
+                        tls: https.map(|h| workflow::Transport {
+                            over_tls: peer.tls,
+                            ca_url: &ca_url,
+                            host: &host,
+                            port: h.listen.port(),
+                        }),
                         day0: day0.as_ref(),
                         config_token,
                     };

@@ -320,6 +320,13 @@ pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
             }
         ));
     }
+    if let Some(h) = &cfg.https {
+        steps.push(format!(
+            "certificate-install (clock, bench CA as trustpoint pnplabel) and reconnect to HTTPS port {}: jobs and the day-0 config over HTTPS only, images and files over {}",
+            h.listen.port(),
+            if h.downloads_over_https { "HTTPS" } else { "plain HTTP (md5-checked)" }
+        ));
+    }
     if p.renders_day0() {
         steps.push("day-0 config rendered (a router it cannot be rendered for fails here)".into());
     }
@@ -387,6 +394,25 @@ pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
     let mut f = vec![ok(format!("config {} valid", cfg.source.display()))];
     files_checks(cfg, &mut f);
     config_checks(cfg, &mut f);
+    if let Some(h) = &cfg.https {
+        match &h.cert {
+            Some((c, k)) => f.push(ok(format!(
+                "HTTPS on {}: serving {} (key {}); routers take the last certificate of its chain as trustpoint",
+                h.listen,
+                c.display(),
+                k.display()
+            ))),
+            None => f.push(ok(format!(
+                "HTTPS on {}: bench CA {} (made at the first start), server certificate for {}",
+                h.listen,
+                cfg.state_dir.join("tls/ca.pem").display(),
+                match &cfg.advertise {
+                    Some(a) => a.host.clone(),
+                    None => "every address of this host".into(),
+                } + &h.dns_domain.as_ref().map(|d| format!(" and pnpserver.{d}")).unwrap_or_default()
+            ))),
+        }
+    }
     let (roots, cas) = cfg.plan.identity.trust.counts();
     f.push(ok(format!(
         "SUDI trust: {roots} roots, {cas} issuing CAs (Cisco's{})",

@@ -313,6 +313,18 @@ pub(crate) fn show(d: &Device, transfers: &[TransferView]) -> String {
     }
     let (id, rests_on) = crate::domain::identity::identity(d);
     s.push_str(&format!("identity      {id}: {rests_on}\n"));
+    if let Some(m) = &d.tls {
+        s.push_str(&match m.back {
+            Some(at) => format!(
+                "transport     HTTPS since {}\n",
+                crate::domain::bench::utc(at)
+            ),
+            None => format!(
+                "transport     took the trustpoint at {}, not back over HTTPS yet\n",
+                crate::domain::bench::utc(m.taken)
+            ),
+        });
+    }
     let p = crate::domain::bench::progress(d);
     s.push_str(&format!(
         "step          {} of {}: {}\n",

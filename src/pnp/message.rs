@@ -446,6 +446,31 @@ pub fn render_request(udi: &str, correlator: &str, job: &Job) -> String {
             ),
             // §6.10: an empty request.
             Job::Capability => String::new(),
+            // XSD pnp_certificate_install_body (docs/identity.md §3): the clock first (the
+            // schema's years are 1993..2035), the trustpoint from a URI, then the reconnect.
+            Job::CertificateInstall {
+                ca_url,
+                clock,
+                host,
+                port,
+            } => {
+                use chrono::{Datelike, Timelike};
+                let address = match host.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V4(v4)) => format!("<ipv4>{v4}</ipv4>"),
+                    Ok(std::net::IpAddr::V6(v6)) => format!("<ipv6>{v6}</ipv6>"),
+                    Err(_) => format!("<host>{}</host>", escape(host)),
+                };
+                format!(
+                    "    <certificateInstall>\n      <cert>\n        <set>\n          <clock><year>{}</year><month>{}</month><day>{}</day><hour>{}</hour><min>{}</min><sec>{}</sec></clock>\n        </set>\n        <install>\n          <trustpoint>\n            <label>pnplabel</label>\n            <copy><source><uri>{}</uri></source></copy>\n          </trustpoint>\n        </install>\n        <reconnect>\n          <primary-server>\n            <protocol>https</protocol>\n            <server-address>{address}<port>{port}</port></server-address>\n          </primary-server>\n        </reconnect>\n      </cert>\n    </certificateInstall>\n",
+                    clock.year().clamp(1993, 2035),
+                    clock.month(),
+                    clock.day(),
+                    clock.hour(),
+                    clock.minute(),
+                    clock.second(),
+                    escape(ca_url)
+                )
+            }
             // XSD pnp_device_auth_body: what we accept, as Cisco's device_validation.py asks.
             Job::DeviceAuth { challenge } => format!(
                 "    <deviceAuth>\n      <challenge-request>{}</challenge-request>\n      <encryption-method>RSA,ECDSA</encryption-method>\n      <hash-method>SHA256,SHA512</hash-method>\n    </deviceAuth>\n",

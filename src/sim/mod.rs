@@ -73,6 +73,9 @@ pub(crate) struct SimOptions {
     pub(crate) forged_sudi: usize,
     /// This many routers (the ones after the forged) carry a SUDI issued for another serial.
     pub(crate) wrong_sudi: usize,
+    /// This many routers (the last ones) take the trustpoint of a certificate-install but
+    /// never reconnect over HTTPS (a port blocked between them and the appliance).
+    pub(crate) https_stuck: usize,
 }
 
 /// How a run ended.
@@ -147,10 +150,21 @@ struct Router {
     client: reqwest::Client,
     /// Its SUDI (with `--sudi-pki`), and whether it forges its signatures.
     sudi: Option<(crate::domain::sudi::test_pki::TestSudi, bool)>,
+    /// Where it speaks PnP: the server's HTTP URL, or the HTTPS one a certificate-install
+    /// named (until its next reload, when PnP starts over from its DHCP profile).
+    server: String,
+    /// Its index (its source address).
+    index: usize,
+    /// Takes trustpoints but never reconnects over HTTPS.
+    https_stuck: bool,
+    /// The CA it took as trustpoint `pnplabel`.
+    trustpoint: Option<Vec<u8>>,
 }
 
 struct Shared {
     opts: SimOptions,
+    /// The server is on loopback: each router talks from its own 127.1.x address.
+    loopback: bool,
     client: reqwest::Client,
     stop: AtomicBool,
     exchanges: AtomicU64,
@@ -236,6 +250,10 @@ impl Router {
             rng: rand::SeedableRng::seed_from_u64(index as u64),
             client,
             sudi: None,
+            server: opts.server.clone(),
+            index,
+            https_stuck: index >= opts.devices.saturating_sub(opts.https_stuck),
+            trustpoint: None,
         }
     }
 
@@ -592,6 +610,7 @@ impl Router {
                     _ => self.error("device-auth", &correlator, 3406, "PKI sign failed"),
                 }
             }
+            "certificate-install" => self.certificate_install(sh, req, &correlator).await,
             "device-info" => self.device_info(&correlator),
             "cli-config" => {
                 let mut cmds = Vec::new();
@@ -727,8 +746,93 @@ impl Router {
         Some(if secs == 0.0 { 900.0 } else { secs })
     }
 
+    /// certificate-install (§6.13): the clock is taken as set; the CA is fetched from its URI
+    /// and becomes trustpoint `pnplabel`; with a reconnect, PnP goes to that HTTPS server
+    /// from the next request, trusting only that CA (as the NSO netsim client does).
+    async fn certificate_install(
+        &mut self,
+        sh: &Shared,
+        req: &Element,
+        correlator: &str,
+    ) -> String {
+        let cert = |p: &[&str]| req.text_at(&[&["certificateInstall", "cert"], p].concat());
+        let Some(uri) = cert(&["install", "trustpoint", "copy", "source", "uri"]) else {
+            return self.error(
+                "certificate-install",
+                correlator,
+                3313,
+                "TRUSTPOINT_NOT_CONFIGURED",
+            );
+        };
+        if cert(&["set", "clock", "year"]).is_none() {
+            // The IOS PKI refuses to work without an authoritative clock.
+            return self.error("certificate-install", correlator, 3309, "CLOCK_NOT_SET");
+        }
+        let ca = match self.client.get(&uri).send().await {
+            Ok(r) if r.status().is_success() => {
+                r.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
+            }
+            Ok(r) => {
+                return self.error(
+                    "certificate-install",
+                    correlator,
+                    3313,
+                    &format!("trustpoint download: HTTP {}", r.status()),
+                );
+            }
+            Err(e) => {
+                return self.error(
+                    "certificate-install",
+                    correlator,
+                    3313,
+                    &format!("trustpoint download: {e}"),
+                );
+            }
+        };
+        let protocol = cert(&["reconnect", "primary-server", "protocol"]);
+        let addr = |k: &str| cert(&["reconnect", "primary-server", "server-address", k]);
+        let host = addr("ipv4").or_else(|| addr("host"));
+        let port = addr("port").and_then(|p| p.trim().parse::<u16>().ok());
+        if protocol.as_deref() != Some("https") || host.is_none() || port.is_none() {
+            return self.error(
+                "certificate-install",
+                correlator,
+                3306,
+                "WRONG_PRIMARY_TRANSPORT",
+            );
+        }
+        let client = match reqwest::Certificate::from_pem(&ca)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                router_client_with(sh.loopback, sh.opts.source, self.index, Some(c))
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.error(
+                    "certificate-install",
+                    correlator,
+                    3313,
+                    &format!("trustpoint: {e}"),
+                );
+            }
+        };
+        self.trustpoint = Some(ca);
+        self.client = client;
+        if !self.https_stuck {
+            self.server = format!(
+                "https://{}:{}",
+                host.unwrap_or_default(),
+                port.unwrap_or_default()
+            );
+        }
+        self.response("certificate-install", correlator, true, "")
+    }
+
     async fn reboot(&mut self, sh: &Shared) {
         if let Some((version, image)) = self.reload_into.take() {
+            // PnP starts over from the DHCP profile: plain HTTP.
+            self.server.clone_from(&sh.opts.server);
             tokio::time::sleep(sh.scaled(sh.opts.reload_secs)).await;
             self.version = version;
             self.image_file = image;
@@ -776,12 +880,13 @@ fn hasher() -> (
 async fn post(
     sh: &Shared,
     client: &reqwest::Client,
+    server: &str,
     path: &str,
     body: String,
 ) -> Result<(u16, String), String> {
     let started = Instant::now();
     let resp = client
-        .post(format!("{}{path}", sh.opts.server))
+        .post(format!("{server}{path}"))
         .header("Content-Type", "text/xml; charset=utf-8")
         .body(body)
         .send()
@@ -816,14 +921,15 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
     while !sh.stop.load(Ordering::Relaxed) && !r.terminated {
         let correlator = r.correlator();
         let wr = r.work_request(&correlator);
-        let (status, body) = match post(&sh, &r.client, "/pnp/WORK-REQUEST", wr).await {
-            Ok(x) => x,
-            Err(_) => {
-                // Server gone (restart): keep polling like the agent does.
-                tokio::time::sleep(idle()).await;
-                continue;
-            }
-        };
+        let (status, body) =
+            match post(&sh, &r.client, &r.server.clone(), "/pnp/WORK-REQUEST", wr).await {
+                Ok(x) => x,
+                Err(_) => {
+                    // Server gone (restart): keep polling like the agent does.
+                    tokio::time::sleep(idle()).await;
+                    continue;
+                }
+            };
         sh.exchanges.fetch_add(1, Ordering::Relaxed);
         if status != 200 {
             sh.anomaly(format!(
@@ -873,7 +979,15 @@ async fn run_router(sh: Arc<Shared>, mut r: Router) {
             // The router lost power: it answers nothing and starts over with HELLO.
             continue;
         }
-        match post(&sh, &r.client, "/pnp/WORK-RESPONSE", reply).await {
+        match post(
+            &sh,
+            &r.client,
+            &r.server.clone(),
+            "/pnp/WORK-RESPONSE",
+            reply,
+        )
+        .await
+        {
             Ok((200, bye)) => {
                 let echoed = xml::parse(bye.as_bytes()).ok().and_then(|b| {
                     b.child("info")
@@ -1040,7 +1154,18 @@ fn router_client(
     source: Option<std::net::IpAddr>,
     i: usize,
 ) -> anyhow::Result<reqwest::Client> {
+    router_client_with(loopback, source, i, None)
+}
+
+/// [`router_client`], trusting `trustpoint` (only it) for HTTPS.
+fn router_client_with(
+    loopback: bool,
+    source: Option<std::net::IpAddr>,
+    i: usize,
+    trustpoint: Option<reqwest::Certificate>,
+) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
         .pool_max_idle_per_host(2)
         // Below the server's header timeout (10 s by default, which also ends a kept-alive
         // connection left idle), so a pooled connection is never one it just closed.
@@ -1049,6 +1174,9 @@ fn router_client(
         // Like a router's copy command: a transfer that stops moving fails (and is retried by
         // the workflow) instead of hanging for ever.
         .read_timeout(Duration::from_secs(60));
+    if let Some(ca) = trustpoint {
+        b = b.add_root_certificate(ca);
+    }
     if let Some(ip) = source {
         b = b.local_address(ip);
     } else if loopback {
@@ -1102,6 +1230,7 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
         routers.push(r);
     }
     let sh = Arc::new(Shared {
+        loopback,
         opts: opts.clone(),
         client,
         stop: AtomicBool::new(false),
@@ -1180,6 +1309,7 @@ mod tests {
             sudi_pki: None,
             forged_sudi: 0,
             wrong_sudi: 0,
+            https_stuck: 0,
         };
         let mut r = Router::new(&opts, 0, reqwest::Client::new());
         assert!((0..10).all(|_| r.job_secs(&opts) == 2.0));

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 mod atomic;
+pub(crate) mod bench_tls;
 pub(crate) mod db;
 mod legacy;
 pub(crate) mod postgres;

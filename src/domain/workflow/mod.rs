@@ -12,10 +12,12 @@ use chrono::{DateTime, Local};
 
 mod action;
 mod prove;
+mod transport;
 
 use super::ios::{Guestshell, cli_error, guestshell_state, normalize_version};
 pub(crate) use super::plan::Plan;
 pub(crate) use action::{Action, mark_interrupted, operator, set_state};
+pub(crate) use transport::Transport;
 
 use crate::domain::bench::human_bytes;
 use crate::domain::device::{Day0, Device, Evidence, Pending, State};
@@ -27,8 +29,12 @@ use crate::domain::plan::{Cleanup, ImageTarget};
 pub(crate) struct Ctx<'a> {
     /// Now.
     pub(crate) now: DateTime<Local>,
-    /// Base URL devices download from, e.g. `http://198.51.100.1:8080`.
+    /// Base URL devices download images and files from, e.g. `http://198.51.100.1:8080`.
     pub(crate) base_url: &'a str,
+    /// Base URL of day-0 configs: the HTTPS one with `[http] https` on.
+    pub(crate) config_base: &'a str,
+    /// This exchange's transport, with `[http] https` on; `None`: plain HTTP only.
+    pub(crate) tls: Option<Transport<'a>>,
     /// The router's day-0 config rendered for it (`<SERIAL>.cfg` else `default.cfg`), or why
     /// there is none: prepared by the caller, outside the record's lock, when [`needs_day0`]
     /// says this exchange can need it; `None` otherwise.
@@ -131,8 +137,8 @@ fn after_backoff(dev: &mut Device, now: DateTime<Local>) {
     }
 }
 
-fn url(ctx: &Ctx<'_>, dir: &str, file: &str) -> String {
-    format!("{}/{dir}/{file}", ctx.base_url.trim_end_matches('/'))
+fn config_url(ctx: &Ctx<'_>, dir: &str, file: &str) -> String {
+    format!("{}/{dir}/{file}", ctx.config_base.trim_end_matches('/'))
 }
 
 /// The per-job URL of a download (so progress is this router's whatever address it comes
@@ -268,9 +274,17 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
         goto(dev, now, next, "");
         None
     };
+    if dev.state != State::NewDevice
+        && let Some(step) = transport::step(dev, plan, ctx)
+    {
+        return step;
+    }
     match dev.state {
         State::NewDevice => {
             if let Some(step) = prove::next(dev, plan, ctx) {
+                return step;
+            }
+            if let Some(step) = transport::step(dev, plan, ctx) {
                 return step;
             }
             if let Err(wait) = take_day0(dev, plan, ctx) {
@@ -379,7 +393,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             // Per-job URL: rendered for this router, fetched only by its bound address, through
             // this job's token, for a limited time.
             Some(Job::ConfigUpgrade {
-                url: url(
+                url: config_url(
                     ctx,
                     &format!("day0/{}/{}", dev.serial, hex::encode(ctx.config_token)),
                     &file,
@@ -612,6 +626,7 @@ fn on_failure(dev: &mut Device, plan: &Plan, now: DateTime<Local>, p: &Pending, 
 fn on_success(dev: &mut Device, resp: &JobResult, plan: &Plan, now: DateTime<Local>, p: &Pending) {
     let done = format!("{} done", p.job.summary());
     match (&p.job, &resp.output) {
+        (Job::CertificateInstall { .. }, _) => transport::taken(dev, &p.job, now),
         (Job::SetConfigRegister { .. }, Output::Config(lines)) => {
             let failures = config_errors(lines);
             if failures.is_empty() {

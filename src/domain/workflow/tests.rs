@@ -57,6 +57,7 @@ fn plan() -> Plan {
             require_sudi: false,
             trust: Arc::new(crate::domain::sudi::Trust::new(&[]).unwrap()),
         },
+        https_timeout: None,
     }
 }
 
@@ -66,6 +67,8 @@ struct Conv {
     plan: Plan,
     n: u32,
     config: Result<Day0, String>,
+    /// With `[http] https` on: whether the next request comes over HTTPS.
+    over_tls: Option<bool>,
 }
 
 impl Conv {
@@ -76,6 +79,7 @@ impl Conv {
             plan,
             n: 0,
             config: Ok(day0()),
+            over_tls: None,
         }
     }
 
@@ -90,6 +94,13 @@ impl Conv {
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
+            config_base: "http://198.51.100.1:8080",
+            tls: self.over_tls.map(|over_tls| Transport {
+                over_tls,
+                ca_url: "http://198.51.100.1:8080/pnp-info/ca.pem",
+                host: "198.51.100.1",
+                port: 8443,
+            }),
             day0: prepared.as_ref(),
             config_token: TOKEN,
         };
@@ -897,6 +908,8 @@ fn day0_is_needed_only_from_the_states_that_say_so() {
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
+            config_base: "http://198.51.100.1:8080",
+            tls: None,
             day0: None,
             config_token: TOKEN,
         };
@@ -1501,4 +1514,103 @@ fn a_proof_takes_a_record_bound_by_address_only_and_starts_it_over() {
     );
     assert_eq!(identity::identity(&c.dev).0, "sudi-verified");
     assert!(c.dev.claim.is_none() && c.dev.pending.is_none());
+}
+
+#[test]
+fn routers_move_to_https_and_get_no_job_over_plain_http_after() {
+    let mut p = plan();
+    p.https_timeout = Some(std::time::Duration::from_secs(600));
+    let mut c = Conv::new(p);
+    c.over_tls = Some(false);
+    let Job::CertificateInstall {
+        ca_url,
+        clock,
+        host,
+        port,
+    } = c.request()
+    else {
+        panic!("no certificate-install: {:?}", c.dev.pending)
+    };
+    assert_eq!(
+        (ca_url.as_str(), host.as_str(), port),
+        (
+            "http://198.51.100.1:8080/pnp-info/ca.pem",
+            "198.51.100.1",
+            8443
+        )
+    );
+    assert!(
+        (chrono::Utc::now() - clock).num_seconds().abs() < 5,
+        "the clock is now, UTC"
+    );
+    c.ok("certificate-install");
+    assert!(c.dev.tls.as_ref().is_some_and(|m| m.back.is_none()));
+    // Still on plain HTTP: no job, a short backoff while it switches.
+    let job = c.request();
+    assert_eq!(
+        job,
+        Job::Backoff {
+            seconds: 60,
+            reason: "reconnect over HTTPS".into()
+        }
+    );
+    assert_eq!(c.dev.state, State::NewDevice);
+    c.ok("backoff");
+    // Over HTTPS: the workflow goes on.
+    c.over_tls = Some(true);
+    assert_eq!(
+        c.request(),
+        Job::SetConfigRegister {
+            value: "0x2102".into()
+        }
+    );
+    assert!(c.dev.tls.as_ref().unwrap().back.is_some());
+    assert!(
+        c.dev
+            .history
+            .iter()
+            .any(|e| e.text.starts_with("came back over HTTPS"))
+    );
+    c.answer("cli-config", true, "");
+    // After a reload it asks over plain HTTP again (its DHCP profile): the trustpoint again,
+    // not the next job.
+    c.over_tls = Some(false);
+    assert!(matches!(c.request(), Job::CertificateInstall { .. }));
+    c.ok("certificate-install");
+    // Not back within the timeout: said, with what to check, and the job sent again.
+    let m = c.dev.tls.as_mut().unwrap();
+    m.taken -= chrono::Duration::seconds(700);
+    assert!(matches!(c.request(), Job::CertificateInstall { .. }));
+    let a = crate::domain::bench::attention(&c.dev, None).unwrap();
+    assert!(a.reason.contains("has not come back over HTTPS"), "{a:?}");
+    assert!(
+        a.fix.contains("show crypto pki trustpoints pnplabel"),
+        "{a:?}"
+    );
+    c.ok("certificate-install");
+    c.over_tls = Some(true);
+    c.request();
+    assert!(
+        crate::domain::bench::attention(&c.dev, None).is_none(),
+        "back: nothing to check"
+    );
+    // The certificate-install renders as the schema has it.
+    let job = Job::CertificateInstall {
+        ca_url: "http://198.51.100.1:8080/pnp-info/ca.pem".into(),
+        clock: "2026-12-02T03:04:05Z".parse().unwrap(),
+        host: "198.51.100.1".into(),
+        port: 8443,
+    };
+    let xml = message::render_request(UDI, "C9", &job);
+    for part in [
+        "<request xmlns=\"urn:cisco:pnp:certificate-install\" correlator=\"C9\">",
+        "<clock><year>2026</year><month>12</month><day>2</day><hour>3</hour><min>4</min><sec>5</sec></clock>",
+        "<label>pnplabel</label>",
+        "<uri>http://198.51.100.1:8080/pnp-info/ca.pem</uri>",
+        "<protocol>https</protocol>",
+        "<server-address><ipv4>198.51.100.1</ipv4><port>8443</port></server-address>",
+    ] {
+        assert!(xml.contains(part), "{part} not in {xml}");
+    }
+    crate::pnp::xml::parse(xml.as_bytes()).unwrap();
 }
