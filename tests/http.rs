@@ -21,6 +21,21 @@ async fn fixture() -> Fixture {
     fixture_with("[[workflow.image]]\nfile = \"c1100-universalk9.17.12.03a.SPA.bin\"\n").await
 }
 
+thread_local! {
+    /// `[http]` keys the next fixture of this test thread gets (the HTTPS tests set them).
+    static HTTPS_KEYS: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// A fixture with `[http] https` on (its listener is not started: the router is called
+/// directly, as if over plain HTTP unless `tls` is set on the peer).
+async fn https_fixture() -> Fixture {
+    HTTPS_KEYS
+        .with(|k| *k.borrow_mut() = "https = true\nhttps-listen = \"127.0.0.1:8443\"\n".into());
+    let f = fixture().await;
+    HTTPS_KEYS.with(|k| k.borrow_mut().clear());
+    f
+}
+
 /// A fixture whose `appliance.toml` starts with `workflow` (then `[http]`).
 async fn fixture_with(workflow: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -38,7 +53,10 @@ async fn fixture_with(workflow: &str) -> Fixture {
     std::fs::write(dir.path().join("files/secret.txt"), "s").unwrap();
     // These tests walk the workflow's jobs by hand: without the identity step at first contact
     // (capability, device-auth), which tests/sudi.rs drives with real SUDIs.
-    let src = format!("{workflow}[http]\nmax-body-bytes = 8192\n[identity]\ndevice-auth = false\n");
+    let src = format!(
+        "{workflow}[http]\nmax-body-bytes = 8192\n{}[identity]\ndevice-auth = false\n",
+        HTTPS_KEYS.with(|k| k.borrow().clone())
+    );
     let path = dir.path().join("appliance.toml");
     std::fs::write(&path, src).unwrap();
     let cfg = Config::load(&path, &Default::default()).unwrap();
@@ -573,4 +591,67 @@ async fn prometheus_metrics_parse_and_count() {
         value("pnp_dhcp_packets_total", Some(("outcome", "offer"))),
         prometheus_parse::Value::Counter(v) if v == 0.0
     ));
+}
+
+#[tokio::test]
+async fn with_https_on_plain_http_keeps_to_what_holds_no_secret() {
+    let f = https_fixture().await;
+    // The bench CA is public: served over plain HTTP, before a router trusts anything.
+    let (s, _, ca) = f.call(get("/pnp-info/ca.pem")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        ca,
+        std::fs::read(f.dir.path().join("state/tls/ca.pem")).unwrap()
+    );
+    // The dashboard and the API from another host over plain HTTP: sent to HTTPS, with the
+    // name it was opened under.
+    let req = Request::get("/api/status?x=1")
+        .header(header::HOST, "198.51.100.1:8080")
+        .body(Body::empty())
+        .unwrap();
+    let (s, h, _) = f.call_from("198.51.100.7", req).await;
+    assert_eq!(s, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        h[header::LOCATION],
+        "https://198.51.100.1:8443/api/status?x=1"
+    );
+    let req = Request::post("/api/devices/X/resume")
+        .header(header::HOST, "198.51.100.1:8080")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, _) = f.call_from("198.51.100.7", req).await;
+    assert_eq!(
+        s,
+        StatusCode::PERMANENT_REDIRECT,
+        "an action never runs over plain HTTP"
+    );
+    // The CLI on this host keeps loopback HTTP.
+    let req = Request::get("/api/status")
+        .header(header::HOST, "127.0.0.1:8080")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, _) = f.call_from("127.0.0.1", req).await;
+    assert_eq!(s, StatusCode::OK);
+    // A day-0 config never goes over plain HTTP.
+    let (s, _, body) = f.call(get("/day0/FGL2548L0AW/00/default.cfg")).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // A router's first work request over plain HTTP gets the certificate-install.
+    let (s, job) = f
+        .post("/pnp/WORK-REQUEST", "text/xml", work_request("C1", false))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(job.contains("urn:cisco:pnp:certificate-install"), "{job}");
+    assert!(
+        job.contains("<uri>http://198.51.100.1:8080/pnp-info/ca.pem</uri>"),
+        "{job}"
+    );
+    assert!(
+        job.contains("<ipv4>198.51.100.1</ipv4><port>8443</port>"),
+        "{job}"
+    );
 }

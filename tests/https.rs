@@ -15,10 +15,8 @@ fn https_bench(extra: &str) -> (Bench, u16) {
     let b = Bench::new("");
     let port = common::free_port();
     b.patch_config(
-        "max-body-bytes = 1048576\n",
-        &format!(
-            "max-body-bytes = 1048576\nhttps = true\nhttps-listen = \"127.0.0.1:{port}\"\n{extra}"
-        ),
+        "https = false\nhttps-listen = \"0.0.0.0:8443\"\n",
+        &format!("https = true\nhttps-listen = \"127.0.0.1:{port}\"\n{extra}"),
     );
     (b, port)
 }
@@ -131,7 +129,8 @@ fn routers_move_to_https_and_their_jobs_and_configs_stay_off_plain_http() {
 
 #[test]
 fn a_router_that_does_not_come_back_over_https_is_reported_with_what_to_check() {
-    let (mut b, port) = https_bench("https-timeout = 10\n");
+    let (mut b, port) = https_bench("");
+    b.patch_config("https-timeout = 600\n", "https-timeout = 10\n");
     b.start();
     wait_https(port);
     // The router takes the trustpoint but cannot reach the HTTPS port.

@@ -81,7 +81,12 @@ pub(crate) fn same_site(cfg: &Config, headers: &HeaderMap) -> Result<(), HttpErr
 }
 
 /// Middleware for the dashboard and API: `Host` must be one of ours (DNS rebinding).
-pub(super) async fn check_host(State(app): State<App>, req: Request, next: Next) -> Response {
+pub(super) async fn check_host(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<super::Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
@@ -101,10 +106,8 @@ pub(super) async fn check_host(State(app): State<App>, req: Request, next: Next)
     }
     // With HTTPS on, the admin token and the dashboard stay off the bench's wire: plain HTTP
     // from another host is sent to HTTPS (the CLI on this host keeps loopback HTTP).
-    if let (Some(h), Some(ConnectInfo(peer))) = (
-        app.cfg.https.as_ref(),
-        req.extensions().get::<ConnectInfo<super::Peer>>().copied(),
-    ) && !peer.tls
+    if let Some(h) = app.cfg.https.as_ref()
+        && !peer.tls
         && !peer.remote.ip().is_loopback()
     {
         let name = host.unwrap_or_default();
