@@ -1,7 +1,7 @@
 //! PnP over HTTPS, bootstrapped from the bench as Catalyst Center does it: routers start on
 //! plain HTTP, take the bench CA by certificate-install (clock set, trustpoint `pnplabel`),
-//! reconnect to the HTTPS port, and get their jobs and day-0 config only there; images and
-//! files stay on plain HTTP, md5-checked.
+//! reconnect to the HTTPS port, and get their jobs, day-0 config and files only there; images
+//! stay on plain HTTP, md5-checked.
 
 mod common;
 
@@ -80,6 +80,13 @@ fn routers_move_to_https_and_their_jobs_and_configs_stay_off_plain_http() {
         assert!(
             h.iter()
                 .any(|l| l.contains("image-install http://127.0.0.1:")),
+            "{h:#?}"
+        );
+        // Files carry no checksum in file-transfer: over HTTPS.
+        assert!(
+            h.iter().any(|l| l.contains(&format!(
+                "file-transfer https://127.0.0.1:{port}/dl/{serial}/<token>/files/"
+            ))),
             "{h:#?}"
         );
         // The router reloaded into the new image and came back by its DHCP profile (HTTP):

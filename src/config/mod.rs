@@ -282,7 +282,8 @@ pub(crate) struct Https {
     pub(crate) cert: Option<(PathBuf, PathBuf)>,
     /// `pnpserver.<domain>` goes in the certificate.
     pub(crate) dns_domain: Option<String>,
-    /// Images and files over HTTPS too (else plain HTTP, md5-checked, zero-copy).
+    /// Images over HTTPS too (else plain HTTP, md5-checked, zero-copy). Files always go over
+    /// HTTPS: file-transfer carries no checksum.
     pub(crate) downloads_over_https: bool,
     /// How long a router has to come back over HTTPS.
     pub(crate) timeout: std::time::Duration,
@@ -335,7 +336,7 @@ fn https(cx: &Cx<'_>, h: &wire::HttpWire, base: &Path) -> Result<Option<Https>, 
         other => {
             return Err(cx.err(
                 "http.downloads",
-                format!("{other:?}: give \"http\" (images and files over plain HTTP, md5-checked, zero-copy) or \"https\""),
+                format!("{other:?}: give \"http\" (images over plain HTTP, md5-checked, zero-copy) or \"https\""),
             ));
         }
     };

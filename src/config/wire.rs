@@ -31,8 +31,8 @@ pub(crate) struct HttpWire {
     pub(crate) tls_key: Option<String>,
     /// DNS domain of the bench: the certificate names `pnpserver.<domain>` (DNS discovery).
     pub(crate) dns_domain: Option<String>,
-    /// How routers download images and files with HTTPS on: `http` (md5-checked, zero-copy)
-    /// or `https`.
+    /// How routers download images with HTTPS on: `http` (md5-checked, zero-copy) or
+    /// `https`. Files go over HTTPS (file-transfer carries no checksum).
     pub(crate) downloads: String,
     /// Seconds a router has to come back over HTTPS after certificate-install.
     pub(crate) https_timeout: u64,

@@ -111,7 +111,7 @@ async fn exchange_request(
         (Some(b), Some(h)) if h.downloads_over_https => b.clone(),
         _ => http_base.clone(),
     };
-    let config_base = https_base.clone().unwrap_or_else(|| http_base.clone());
+    let secure_base = https_base.clone().unwrap_or_else(|| http_base.clone());
     let ca_url = format!("{http_base}/pnp-info/ca.pem");
     let host = app.host(peer.local);
     let ip = peer.remote.ip();
@@ -163,7 +163,7 @@ async fn exchange_request(
                     let ctx = Ctx {
                         now,
                         base_url: &base,
-                        config_base: &config_base,
+                        secure_base: &secure_base,
                         tls: https.map(|h| workflow::Transport {
                             over_tls: peer.tls,
                             ca_url: &ca_url,

@@ -322,7 +322,7 @@ pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
     }
     if let Some(h) = &cfg.https {
         steps.push(format!(
-            "certificate-install (clock, bench CA as trustpoint pnplabel) and reconnect to HTTPS port {}: jobs and the day-0 config over HTTPS only, images and files over {}",
+            "certificate-install (clock, bench CA as trustpoint pnplabel) and reconnect to HTTPS port {}: jobs, the day-0 config and files over HTTPS only, images over {}",
             h.listen.port(),
             if h.downloads_over_https { "HTTPS" } else { "plain HTTP (md5-checked)" }
         ));

@@ -31,8 +31,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) now: DateTime<Local>,
     /// Base URL devices download images and files from, e.g. `http://198.51.100.1:8080`.
     pub(crate) base_url: &'a str,
-    /// Base URL of day-0 configs: the HTTPS one with `[http] https` on.
-    pub(crate) config_base: &'a str,
+    /// Base URL of what must not cross plain HTTP with `[http] https` on (the HTTPS one then):
+    /// day-0 configs, and files (file-transfer carries no checksum, §6.6, and the script runs
+    /// on the router).
+    pub(crate) secure_base: &'a str,
     /// This exchange's transport, with `[http] https` on; `None`: plain HTTP only.
     pub(crate) tls: Option<Transport<'a>>,
     /// The router's day-0 config rendered for it (`<SERIAL>.cfg` else `default.cfg`), or why
@@ -138,16 +140,21 @@ fn after_backoff(dev: &mut Device, now: DateTime<Local>) {
 }
 
 fn config_url(ctx: &Ctx<'_>, dir: &str, file: &str) -> String {
-    format!("{}/{dir}/{file}", ctx.config_base.trim_end_matches('/'))
+    format!("{}/{dir}/{file}", ctx.secure_base.trim_end_matches('/'))
 }
 
 /// The per-job URL of a download (so progress is this router's whatever address it comes
 /// from): the tag is the first half of this exchange's token.
 fn download_url(ctx: &Ctx<'_>, dev: &Device, dir: &str, file: &str) -> String {
     let tag = hex::encode(&ctx.config_token[..8]);
+    let base = if dir == "files" {
+        ctx.secure_base
+    } else {
+        ctx.base_url
+    };
     format!(
         "{}{}",
-        ctx.base_url.trim_end_matches('/'),
+        base.trim_end_matches('/'),
         crate::domain::job::download_path(&dev.serial, &tag, dir, file)
     )
 }

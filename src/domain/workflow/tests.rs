@@ -94,7 +94,7 @@ impl Conv {
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
-            config_base: "http://198.51.100.1:8080",
+            secure_base: "http://198.51.100.1:8080",
             tls: self.over_tls.map(|over_tls| Transport {
                 over_tls,
                 ca_url: "http://198.51.100.1:8080/pnp-info/ca.pem",
@@ -908,7 +908,7 @@ fn day0_is_needed_only_from_the_states_that_say_so() {
         let ctx = Ctx {
             now: Local::now(),
             base_url: "http://198.51.100.1:8080",
-            config_base: "http://198.51.100.1:8080",
+            secure_base: "http://198.51.100.1:8080",
             tls: None,
             day0: None,
             config_token: TOKEN,

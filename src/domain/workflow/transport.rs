@@ -1,5 +1,6 @@
 //! The move to HTTPS (`[http] https`): certificate-install once the router's identity is
-//! settled, then PnP jobs only over HTTPS.
+//! settled, then PnP jobs only over HTTPS (the URLs the jobs name are chosen by the shell:
+//! `Ctx::secure_base` for configs and files).
 //!
 //! As Catalyst Center does it (`docs/identity.md` §3: a Cat9300 17.x log): the router first
 //! speaks plain HTTP (option 43 `K4`; `K5` would need a Cisco-signed trustpool), takes the bench
