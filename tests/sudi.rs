@@ -12,8 +12,9 @@ use std::time::Duration;
 use common::{Bench, text};
 
 /// Writes a SUDI PKI in `dir` as `simulate --sudi-pki` reads it: `sudi-roots.pem` (root and
-/// issuing CA, what `extra-roots` takes), `sudi-ca.pem` and `sudi-ca.key`.
-fn make_pki(dir: &Path) {
+/// issuing CA, what `extra-roots` takes), `sudi-ca.pem` and `sudi-ca.key`; returns the issuing
+/// CA.
+fn make_pki(dir: &Path) -> rcgen::Issuer<'static, rcgen::KeyPair> {
     std::fs::create_dir_all(dir).unwrap();
     let ca = |cn: &str| {
         let mut p = rcgen::CertificateParams::default();
@@ -29,27 +30,49 @@ fn make_pki(dir: &Path) {
     let root_pem = root_params.self_signed(&root_key).unwrap().pem();
     let root = rcgen::Issuer::new(root_params, root_key);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let ca_pem = ca("Bench Test SUDI CA")
-        .signed_by(&key, &root)
-        .unwrap()
-        .pem();
+    let params = ca("Bench Test SUDI CA");
+    let ca_pem = params.signed_by(&key, &root).unwrap().pem();
     std::fs::write(dir.join("sudi-roots.pem"), format!("{root_pem}{ca_pem}")).unwrap();
     std::fs::write(dir.join("sudi-ca.pem"), ca_pem).unwrap();
     std::fs::write(dir.join("sudi-ca.key"), key.serialize_pem()).unwrap();
+    rcgen::Issuer::new(params, key)
+}
+
+/// A router's SUDI from `ca`: its certificate (PEM) and key.
+fn sudi(
+    ca: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    pid: &str,
+    sn: &str,
+) -> (String, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(
+        rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]),
+        format!("PID:{pid} SN:{sn}"),
+    );
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    (p.signed_by(&key, ca).unwrap().pem(), key)
 }
 
 /// A bench trusting the PKI in its `pki/` (with `require-sudi` as given).
 fn bench(require: bool) -> Bench {
     let b = Bench::new("");
     make_pki(&b.path("pki"));
-    b.patch_config(
-        "# extra-roots = [\"sudi-extra.pem\"]\n",
-        "extra-roots = [\"pki/sudi-roots.pem\"]\n",
-    );
+    trust_pki(&b);
     if require {
         b.patch_config("require-sudi = false\n", "require-sudi = true\n");
     }
     b
+}
+
+/// Points the bench's `extra-roots` at its `pki/`.
+fn trust_pki(b: &Bench) {
+    b.patch_config(
+        "# extra-roots = [\"sudi-extra.pem\"]\n",
+        "extra-roots = [\"pki/sudi-roots.pem\"]\n",
+    );
 }
 
 fn identity(b: &Bench, serial: &str) -> (String, String) {
@@ -235,4 +258,126 @@ fn require_sudi_parks_a_router_that_cannot_prove_its_serial_until_the_operator_v
     let (id, why) = identity(&b, "REQ00001");
     assert_eq!(id, "sudi-failed");
     assert!(why.contains("vouched for by the operator"), "{why}");
+}
+
+const MOVER: &str = "PID:C1131-8PWB,VID:V01,SN:FGL0MOVE1";
+
+/// POSTs a PnP body from `src`: the reply's text.
+fn pnp(b: &Bench, src: &str, path: &str, body: &str) -> String {
+    let (s, reply) = common::http_from(src, b.port, "POST", path, &[("Host", "127.0.0.1")], body)
+        .unwrap_or_else(|| panic!("no answer to {path} from {src}"));
+    assert_eq!(s, 200, "{path} from {src}");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+fn ask(b: &Bench, src: &str, corr: &str) -> String {
+    pnp(
+        b,
+        src,
+        "/pnp/WORK-REQUEST",
+        &format!(
+            "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{MOVER}\"><info xmlns=\"urn:cisco:pnp:work-info\" correlator=\"{corr}\"><deviceId><udi>{MOVER}</udi><hostname>Router</hostname><authRequired>false</authRequired></deviceId></info></pnp>"
+        ),
+    )
+}
+
+fn answer(b: &Bench, src: &str, service: &str, corr: &str, inner: &str) -> String {
+    pnp(
+        b,
+        src,
+        "/pnp/WORK-RESPONSE",
+        &format!(
+            "<pnp xmlns=\"urn:cisco:pnp\" version=\"1.0\" udi=\"{MOVER}\"><response xmlns=\"urn:cisco:pnp:{service}\" correlator=\"{corr}\" success=\"1\">{inner}</response></pnp>"
+        ),
+    )
+}
+
+/// Answers the device-auth job in `job` (its challenge) with the SUDI `cert`/`key`, from `src`.
+fn prove(b: &Bench, src: &str, corr: &str, job: &str, cert: &str, key: &rcgen::KeyPair) -> String {
+    use base64::Engine as _;
+    use rcgen::SigningKey as _;
+    assert!(
+        job.contains("urn:cisco:pnp:device-auth"),
+        "not a challenge: {job}"
+    );
+    let challenge = job
+        .split("<challenge-request>")
+        .nth(1)
+        .and_then(|c| c.split("</challenge-request>").next())
+        .unwrap();
+    let b64 = |x: &[u8]| base64::engine::general_purpose::STANDARD.encode(x);
+    let sig = key.sign(challenge.as_bytes()).unwrap();
+    // As the NSO netsim client sends it: no <auth> wrapper, no methods.
+    let inner = format!(
+        "<challenge-response>{}</challenge-response><sudi-cert>{}</sudi-cert>",
+        b64(&sig),
+        b64(cert.as_bytes())
+    );
+    answer(b, src, "device-auth", corr, &inner)
+}
+
+/// A verified router that comes back at another address proves the same SUDI there and moves
+/// by itself, carrying on where it was; a host with another certificate for its serial (even
+/// one from a trusted CA) does not take it.
+#[test]
+fn a_verified_router_moves_by_proving_its_sudi_and_only_so() {
+    let mut b = Bench::new("");
+    let ca = make_pki(&b.path("pki"));
+    trust_pki(&b);
+    b.start();
+    let (cert, key) = sudi(&ca, "C1131-8PWB", "FGL0MOVE1");
+    let (home, new, impostor) = ("127.0.0.1", "127.0.0.2", "127.0.0.3");
+    let job = ask(&b, home, "H0");
+    assert!(job.contains("urn:cisco:pnp:capability"), "{job}");
+    answer(
+        &b,
+        home,
+        "capability",
+        "H0",
+        "<supportedCapabilities><capability>cisco:pnp:device-auth</capability></supportedCapabilities>",
+    );
+    let job = ask(&b, home, "H1");
+    prove(&b, home, "H1", &job, &cert, &key);
+    let job = ask(&b, home, "H2");
+    assert!(
+        job.contains("config-register"),
+        "verified, it goes on: {job}"
+    );
+    let d = b.device("FGL0MOVE1").unwrap();
+    assert_eq!(d["sudi"]["verdict"], "verified", "{d:#}");
+
+    // Another certificate for this serial, from the trusted CA: refused, nothing moves.
+    let (other, other_key) = sudi(&ca, "C1131-8PWB", "FGL0MOVE1");
+    let job = ask(&b, impostor, "I0");
+    prove(&b, impostor, "I0", &job, &other, &other_key);
+    let d = b.device("FGL0MOVE1").unwrap();
+    assert_eq!(d["binding"]["ip"], home, "{d:#}");
+    assert!(
+        b.server_log()
+            .contains("its SUDI answer does not prove the serial; nothing moved")
+    );
+    assert!(
+        common::history_texts(&d)
+            .iter()
+            .any(|l| l.contains("it proved another SUDI certificate")),
+        "{d:#}"
+    );
+
+    // The router itself at a new address: challenged there, proves the same certificate,
+    // moves without the operator and carries on with the job it was on.
+    let job = ask(&b, new, "N0");
+    prove(&b, new, "N0", &job, &cert, &key);
+    let d = b.device("FGL0MOVE1").unwrap();
+    assert_eq!(d["binding"]["ip"], new, "{d:#}");
+    assert!(
+        common::history_texts(&d)
+            .iter()
+            .any(|l| l == "moved from 127.0.0.1 to 127.0.0.2: it proved the same SUDI certificate"),
+        "{d:#}"
+    );
+    let job = ask(&b, new, "N1");
+    assert!(job.contains("config-register"), "{job}");
+    // The old address is a claimant now.
+    let job = ask(&b, home, "H3");
+    assert!(!job.contains("config-register"), "{job}");
 }
