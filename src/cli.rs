@@ -209,7 +209,8 @@ pub(crate) enum ReportFormat {
 /// Operator actions on a device.
 #[derive(Debug, Subcommand)]
 pub(crate) enum DeviceAction {
-    /// Continue a router parked in BOOTFLASH_NO_SPACE, or retry a FAILED one.
+    /// Continue a router parked in BOOTFLASH_NO_SPACE or IMAGE_NO_SPACE, vouch for one in
+    /// IDENTITY_UNPROVEN, or retry a FAILED one.
     Resume(Acting),
     /// Send the current step's job again (FAILED: retry the failed step).
     Retry(Acting),

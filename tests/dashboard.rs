@@ -466,6 +466,17 @@ async fn forty_routers_at_a_glance_on_a_desk_and_a_phone() {
         .js("return document.querySelector('tr[data-serial=\"BENCH00017\"] .c-prog').textContent")
         .await;
     assert!(step.as_str().is_some_and(|s| s.contains("8/8")), "{step}");
+    // How each router proved its serial: these simulated routers offer no device-auth.
+    let id = d
+        .js("const c = document.querySelector('tr[data-serial=\"BENCH00017\"] .c-id'); return [c.textContent, c.title]")
+        .await;
+    assert_eq!(id[0], "address", "{id}");
+    assert!(
+        id[1].as_str().is_some_and(
+            |t| t.starts_with("address-bound: its PnP agent does not offer device-auth")
+        ),
+        "{id}"
+    );
     screenshot(&d, "dashboard.png").await;
 
     // Forty rows on one screen, no URL anywhere in the table.

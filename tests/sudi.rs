@@ -156,7 +156,16 @@ fn routers_prove_their_serial_by_sudi_and_forgeries_are_told_apart() {
         show.contains("identity      sudi-failed: the certificate is for"),
         "{show}"
     );
-    // The server log has each verdict, once.
+    // The report's last column names it.
+    let report = text(&b.run(&["report", "--format", "csv"]));
+    let head = report.lines().next().unwrap_or_default();
+    assert!(head.ends_with(",bench,identity"), "{head}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("SUDI00003,") && l.ends_with(",sudi-verified")),
+        "{report}"
+    );
     let log = b.server_log();
     let hist = common::history_texts(&b.device("SUDI00004").unwrap());
     assert!(

@@ -432,9 +432,12 @@ pub(crate) struct ReportRow {
     pub(crate) version_after: String,
     /// Per step: (state name, result, time); result empty when not reached.
     pub(crate) steps: Vec<(String, String, String)>,
-    /// The bench that drives it (last column: the columns before keep their places).
+    /// The bench that drives it (after the steps: the columns before keep their places).
     #[serde(default)]
     pub(crate) bench: String,
+    /// `sudi-verified`, `sudi-failed` or `address-bound` (last column).
+    #[serde(default)]
+    pub(crate) identity: String,
 }
 
 /// Report rows, sorted by serial.
@@ -453,6 +456,7 @@ pub(crate) fn report(devices: &[Device]) -> Vec<ReportRow> {
             version_before: d.initial_version.clone(),
             version_after: d.current_version.clone(),
             bench: d.bench.clone(),
+            identity: crate::domain::identity::identity(d).0.to_string(),
             steps: REPORT_STEPS
                 .iter()
                 .map(|s| {
@@ -502,6 +506,7 @@ pub(crate) fn report_csv(rows: &[ReportRow]) -> String {
         header.push(format!("{n}_time"));
     }
     header.push("bench".into());
+    header.push("identity".into());
     let _ = w.write_record(&header);
     for r in rows {
         let mut rec = vec![
@@ -518,6 +523,7 @@ pub(crate) fn report_csv(rows: &[ReportRow]) -> String {
             rec.push(at.clone());
         }
         rec.push(r.bench.clone());
+        rec.push(r.identity.clone());
         let _ = w.write_record(rec.iter().map(|c| neutralised(c)));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
