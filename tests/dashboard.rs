@@ -243,7 +243,13 @@ async fn dashboard_live_table_and_guarded_actions() {
         &wr,
     )
     .unwrap();
-    assert_eq!((status, body.len()), (200, 0), "a claim gets no job");
+    // A claim gets no job: only a SUDI challenge (it takes the record only by proof).
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("urn:cisco:pnp:device-auth") && !body.contains("config"),
+        "a claim gets no job: {body}"
+    );
     let claim = d
         .wait_js(
             "const c = document.getElementById('claim'); return c.hidden ? null : c.textContent",
