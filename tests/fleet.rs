@@ -90,17 +90,21 @@ fn two_benches_share_one_fleet_and_a_moved_router_continues_where_it_was() {
         status.contains("BENCH") && status.contains("bench-b"),
         "{status}"
     );
-    // So does `report`, in its last column.
+    // So does `report`, after the steps (then identity, the last column).
     let out = a.run(&["report"]);
     let report = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        report.lines().next().unwrap_or("").ends_with(",bench"),
+        report
+            .lines()
+            .next()
+            .unwrap_or("")
+            .ends_with(",bench,identity"),
         "{report}"
     );
     assert!(
         report
             .lines()
-            .any(|l| l.starts_with("FLB00001,") && l.ends_with(",bench-b")),
+            .any(|l| l.starts_with("FLB00001,") && l.ends_with(",bench-b,address-bound")),
         "{report}"
     );
 

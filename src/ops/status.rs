@@ -570,7 +570,8 @@ mod tests {
         let mut lines = csv.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         let row: Vec<&str> = lines.next().unwrap().split(',').collect();
-        assert_eq!(header.len(), 7 + 2 * REPORT_STEPS.len() + 1);
+        assert_eq!(header.len(), 7 + 2 * REPORT_STEPS.len() + 2);
+        assert_eq!(header[header.len() - 2..], ["bench", "identity"]);
         assert_eq!(header.len(), row.len());
         let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
         assert_eq!(col("version_before"), "17.9.4a");
@@ -578,8 +579,8 @@ mod tests {
         assert_eq!(col("gs_tarball_transfer_result"), "skipped");
         assert_eq!(col("run_py_script_result"), "");
         assert_eq!(col("config_reg_time"), crate::domain::bench::utc(now));
-        assert_eq!(header.last(), Some(&"bench"));
-        assert_eq!(row.last(), Some(&"bench-2"));
+        assert_eq!(col("bench"), "bench-2");
+        assert_eq!(col("identity"), "address-bound");
     }
 
     fn row(serial: &str, state: State, fail: Option<&str>) -> StatusRow {

@@ -217,4 +217,33 @@ mod tests {
         );
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    #[test]
+    fn a_configured_certificate_is_served_and_its_chain_end_is_the_trustpoint() {
+        let d = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut ca = rcgen::CertificateParams::default();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["pnp.bench.example".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap()
+            .pem();
+        let (cert, keyf) = (d.path().join("site.pem"), d.path().join("site.key"));
+        std::fs::write(&cert, format!("{leaf}{ca_pem}")).unwrap();
+        std::fs::write(&keyf, key.serialize_pem()).unwrap();
+        let t = load_or_create(d.path(), &[], Some(&(cert.clone(), keyf.clone()))).unwrap();
+        assert_eq!(
+            t.ca_pem, ca_pem,
+            "routers trust the last certificate of the chain"
+        );
+        assert_eq!(t.key_pem, key.serialize_pem());
+        assert!(!d.path().join("tls").exists(), "no bench CA made beside it");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let err = load_or_create(d.path(), &[], Some(&(cert, keyf))).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
 }
