@@ -297,15 +297,15 @@ pub(crate) async fn run(
     let limits = app.cfg.limits.clone();
     let router = http::router(app);
     let tls_task = https.map(|(l, acceptor)| {
-        tokio::spawn(serve_https(
+        tokio::spawn(serve_listener(
             router.clone(),
-            acceptor,
+            Front::Tls(acceptor),
             l,
             limits.clone(),
             cancel.clone(),
         ))
     });
-    serve_http(router, fast, listener, limits, cancel.clone()).await;
+    serve_listener(router, Front::Plain(fast), listener, limits, cancel.clone()).await;
     cancel.cancel();
     if let Some(t) = tls_task {
         let _ = t.await;
@@ -342,13 +342,23 @@ pub(crate) async fn run(
 /// this per connection. The default (~400 KB) made 1000 slow downloads cost ~640 MB.
 pub(crate) const MAX_CONN_BUF: usize = 64 << 10;
 
-/// Accepts connections until `cancel`. Each starts on the zero-copy file path
-/// ([`crate::files::sendfile::serve`]) and goes to hyper, with [`MAX_CONN_BUF`] and the [`Peer`]
-/// of the connection in every request, at its first request that is not a plain download; then
-/// lets requests in flight finish (up to 5 s: an image download does not hold up a shutdown).
-async fn serve_http(
+/// How a listener's connections reach hyper.
+#[derive(Clone)]
+enum Front {
+    /// Plain HTTP: first the zero-copy file path ([`crate::files::sendfile::serve`]).
+    Plain(Arc<crate::files::sendfile::FastFiles>),
+    /// HTTPS: the TLS handshake (within the header timeout), then everything through hyper
+    /// (the kernel cannot encrypt, so no zero-copy path).
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+/// Accepts connections until `cancel`, at most `connections-per-address` per client. Each goes
+/// through its [`Front`] to hyper, with [`MAX_CONN_BUF`] and the [`Peer`] of the connection in
+/// every request; then lets requests in flight finish (up to 5 s: an image download does not
+/// hold up a shutdown).
+async fn serve_listener(
     router: axum::Router,
-    fast: Arc<crate::files::sendfile::FastFiles>,
+    front: Front,
     listener: TcpListener,
     limits: crate::config::Limits,
     cancel: CancellationToken,
@@ -368,6 +378,7 @@ async fn serve_http(
         .max_buf_size(MAX_CONN_BUF)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    let tls = matches!(front, Front::Tls(_));
     loop {
         let (stream, remote) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -400,7 +411,7 @@ async fn serve_http(
         let peer = Peer {
             remote,
             local: stream.local_addr().unwrap_or(remote),
-            tls: false,
+            tls,
         };
         let _ = stream.set_nodelay(true);
         let svc = router.clone().map_request(
@@ -410,23 +421,48 @@ async fn serve_http(
                 req
             },
         );
-        let (builder, watcher, fast, cancel) = (
+        let (builder, watcher, front, cancel) = (
             builder.clone(),
             graceful.watcher(),
-            fast.clone(),
+            front.clone(),
             cancel.clone(),
         );
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
             let _slot = slot;
-            let Some(stream) =
-                crate::files::sendfile::serve(stream, &fast, peer.remote.ip(), &cancel).await
-            else {
-                return;
-            };
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-                .into_owned();
-            let _ = watcher.watch(conn).await;
+            let svc = TowerToHyperService::new(svc);
+            match front {
+                Front::Plain(fast) => {
+                    let Some(stream) =
+                        crate::files::sendfile::serve(stream, &fast, peer.remote.ip(), &cancel)
+                            .await
+                    else {
+                        return;
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+                Front::Tls(acceptor) => {
+                    let stream = match tokio::time::timeout(handshake, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            // A client that does not trust us says so here (unknown CA,
+                            // a name the certificate does not hold).
+                            tracing::debug!(ip = %peer.remote.ip(), error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+            }
         });
     }
     drop(listener);
@@ -487,85 +523,6 @@ fn tls_acceptor(
         .with_single_cert(chain, key)
         .map_err(|e| anyhow::anyhow!("the HTTPS certificate and key do not go together: {e}"))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Accepts TLS connections until `cancel` and serves them with `router`, the [`Peer`] marked
-/// `tls`: every request goes through hyper (no zero-copy path: the kernel cannot encrypt).
-async fn serve_https(
-    router: axum::Router,
-    acceptor: tokio_rustls::TlsAcceptor,
-    listener: TcpListener,
-    limits: crate::config::Limits,
-    cancel: CancellationToken,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt;
-    let conns = crate::http::conns::Conns::new(limits.connections_per_address);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .max_buf_size(MAX_CONN_BUF)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    loop {
-        let (stream, remote) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "cannot accept an HTTPS connection (raise `ulimit -n` if this says too many open files)");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(slot) = conns.open(remote.ip(), std::time::Instant::now()) else {
-            continue;
-        };
-        let peer = Peer {
-            remote,
-            local: stream.local_addr().unwrap_or(remote),
-            tls: true,
-        };
-        let _ = stream.set_nodelay(true);
-        let svc = router.clone().map_request(
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            },
-        );
-        let (builder, watcher, acceptor, handshake) = (
-            builder.clone(),
-            graceful.watcher(),
-            acceptor.clone(),
-            limits.header_timeout,
-        );
-        tokio::spawn(async move {
-            let _slot = slot;
-            let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    // A router that does not trust us yet says so here (unknown CA, bad name).
-                    tracing::debug!(ip = %remote.ip(), error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-                .into_owned();
-            let _ = watcher.watch(conn).await;
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-    }
 }
 
 /// The base URL a client on this host reaches a listener on `addr` by (loopback for an

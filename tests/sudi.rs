@@ -75,15 +75,20 @@ fn trust_pki(b: &Bench) {
     );
 }
 
-fn identity(b: &Bench, serial: &str) -> (String, String) {
+/// The router's row in `/api/status`.
+fn status_row(b: &Bench, serial: &str) -> serde_json::Value {
     let (_, body) = common::http_get(b.port, "/api/status").unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let row = rows
-        .as_array()
+    rows.as_array()
         .unwrap()
         .iter()
         .find(|r| r["serial"] == serial)
-        .unwrap_or_else(|| panic!("{serial} not in {rows}"));
+        .cloned()
+        .unwrap_or_else(|| panic!("{serial} not in {rows}"))
+}
+
+fn identity(b: &Bench, serial: &str) -> (String, String) {
+    let row = status_row(b, serial);
     (
         row["identity"].as_str().unwrap_or_default().to_string(),
         row["identity_detail"]
@@ -222,14 +227,7 @@ fn require_sudi_parks_a_router_that_cannot_prove_its_serial_until_the_operator_v
     }
     let (id, why) = identity(&b, "REQ00001");
     assert_eq!(id, "sudi-failed", "{why}");
-    let (_, body) = common::http_get(b.port, "/api/status").unwrap();
-    let rows: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["serial"] == "REQ00001")
-        .unwrap();
+    let row = status_row(&b, "REQ00001");
     assert_eq!(row["group"], "needs_you", "{row}");
     assert!(
         row["reason"].as_str().unwrap().contains("require-sudi"),

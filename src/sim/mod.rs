@@ -1187,6 +1187,39 @@ fn router_client_with(
     Ok(b.build()?)
 }
 
+/// The test SUDI PKI kept in `dir` (`sudi-roots.pem`, what `[identity] extra-roots` takes;
+/// `sudi-ca.pem` and `sudi-ca.key`, the issuing CA), made there when missing; and whether it
+/// was made now.
+fn open_or_create_pki(
+    dir: &std::path::Path,
+) -> Result<(crate::domain::sudi::test_pki::TestPki, bool), String> {
+    use crate::domain::sudi::test_pki::TestPki;
+    let (roots, ca_cert, ca_key) = (
+        dir.join("sudi-roots.pem"),
+        dir.join("sudi-ca.pem"),
+        dir.join("sudi-ca.key"),
+    );
+    let say = |p: &std::path::Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
+    if ca_key.exists() {
+        let key = std::fs::read_to_string(&ca_key).map_err(|e| say(&ca_key, &e))?;
+        let cert = std::fs::read_to_string(&ca_cert).map_err(|e| say(&ca_cert, &e))?;
+        return Ok((
+            TestPki::from_pem(&cert, &key).map_err(|e| say(dir, &e))?,
+            false,
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| say(dir, &e))?;
+    let (pki, pem) = TestPki::generate()?;
+    for (path, text) in [
+        (&roots, pem.roots),
+        (&ca_cert, pem.ca_cert),
+        (&ca_key, pem.ca_key),
+    ] {
+        std::fs::write(path, text).map_err(|e| say(path, &e))?;
+    }
+    Ok((pki, true))
+}
+
 /// Runs the simulation; prints progress to stderr and returns the summary.
 pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
     let client = reqwest::Client::builder()
@@ -1198,8 +1231,8 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
     let loopback = server_on_loopback(&opts.server);
     let pki = match &opts.sudi_pki {
         Some(dir) => {
-            let (pki, created) = crate::domain::sudi::test_pki::TestPki::open_or_create(dir)
-                .map_err(|e| anyhow::anyhow!("--sudi-pki: {e}"))?;
+            let (pki, created) =
+                open_or_create_pki(dir).map_err(|e| anyhow::anyhow!("--sudi-pki: {e}"))?;
             if created {
                 eprintln!(
                     "simulate: created a test SUDI PKI in {}: add {} to the server's [identity] extra-roots",

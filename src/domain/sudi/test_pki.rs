@@ -1,9 +1,7 @@
 //! A private SUDI PKI for `simulate` and the tests: a root and an issuing CA (like Cisco's Root
 //! CA 2099 → High Assurance SUDI CA), and device certificates naming `PID:<pid> SN:<serial>`
-//! on P-256 keys. Its `sudi-roots.pem` is what `[identity] extra-roots` takes. Nothing here is
-//! used by the server.
-
-use std::path::{Path, PathBuf};
+//! on P-256 keys. Its roots (PEM) are what `[identity] extra-roots` takes. In memory only (the
+//! simulator keeps the PEM texts in files); nothing here is used by the server.
 
 use base64::Engine as _;
 use rcgen::SigningKey as _;
@@ -13,14 +11,14 @@ pub(crate) struct TestPki {
     ca: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
-/// The files of a test PKI in `dir`: the roots for `extra-roots`, the issuing CA's certificate
-/// and its key.
-fn files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (
-        dir.join("sudi-roots.pem"),
-        dir.join("sudi-ca.pem"),
-        dir.join("sudi-ca.key"),
-    )
+/// A test PKI as PEM texts.
+pub(crate) struct PkiPem {
+    /// The root and the issuing CA: what `extra-roots` takes.
+    pub(crate) roots: String,
+    /// The issuing CA's certificate.
+    pub(crate) ca_cert: String,
+    /// Its private key (PKCS#8).
+    pub(crate) ca_key: String,
 }
 
 fn ca_params(cn: &str) -> rcgen::CertificateParams {
@@ -36,19 +34,8 @@ fn ca_params(cn: &str) -> rcgen::CertificateParams {
 }
 
 impl TestPki {
-    /// The PKI in `dir`, created there (three files) when it is not yet; returns whether it
-    /// was created.
-    pub(crate) fn open_or_create(dir: &Path) -> Result<(TestPki, bool), String> {
-        let (roots, ca_cert, ca_key) = files(dir);
-        let say = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
-        if ca_key.exists() {
-            let key = std::fs::read_to_string(&ca_key).map_err(|e| say(&ca_key, &e))?;
-            let key = rcgen::KeyPair::from_pem(&key).map_err(|e| say(&ca_key, &e))?;
-            let cert = std::fs::read_to_string(&ca_cert).map_err(|e| say(&ca_cert, &e))?;
-            let ca = rcgen::Issuer::from_ca_cert_pem(&cert, key).map_err(|e| say(&ca_cert, &e))?;
-            return Ok((TestPki { ca }, false));
-        }
-        std::fs::create_dir_all(dir).map_err(|e| say(dir, &e))?;
+    /// A new PKI, and its PEM texts.
+    pub(crate) fn generate() -> Result<(TestPki, PkiPem), String> {
         let err = |e: rcgen::Error| format!("creating the test SUDI PKI: {e}");
         let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(err)?;
         let root_params = ca_params("Test SUDI Root CA");
@@ -56,20 +43,26 @@ impl TestPki {
         let root = rcgen::Issuer::new(root_params, root_key);
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
         let params = ca_params("Test SUDI CA");
-        let ca_pem = params.signed_by(&key, &root).map_err(err)?.pem();
-        for (path, text) in [
-            (&roots, format!("{root_pem}{ca_pem}")),
-            (&ca_cert, ca_pem),
-            (&ca_key, key.serialize_pem()),
-        ] {
-            std::fs::write(path, text).map_err(|e| say(path, &e))?;
-        }
+        let ca_cert = params.signed_by(&key, &root).map_err(err)?.pem();
+        let pem = PkiPem {
+            roots: format!("{root_pem}{ca_cert}"),
+            ca_key: key.serialize_pem(),
+            ca_cert,
+        };
         Ok((
             TestPki {
                 ca: rcgen::Issuer::new(params, key),
             },
-            true,
+            pem,
         ))
+    }
+
+    /// The PKI whose issuing CA is `ca_cert` with `ca_key` (PEM texts).
+    pub(crate) fn from_pem(ca_cert: &str, ca_key: &str) -> Result<TestPki, String> {
+        let key = rcgen::KeyPair::from_pem(ca_key).map_err(|e| format!("the CA key: {e}"))?;
+        let ca = rcgen::Issuer::from_ca_cert_pem(ca_cert, key)
+            .map_err(|e| format!("the CA certificate: {e}"))?;
+        Ok(TestPki { ca })
     }
 
     /// A router's SUDI for `pid`/`serial`.

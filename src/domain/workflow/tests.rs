@@ -1207,13 +1207,10 @@ fn a_router_whose_day0_config_cannot_render_fails_at_first_contact() {
     assert_eq!(c.dev.day0.as_deref(), Some(&day0()));
 }
 
-/// A plan that asks for the SUDI, trusting the test PKI in `dir`.
-fn sudi_plan(
-    dir: &std::path::Path,
-    require: bool,
-) -> (Plan, crate::domain::sudi::test_pki::TestPki) {
-    let (pki, _) = crate::domain::sudi::test_pki::TestPki::open_or_create(dir).unwrap();
-    let roots = std::fs::read(dir.join("sudi-roots.pem")).unwrap();
+/// A plan that asks for the SUDI, trusting a new test PKI.
+fn sudi_plan(require: bool) -> (Plan, crate::domain::sudi::test_pki::TestPki) {
+    let (pki, pem) = crate::domain::sudi::test_pki::TestPki::generate().unwrap();
+    let roots = pem.roots.into_bytes();
     let mut p = plan();
     p.identity = crate::domain::plan::IdentityPolicy {
         device_auth: true,
@@ -1235,7 +1232,6 @@ fn auth_xml(sig: &str, cert: &str) -> String {
 
 #[test]
 fn identity_step_table() {
-    let dir = tempfile::tempdir().unwrap();
     // (case, capabilities answer, device-auth answer by the router: serial of its certificate
     // and whether it forges the signature, require-sudi) -> identity, state after the step.
     type Case = (
@@ -1313,7 +1309,7 @@ fn identity_step_table() {
         ),
     ];
     for (what, caps, auth, require, identity, after) in cases {
-        let (p, pki) = sudi_plan(dir.path(), require);
+        let (p, pki) = sudi_plan(require);
         let mut c = Conv::new(p);
         assert_eq!(c.request(), Job::Capability, "{what}");
         // None: the agent answered with a fault (no correlator); the next request moves on.
@@ -1388,8 +1384,7 @@ fn identity_step_table() {
 #[test]
 fn a_verified_router_moves_only_by_proving_the_same_sudi() {
     use crate::domain::identity::{self, Admission, ClaimProof};
-    let dir = tempfile::tempdir().unwrap();
-    let (p, pki) = sudi_plan(dir.path(), false);
+    let (p, pki) = sudi_plan(false);
     let trust = p.identity.trust.clone();
     let mut c = Conv::new(p);
     let now = Local::now();
@@ -1469,8 +1464,7 @@ fn a_verified_router_moves_only_by_proving_the_same_sudi() {
 #[test]
 fn a_proof_takes_a_record_bound_by_address_only_and_starts_it_over() {
     use crate::domain::identity::{self, ClaimProof};
-    let dir = tempfile::tempdir().unwrap();
-    let (p, pki) = sudi_plan(dir.path(), false);
+    let (p, pki) = sudi_plan(false);
     let trust = p.identity.trust.clone();
     let mut c = Conv::new(p);
     let now = Local::now();
