@@ -15,7 +15,7 @@ cat "$d/images/$img" > /dev/null
 size=$(stat -c %s "$d/images/$img")
 port=$(free_port); tport=$(free_port)
 config "$d" "$port"
-sed -i -e "s/^https = false$/https = true/" -e "s/^https-listen = .*/https-listen = \"127.0.0.1:$tport\"/" "$d/appliance.toml"
+sed -i -e "0,/^https = false$/s//https = true/" -e "s/^https-listen = .*/https-listen = \"127.0.0.1:$tport\"/" "$d/appliance.toml"
 start_server "$d" "$port"; wait_port "$tport"
 echo "machine: $(machine); image $IMAGE_MB MB; commit $(cd "$REPO" && git rev-parse --short HEAD)"
 cpu() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }

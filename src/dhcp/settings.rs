@@ -103,7 +103,11 @@ pub(crate) fn resolve(
         dns: d.dns.clone(),
         option43: option43(
             &server,
-            d.o43_port.unwrap_or(cfg.listen.port()),
+            // K5 names the HTTPS port when this appliance has one.
+            d.o43_port.unwrap_or(match (&cfg.https, d.https) {
+                (Some(h), true) => h.listen.port(),
+                _ => cfg.listen.port(),
+            }),
             d.https,
             d.debug,
         ),

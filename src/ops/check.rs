@@ -388,21 +388,34 @@ pub(crate) fn describe(cfg: &Config, prefix: &str) -> String {
     format!("{prefix}*: {}", steps.join(" -> "))
 }
 
-/// Runs every check (computing image md5s when not cached); returns the findings and the text
-/// to print.
-pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
-    let mut f = vec![ok(format!("config {} valid", cfg.source.display()))];
-    files_checks(cfg, &mut f);
-    config_checks(cfg, &mut f);
+/// What `[http] https` and option 43's K5 come to.
+fn https_checks(cfg: &Config, out: &mut Vec<Finding>) {
+    // Option 43 K5 tells routers to speak HTTPS from their first contact: they must already
+    // trust the certificate (their trustpool: Cisco's bundle), which a bench CA never is.
+    if cfg.dhcp.https {
+        match &cfg.https {
+            None => out.push(bad(
+                "[dhcp.option43] https = true (K5) tells routers to speak HTTPS, but [http] https is off: they reach nothing",
+                "set [dhcp.option43] https = false; for PnP over HTTPS set [http] https = true (routers start on HTTP and move by themselves)",
+            )),
+            Some(h) if h.cert.is_none() => out.push(bad(
+                "[dhcp.option43] https = true (K5): routers would speak HTTPS before they trust this appliance's bench CA (it cannot be in their trustpool)",
+                "set [dhcp.option43] https = false: with [http] https routers start on HTTP (K4), take the bench CA by certificate-install and move to HTTPS themselves",
+            )),
+            Some(_) => out.push(ok(
+                "[dhcp.option43] https = true (K5): routers speak HTTPS from the start, so they must already trust tls-cert's issuer (their trustpool); if they do not, set it false (K4)",
+            )),
+        }
+    }
     if let Some(h) = &cfg.https {
         match &h.cert {
-            Some((c, k)) => f.push(ok(format!(
+            Some((c, k)) => out.push(ok(format!(
                 "HTTPS on {}: serving {} (key {}); routers take the last certificate of its chain as trustpoint",
                 h.listen,
                 c.display(),
                 k.display()
             ))),
-            None => f.push(ok(format!(
+            None => out.push(ok(format!(
                 "HTTPS on {}: bench CA {} (made at the first start), server certificate for {}",
                 h.listen,
                 cfg.state_dir.join("tls/ca.pem").display(),
@@ -413,6 +426,15 @@ pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
             ))),
         }
     }
+}
+
+/// Runs every check (computing image md5s when not cached); returns the findings and the text
+/// to print.
+pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
+    let mut f = vec![ok(format!("config {} valid", cfg.source.display()))];
+    files_checks(cfg, &mut f);
+    config_checks(cfg, &mut f);
+    https_checks(cfg, &mut f);
     let (roots, cas) = cfg.plan.identity.trust.counts();
     f.push(ok(format!(
         "SUDI trust: {roots} roots, {cas} issuing CAs (Cisco's{})",
@@ -498,6 +520,53 @@ mod tests {
         );
         assert_eq!(applet_tarballs(cfg, "Other"), ["other.tar"]);
         assert!(applet_tarballs(cfg, "Missing").is_empty());
+    }
+
+    #[test]
+    fn option_43_k5_is_flagged_unless_routers_can_trust_the_certificate() {
+        let at = |src: &str| {
+            let cfg = Config::parse(
+                src,
+                std::path::Path::new("/tmp/appliance.toml"),
+                &Default::default(),
+            )
+            .unwrap();
+            let mut f = Vec::new();
+            https_checks(&cfg, &mut f);
+            f
+        };
+        let f = at("[dhcp.option43]\nhttps = true\n");
+        assert!(
+            !f[0].ok && f[0].what.contains("[http] https is off"),
+            "{:?}",
+            f[0].what
+        );
+        let f = at("[http]\nhttps = true\n[dhcp.option43]\nhttps = true\n");
+        assert!(
+            !f[0].ok && f[0].fix.contains("set [dhcp.option43] https = false"),
+            "{:?}",
+            f[0].fix
+        );
+        let own = "[http]\nhttps = true\ntls-cert = \"c.pem\"\ntls-key = \"c.key\"\n[dhcp.option43]\nhttps = true\n";
+        assert!(at(own)[0].ok && at(own)[0].what.contains("must already trust"));
+        // K4 with [http] https: nothing to flag, the HTTPS line says where the CA is.
+        let f = at("[http]\nhttps = true\n");
+        assert!(
+            f.iter().all(|x| x.ok) && f[0].what.contains("bench CA"),
+            "{:?}",
+            f.iter().map(|x| &x.what).collect::<Vec<_>>()
+        );
+        // K5 names the HTTPS port.
+        let cfg = Config::parse(
+            "[http]\nhttps = true\nhttps-listen = \"0.0.0.0:8443\"\n[dhcp.option43]\nhttps = true\nserver = \"198.51.100.1\"\n",
+            std::path::Path::new("/tmp/appliance.toml"),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            dhcp_settings(&cfg).unwrap().option43,
+            "5A1D;B2;K5;I198.51.100.1;J8443"
+        );
     }
 
     #[test]
