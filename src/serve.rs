@@ -342,6 +342,28 @@ pub(crate) async fn run(
 /// this per connection. The default (~400 KB) made 1000 slow downloads cost ~640 MB.
 pub(crate) const MAX_CONN_BUF: usize = 64 << 10;
 
+/// Which addresses were last warned about, so a repeating problem is one WARN a minute per
+/// address (at most 4096 remembered; forgotten all at once when full).
+#[derive(Default)]
+struct Throttle(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>);
+
+impl Throttle {
+    /// Whether `ip` is due a WARN at `now`.
+    fn due(&self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
+        let mut m = crate::sync::lock(&self.0);
+        if m.len() >= 4096 {
+            m.clear();
+        }
+        match m.get(&ip) {
+            Some(t) if now.duration_since(*t) < std::time::Duration::from_secs(60) => false,
+            _ => {
+                m.insert(ip, now);
+                true
+            }
+        }
+    }
+}
+
 /// How a listener's connections reach hyper.
 #[derive(Clone)]
 enum Front {
@@ -379,6 +401,7 @@ async fn serve_listener(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let tls = matches!(front, Front::Tls(_));
+    let failed_handshakes = Arc::new(Throttle::default());
     loop {
         let (stream, remote) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -428,6 +451,7 @@ async fn serve_listener(
             cancel.clone(),
         );
         let handshake = limits.header_timeout;
+        let failed_handshakes = failed_handshakes.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let svc = TowerToHyperService::new(svc);
@@ -452,7 +476,10 @@ async fn serve_listener(
                         Ok(Err(e)) => {
                             // A client that does not trust us says so here (unknown CA,
                             // a name the certificate does not hold).
-                            tracing::debug!(ip = %peer.remote.ip(), error = %e, "TLS handshake failed");
+                            let ip = peer.remote.ip();
+                            if failed_handshakes.due(ip, std::time::Instant::now()) {
+                                warn!(ip = %ip, error = %e, "TLS handshake from {ip} failed: a router that has not taken this appliance's CA, or reaches it under a name its certificate lacks (`pnp-appliance check` lists them), cannot speak HTTPS; it is sent the certificate-install again at its next plain-HTTP poll");
+                            }
                             return;
                         }
                         Err(_) => return,
@@ -629,8 +656,22 @@ pub(crate) async fn on_signal(cancel: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use super::startup_lines;
+    use super::{Throttle, startup_lines};
     use crate::dhcp::leases::Pool;
+
+    #[test]
+    fn a_repeating_problem_is_warned_once_a_minute_per_address() {
+        let t = Throttle::default();
+        let now = std::time::Instant::now();
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) = (
+            "198.51.100.2".parse().unwrap(),
+            "198.51.100.3".parse().unwrap(),
+        );
+        assert!(t.due(a, now));
+        assert!(!t.due(a, now + std::time::Duration::from_secs(59)));
+        assert!(t.due(b, now), "another address has its own minute");
+        assert!(t.due(a, now + std::time::Duration::from_secs(61)));
+    }
 
     #[test]
     fn the_console_says_where_the_dashboard_is_the_option_43_and_what_next() {

@@ -130,6 +130,17 @@ fn routers_move_to_https_and_their_jobs_and_configs_stay_off_plain_http() {
             .send()
             .is_err()
     );
+    // ... and the operator a WARN saying what that means.
+    assert!(
+        common::wait_for(Duration::from_secs(5), || {
+            b.server_log()
+                .contains("TLS handshake from 127.0.0.1 failed")
+                .then_some(())
+        })
+        .is_some(),
+        "{}",
+        b.server_log()
+    );
     let show = text(&b.run(&["device", "show", "TLS00001"]));
     assert!(show.contains("transport     HTTPS since"), "{show}");
 }
