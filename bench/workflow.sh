@@ -14,7 +14,8 @@
 # * contended (with paced, unless CONTENDED is set empty): paced with the simulator at normal
 #   priority.
 # * paced-no-image (with paced, when PACED_NO_IMAGE is set): paced without the image step, so
-#   the 50 GB of downloads do not compete with the store for the 2 cores.
+#   the 50 GB of downloads do not compete with the store for the 2 cores (PACED_IMAGE= skips
+#   the paced run with the image).
 # STORE=postgres (bench/lib.sh) runs the servers on a PostgreSQL of their own.
 # Latency is reported twice: as the routers see it (simulate) and inside the server
 # (/api/metrics: request in -> answer ready), since the simulator shares the same 2 cores.
@@ -52,7 +53,9 @@ for n in ${ROUTERS-200 1000}; do
 done
 for n in ${PACED_ROUTERS-1000}; do
   NICE=${SIM_NICE:-19}
-  run_one "$n" paced --time-scale 1 --command-secs 2 --jitter 0.5 --boot-spread 30
+  if [ -n "${PACED_IMAGE-1}" ]; then
+    run_one "$n" paced --time-scale 1 --command-secs 2 --jitter 0.5 --boot-spread 30
+  fi
   if [ -n "${PACED_NO_IMAGE-}" ]; then
     run_one "$n" paced-no-image --time-scale 1 --command-secs 2 --jitter 0.5 --boot-spread 30
   fi
