@@ -149,6 +149,10 @@ pub(crate) enum Command {
         /// another serial.
         #[arg(long, env = "APPLIANCE_SIM_WRONG_SUDI", default_value_t = 0)]
         wrong_sudi: usize,
+        /// With --sudi-pki: SUDIs on RSA-2048 keys, signing PKCS#1 v1.5 as an ISR1k's does
+        /// (default: ECDSA P-256).
+        #[arg(long, env = "APPLIANCE_SIM_SUDI_RSA")]
+        sudi_rsa: bool,
         /// How many routers (the last) take the trustpoint of a certificate-install but never
         /// reconnect over HTTPS (as behind a firewall that blocks the HTTPS port).
         #[arg(long, env = "APPLIANCE_SIM_HTTPS_STUCK", default_value_t = 0)]
@@ -347,6 +351,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sudi_pki,
             forged_sudi,
             wrong_sudi,
+            sudi_rsa,
             https_stuck,
         } => {
             crate::logging::init_console("warn");
@@ -370,7 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !(0.0..=86400.0).contains(&boot_spread) {
                 anyhow::bail!("--boot-spread must be between 0 and 86400 seconds (e.g. 30)");
             }
-            if sudi_pki.is_none() && forged_sudi + wrong_sudi > 0 {
+            if sudi_pki.is_none() && (forged_sudi + wrong_sudi > 0 || sudi_rsa) {
                 anyhow::bail!(
                     "--forged-sudi and --wrong-sudi need --sudi-pki DIR (the test PKI the routers' SUDIs come from)"
                 );
@@ -399,6 +404,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sudi_pki,
                 forged_sudi,
                 wrong_sudi,
+                sudi_rsa,
                 https_stuck,
             };
             let summary = runtime()?.block_on(crate::sim::run(opts))?;

@@ -118,6 +118,19 @@ fn routers_prove_their_serial_by_sudi_and_forgeries_are_told_apart() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    // An RSA SUDI, signing PKCS#1 v1.5 as the ISR1k does.
+    let out = b
+        .simulate(1, &["--serial-prefix", "RSA", "--sudi-rsa", "--sudi-pki"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let (id, why) = identity(&b, "RSA00001");
+    assert_eq!(id, "sudi-verified", "{why}");
+    assert!(
+        why.starts_with("RSA SHA-256, chains to CN=Bench Test SUDI Root"),
+        "{why}"
+    );
 
     let (id, why) = identity(&b, "SUDI00001");
     assert_eq!(id, "sudi-failed", "{why}");

@@ -73,6 +73,8 @@ pub(crate) struct SimOptions {
     pub(crate) forged_sudi: usize,
     /// This many routers (the ones after the forged) carry a SUDI issued for another serial.
     pub(crate) wrong_sudi: usize,
+    /// The SUDIs are on RSA-2048 keys (as the ISR1k's), else P-256.
+    pub(crate) sudi_rsa: bool,
     /// This many routers (the last ones) take the trustpoint of a certificate-install but
     /// never reconnect over HTTPS (a port blocked between them and the appliance).
     pub(crate) https_stuck: usize,
@@ -600,11 +602,11 @@ impl Router {
                     .as_ref()
                     .map(|(s, forge)| s.answer(&challenge, *forge));
                 match answered {
-                    Some(Ok((sig, cert))) => self.response(
+                    Some(Ok((sig, cert, method))) => self.response(
                         "device-auth",
                         &correlator,
                         true,
-                        &format!("<auth><challenge-response>{sig}</challenge-response><sudi-cert>{cert}</sudi-cert><encryption-method>ECDSA</encryption-method><hashing-method>SHA256</hashing-method></auth>"),
+                        &format!("<auth><challenge-response>{sig}</challenge-response><sudi-cert>{cert}</sudi-cert><encryption-method>{method}</encryption-method><hashing-method>SHA256</hashing-method></auth>"),
                     ),
                     // XSD: 3406 PKI_SIGN_FAILED.
                     _ => self.error("device-auth", &correlator, 3406, "PKI sign failed"),
@@ -1256,7 +1258,7 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
                 r.serial.clone()
             };
             let sudi = pki
-                .device(&r.pid, &named)
+                .device(&r.pid, &named, opts.sudi_rsa)
                 .map_err(|e| anyhow::anyhow!("--sudi-pki: {e}"))?;
             r.sudi = Some((sudi, forge));
         }
@@ -1342,6 +1344,7 @@ mod tests {
             sudi_pki: None,
             forged_sudi: 0,
             wrong_sudi: 0,
+            sudi_rsa: false,
             https_stuck: 0,
         };
         let mut r = Router::new(&opts, 0, reqwest::Client::new());

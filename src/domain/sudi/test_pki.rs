@@ -65,10 +65,10 @@ impl TestPki {
         Ok(TestPki { ca })
     }
 
-    /// A router's SUDI for `pid`/`serial`.
-    pub(crate) fn device(&self, pid: &str, serial: &str) -> Result<TestSudi, String> {
+    /// A router's SUDI for `pid`/`serial`: on a P-256 key, or with `rsa` on an RSA-2048 one
+    /// (as the ISR1k's, `certs/cisco-sudi/README.md`).
+    pub(crate) fn device(&self, pid: &str, serial: &str, rsa: bool) -> Result<TestSudi, String> {
         let err = |e: rcgen::Error| format!("issuing a test SUDI: {e}");
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
         let mut p = rcgen::CertificateParams::default();
         p.distinguished_name = rcgen::DistinguishedName::new();
         p.distinguished_name.push(
@@ -80,32 +80,76 @@ impl TestPki {
         p.distinguished_name.push(rcgen::DnType::CommonName, pid);
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = rcgen::date_time_ymd(2099, 12, 31);
-        let cert = p.signed_by(&key, &self.ca).map_err(err)?.pem();
-        Ok(TestSudi { cert, key })
+        if !rsa {
+            let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+            let cert = p.signed_by(&kp, &self.ca).map_err(err)?.pem();
+            return Ok(TestSudi {
+                cert,
+                key: SudiKey::Ecdsa(kp),
+            });
+        }
+        // ring (rcgen's backend) cannot make RSA keys: the `rsa` crate does, and rcgen puts
+        // its public half in the certificate.
+        use rsa::pkcs8::EncodePublicKey;
+        use rsa::signature::Keypair;
+        let rsa_err = |e: &dyn std::fmt::Display| format!("an RSA key: {e}");
+        let private = rsa::PrivateKey::new(
+            &mut getrandom::rand_core::UnwrapErr(getrandom::SysRng),
+            2048,
+        )
+        .map_err(|e| rsa_err(&e))?;
+        let sk = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private);
+        let der = sk
+            .verifying_key()
+            .as_ref()
+            .to_public_key_der()
+            .map_err(|e| rsa_err(&e))?;
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(der.as_bytes()).map_err(err)?;
+        let cert = p.signed_by(&spki, &self.ca).map_err(err)?.pem();
+        Ok(TestSudi {
+            cert,
+            key: SudiKey::Rsa(sk),
+        })
     }
+}
+
+/// A test SUDI's private key.
+enum SudiKey {
+    Ecdsa(rcgen::KeyPair),
+    Rsa(rsa::pkcs1v15::SigningKey<sha2::Sha256>),
 }
 
 /// A test router's SUDI: its certificate and key.
 pub(crate) struct TestSudi {
     cert: String,
-    key: rcgen::KeyPair,
+    key: SudiKey,
 }
 
 impl TestSudi {
-    /// The device-auth answer fields for `challenge` (`challenge-response`, `sudi-cert`):
-    /// ECDSA with SHA-256 over the challenge text, the certificate as base64 of its PEM. With
-    /// `forge`, signed by another key than the certificate's.
-    pub(crate) fn answer(&self, challenge: &str, forge: bool) -> Result<(String, String), String> {
+    /// The device-auth answer fields for `challenge` (`challenge-response`, `sudi-cert`,
+    /// `encryption-method`): SHA-256 over the challenge text, ECDSA or RSA PKCS#1 v1.5 by the
+    /// key, the certificate as base64 of its PEM. With `forge`, signed by another key than the
+    /// certificate's.
+    pub(crate) fn answer(
+        &self,
+        challenge: &str,
+        forge: bool,
+    ) -> Result<(String, String, &'static str), String> {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let other;
-        let key = if forge {
-            other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-                .map_err(|e| e.to_string())?;
-            &other
-        } else {
-            &self.key
+        let msg = challenge.as_bytes();
+        let other = || {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())
         };
-        let sig = key.sign(challenge.as_bytes()).map_err(|e| e.to_string())?;
-        Ok((b64(&sig), b64(self.cert.as_bytes())))
+        let (sig, method) = match &self.key {
+            SudiKey::Ecdsa(_) | SudiKey::Rsa(_) if forge => {
+                (other()?.sign(msg).map_err(|e| e.to_string())?, "ECDSA")
+            }
+            SudiKey::Ecdsa(kp) => (kp.sign(msg).map_err(|e| e.to_string())?, "ECDSA"),
+            SudiKey::Rsa(sk) => {
+                use rsa::signature::{SignatureEncoding, Signer};
+                (sk.sign(msg).to_vec(), "RSA")
+            }
+        };
+        Ok((b64(&sig), b64(self.cert.as_bytes()), method))
     }
 }

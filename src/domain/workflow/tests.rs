@@ -1325,8 +1325,8 @@ fn identity_step_table() {
                 hex::encode(TOKEN),
                 "{what}: this exchange's random token"
             );
-            let sudi = pki.device("C1131-8PWB", sn).unwrap();
-            let (sig, cert) = sudi.answer(&challenge, forge).unwrap();
+            let sudi = pki.device("C1131-8PWB", sn, false).unwrap();
+            let (sig, cert, _) = sudi.answer(&challenge, forge).unwrap();
             assert_eq!(
                 c.answer("device-auth", true, &auth_xml(&sig, &cert)),
                 ResponseOutcome::Applied
@@ -1401,8 +1401,8 @@ fn a_verified_router_moves_only_by_proving_the_same_sudi() {
     let Job::DeviceAuth { challenge } = c.request() else {
         panic!()
     };
-    let sudi = pki.device("C1131-8PWB", "FGL1").unwrap();
-    let (sig, cert) = sudi.answer(&challenge, false).unwrap();
+    let sudi = pki.device("C1131-8PWB", "FGL1", false).unwrap();
+    let (sig, cert, _) = sudi.answer(&challenge, false).unwrap();
     c.answer("device-auth", true, &auth_xml(&sig, &cert));
     assert!(c.dev.sudi.as_ref().unwrap().verified());
     assert!(matches!(
@@ -1435,8 +1435,8 @@ fn a_verified_router_moves_only_by_proving_the_same_sudi() {
         None
     );
     // Another router's valid SUDI for this serial (another certificate) does not move it.
-    let impostor = pki.device("C1131-8PWB", "FGL1").unwrap();
-    let (isig, icert) = impostor.answer("aa11", false).unwrap();
+    let impostor = pki.device("C1131-8PWB", "FGL1", false).unwrap();
+    let (isig, icert, _) = impostor.answer("aa11", false).unwrap();
     assert_eq!(
         check(&mut c.dev, &isig, &icert, "K9"),
         ClaimProof::NotAsked,
@@ -1451,7 +1451,7 @@ fn a_verified_router_moves_only_by_proving_the_same_sudi() {
     let before = c.dev.state;
     let later = now + chrono::Duration::seconds(61);
     identity::challenge_claimant(&mut c.dev, new, "cc33", "K3", later).unwrap();
-    let (sig, cert) = sudi.answer("cc33", false).unwrap();
+    let (sig, cert, _) = sudi.answer("cc33", false).unwrap();
     assert_eq!(
         check(&mut c.dev, &sig, &cert, "K3"),
         ClaimProof::Moved { from: Some(home) }
@@ -1481,8 +1481,8 @@ fn a_proof_takes_a_record_bound_by_address_only_and_starts_it_over() {
     );
     identity::admit(&mut c.dev, real, None, now);
     identity::challenge_claimant(&mut c.dev, real, "dd44", "R1", now).unwrap();
-    let (sig, cert) = pki
-        .device("C1131-8PWB", "FGL1")
+    let (sig, cert, _) = pki
+        .device("C1131-8PWB", "FGL1", false)
         .unwrap()
         .answer("dd44", false)
         .unwrap();
