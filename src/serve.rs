@@ -502,7 +502,7 @@ async fn serve_listener(
 /// The names the HTTPS certificate must hold: `[http] advertise` (an address or a name), else
 /// every address of this host (loopback included: a router simulated here connects there),
 /// and `pnpserver.<domain>`.
-fn tls_names(cfg: &crate::config::Config) -> Vec<String> {
+pub(crate) fn tls_names(cfg: &crate::config::Config) -> Vec<String> {
     let domain = cfg.https.as_ref().and_then(|h| h.dns_domain.as_deref());
     let mut names = match &cfg.advertise {
         Some(a) => match a.host.parse::<std::net::IpAddr>() {

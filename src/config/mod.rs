@@ -511,9 +511,8 @@ impl Config {
         // Absolute where possible, so messages name real paths.
         let base = std::fs::canonicalize(&base).unwrap_or(base);
         let http = http(&cx, &wire.http)?;
-        let mut plan = workflow(&cx, &wire, &base)?;
+        let plan = workflow(&cx, &wire, &base)?;
         let https = https(&cx, &wire.http, &base)?;
-        plan.https_timeout = https.as_ref().map(|h| h.timeout);
         let dhcp = dhcp(&cx, &wire.dhcp)?;
         let w = &wire.workflow;
         for (key, name) in [
@@ -972,7 +971,6 @@ fn workflow(cx: &Cx<'_>, wire: &ConfigWire, base: &Path) -> Result<Plan, ConfigE
             failed: b.failed,
         },
         identity: identity(cx, &wire.identity, base)?,
-        https_timeout: None,
     })
 }
 

@@ -100,6 +100,28 @@ pub(crate) struct Sudi {
 }
 
 impl Sudi {
+    /// What a verified proof leaves in the record.
+    pub(crate) fn proven(proof: crate::domain::sudi::Proof, now: DateTime<Local>) -> Sudi {
+        Sudi {
+            verdict: Verdict::Verified,
+            detail: format!("{}, chains to {}", proof.algorithm, proof.root),
+            fingerprint: Some(proof.fingerprint),
+            vouched: false,
+            at: now,
+        }
+    }
+
+    /// A serial not proven (`Failed`, `NotOffered`), and why.
+    pub(crate) fn unproven(verdict: Verdict, detail: String, now: DateTime<Local>) -> Sudi {
+        Sudi {
+            verdict,
+            detail,
+            fingerprint: None,
+            vouched: false,
+            at: now,
+        }
+    }
+
     /// Whether it proved its serial.
     pub(crate) fn verified(&self) -> bool {
         self.verdict == Verdict::Verified
@@ -458,13 +480,7 @@ pub(crate) fn answer_claim(
     }
     let claim = dev.claim.take();
     let moved = held.is_some();
-    let sudi = Sudi {
-        verdict: Verdict::Verified,
-        detail: format!("{}, chains to {}", proof.algorithm, proof.root),
-        fingerprint: Some(proof.fingerprint),
-        vouched: false,
-        at: now,
-    };
+    let sudi = Sudi::proven(proof, now);
     let was = from.map_or("nothing".to_string(), |f| f.to_string());
     if !moved {
         let state = dev.state;

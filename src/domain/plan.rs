@@ -151,8 +151,6 @@ pub(crate) struct Plan {
     pub(crate) backoff: Backoffs,
     /// How routers prove their serial.
     pub(crate) identity: IdentityPolicy,
-    /// `[http] https-timeout` with HTTPS on: how long a router has to come back over HTTPS.
-    pub(crate) https_timeout: Option<std::time::Duration>,
 }
 
 impl Plan {

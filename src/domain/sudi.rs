@@ -53,6 +53,9 @@ struct Cert {
     subject_raw: Vec<u8>,
     issuer_raw: Vec<u8>,
     subject: String,
+    issuer: String,
+    /// The subject's `serialNumber` (`PID:<pid> SN:<serial>` on a SUDI).
+    serial_number: Option<String>,
     sig_alg: String,
     signature: Vec<u8>,
     spki: Vec<u8>,
@@ -71,6 +74,13 @@ impl Cert {
             subject_raw: c.subject().as_raw().to_vec(),
             issuer_raw: c.issuer().as_raw().to_vec(),
             subject: c.subject().to_string(),
+            issuer: c.issuer().to_string(),
+            serial_number: c
+                .subject()
+                .iter()
+                .flat_map(|rdn| rdn.iter())
+                .find(|a| a.attr_type().to_id_string() == "2.5.4.5")
+                .and_then(|a| a.as_str().ok().map(str::to_string)),
             sig_alg: c.signature_algorithm.algorithm.to_id_string(),
             signature: c.signature_value.data.to_vec(),
             spki: c.public_key().raw.to_vec(),
@@ -83,16 +93,6 @@ impl Cert {
     fn self_signed(&self) -> bool {
         self.subject_raw == self.issuer_raw
             && verify(&self.spki, &self.sig_alg, &self.tbs, &self.signature).is_ok()
-    }
-
-    /// `serialNumber` of the subject (`PID:<pid> SN:<serial>` on a SUDI).
-    fn serial_number_attr(&self) -> Option<String> {
-        let (_, c) = x509_parser::parse_x509_certificate(&self.der).ok()?;
-        c.subject()
-            .iter()
-            .flat_map(|rdn| rdn.iter())
-            .find(|a| a.attr_type().to_id_string() == "2.5.4.5")
-            .and_then(|a| a.as_str().ok().map(str::to_string))
     }
 }
 
@@ -131,36 +131,44 @@ impl Hash {
             _ => None,
         }
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            Hash::Sha256 => "SHA-256",
-            Hash::Sha512 => "SHA-512",
-        }
-    }
 }
+
+/// X.509 signature algorithms (RFC 4055 §5, RFC 5758 §3.2).
+const SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
+const SHA512_WITH_RSA: &str = "1.2.840.113549.1.1.13";
+const ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
+const ECDSA_WITH_SHA512: &str = "1.2.840.10045.4.3.4";
 
 /// Verifies `sig` over `msg` with the key of `spki` under the X.509 signature algorithm `alg`
-/// (dotted OID). Returns the algorithm's name.
-fn verify(spki: &[u8], alg: &str, msg: &[u8], sig: &[u8]) -> Result<&'static str, String> {
-    match alg {
-        "1.2.840.113549.1.1.5" => rsa_verify::<sha1::Sha1>(spki, msg, sig, "RSA SHA-1"),
-        "1.2.840.113549.1.1.11" => rsa_verify::<sha2::Sha256>(spki, msg, sig, "RSA SHA-256"),
-        "1.2.840.113549.1.1.12" => rsa_verify::<sha2::Sha384>(spki, msg, sig, "RSA SHA-384"),
-        "1.2.840.113549.1.1.13" => rsa_verify::<sha2::Sha512>(spki, msg, sig, "RSA SHA-512"),
-        "1.2.840.10045.4.3.2" => ecdsa_verify(spki, &sha2::Sha256::digest(msg), sig),
-        "1.2.840.10045.4.3.3" => ecdsa_verify(spki, &sha2::Sha384::digest(msg), sig),
-        "1.2.840.10045.4.3.4" => ecdsa_verify(spki, &sha2::Sha512::digest(msg), sig),
-        other => Err(format!("signature algorithm {other} is not supported")),
-    }
+/// (dotted OID). Returns what verified, e.g. `RSA SHA-256`, `ECDSA P-256 SHA-256`.
+fn verify(spki: &[u8], alg: &str, msg: &[u8], sig: &[u8]) -> Result<String, String> {
+    let (name, verified) = match alg {
+        "1.2.840.113549.1.1.5" => ("RSA SHA-1", rsa_verify::<sha1::Sha1>(spki, msg, sig)),
+        SHA256_WITH_RSA => ("RSA SHA-256", rsa_verify::<sha2::Sha256>(spki, msg, sig)),
+        "1.2.840.113549.1.1.12" => ("RSA SHA-384", rsa_verify::<sha2::Sha384>(spki, msg, sig)),
+        SHA512_WITH_RSA => ("RSA SHA-512", rsa_verify::<sha2::Sha512>(spki, msg, sig)),
+        ECDSA_WITH_SHA256 => (
+            "SHA-256",
+            ecdsa_verify(spki, &sha2::Sha256::digest(msg), sig),
+        ),
+        "1.2.840.10045.4.3.3" => (
+            "SHA-384",
+            ecdsa_verify(spki, &sha2::Sha384::digest(msg), sig),
+        ),
+        ECDSA_WITH_SHA512 => (
+            "SHA-512",
+            ecdsa_verify(spki, &sha2::Sha512::digest(msg), sig),
+        ),
+        other => return Err(format!("signature algorithm {other} is not supported")),
+    };
+    Ok(match verified? {
+        Some(curve) => format!("ECDSA {curve} {name}"),
+        None => name.to_string(),
+    })
 }
 
-fn rsa_verify<D>(
-    spki: &[u8],
-    msg: &[u8],
-    sig: &[u8],
-    name: &'static str,
-) -> Result<&'static str, String>
+/// RSA PKCS#1 v1.5 with digest `D`; `Ok(None)` when it verifies.
+fn rsa_verify<D>(spki: &[u8], msg: &[u8], sig: &[u8]) -> Result<Option<&'static str>, String>
 where
     D: sha2::Digest + sha2::digest::const_oid::AssociatedOid,
 {
@@ -172,12 +180,13 @@ where
         rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| format!("bad RSA signature ({e})"))?;
     rsa::pkcs1v15::VerifyingKey::<D>::new(key)
         .verify(msg, &sig)
-        .map(|()| name)
-        .map_err(|_| format!("{name} signature does not verify"))
+        .map(|()| None)
+        .map_err(|_| "RSA signature does not verify".to_string())
 }
 
-/// ECDSA over an already computed digest, on P-256 or P-384 (the curve from the key).
-fn ecdsa_verify(spki: &[u8], digest: &[u8], sig: &[u8]) -> Result<&'static str, String> {
+/// ECDSA over an already computed digest, on P-256 or P-384 (the curve from the key); the
+/// curve when it verifies.
+fn ecdsa_verify(spki: &[u8], digest: &[u8], sig: &[u8]) -> Result<Option<&'static str>, String> {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     use p256::pkcs8::DecodePublicKey;
     if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(spki) {
@@ -185,7 +194,7 @@ fn ecdsa_verify(spki: &[u8], digest: &[u8], sig: &[u8]) -> Result<&'static str, 
             .map_err(|e| format!("bad ECDSA signature ({e})"))?;
         return key
             .verify_prehash(digest, &sig)
-            .map(|()| "ECDSA P-256")
+            .map(|()| Some("P-256"))
             .map_err(|_| "ECDSA P-256 signature does not verify".to_string());
     }
     if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(spki) {
@@ -193,29 +202,25 @@ fn ecdsa_verify(spki: &[u8], digest: &[u8], sig: &[u8]) -> Result<&'static str, 
             .map_err(|e| format!("bad ECDSA signature ({e})"))?;
         return key
             .verify_prehash(digest, &sig)
-            .map(|()| "ECDSA P-384")
+            .map(|()| Some("P-384"))
             .map_err(|_| "ECDSA P-384 signature does not verify".to_string());
     }
     Err("the key is neither RSA nor ECDSA on P-256/P-384".into())
 }
 
-/// Verifies a device's signature over `msg` with the key of `spki`, by the key's type.
+/// Verifies a device's signature over `msg` with the key of `spki`: the signature algorithm
+/// its key type and `hash` make.
 fn device_signature(spki: &[u8], hash: Hash, msg: &[u8], sig: &[u8]) -> Result<String, String> {
     let rsa = rsa::pkcs8::DecodePublicKey::from_public_key_der(spki)
         .map(|k: rsa::PublicKey| k)
         .is_ok();
-    let name = if rsa {
-        match hash {
-            Hash::Sha256 => rsa_verify::<sha2::Sha256>(spki, msg, sig, "RSA")?,
-            Hash::Sha512 => rsa_verify::<sha2::Sha512>(spki, msg, sig, "RSA")?,
-        }
-    } else {
-        match hash {
-            Hash::Sha256 => ecdsa_verify(spki, &sha2::Sha256::digest(msg), sig)?,
-            Hash::Sha512 => ecdsa_verify(spki, &sha2::Sha512::digest(msg), sig)?,
-        }
+    let alg = match (rsa, hash) {
+        (true, Hash::Sha256) => SHA256_WITH_RSA,
+        (true, Hash::Sha512) => SHA512_WITH_RSA,
+        (false, Hash::Sha256) => ECDSA_WITH_SHA256,
+        (false, Hash::Sha512) => ECDSA_WITH_SHA512,
     };
-    Ok(format!("{name} {}", hash.name()))
+    verify(spki, alg, msg, sig)
 }
 
 /// What a verified SUDI proved.
@@ -223,8 +228,6 @@ fn device_signature(spki: &[u8], hash: Hash, msg: &[u8], sig: &[u8]) -> Result<S
 pub(crate) struct Proof {
     /// SHA-256 of the device certificate (hex): the same router proves the same certificate.
     pub(crate) fingerprint: String,
-    /// The certificate's subject.
-    pub(crate) subject: String,
     /// The root it chains to.
     pub(crate) root: String,
     /// e.g. `RSA SHA-256`.
@@ -236,6 +239,8 @@ pub(crate) struct Proof {
 pub(crate) struct Trust {
     anchors: Vec<Cert>,
     intermediates: Vec<Cert>,
+    /// How many of them came from `[identity] extra-roots`.
+    extra: usize,
 }
 
 impl PartialEq for Trust {
@@ -253,6 +258,7 @@ impl Trust {
         let mut t = Trust {
             anchors: Vec::new(),
             intermediates: Vec::new(),
+            extra: 0,
         };
         for pem in CISCO {
             for c in pem_certs(pem.as_bytes(), 8).map_err(|e| format!("built-in SUDI root: {e}"))? {
@@ -262,6 +268,7 @@ impl Trust {
         for (name, text) in extra {
             for c in pem_certs(text, 64).map_err(|e| format!("{name}: {e}"))? {
                 t.add(c);
+                t.extra += 1;
             }
         }
         Ok(t)
@@ -275,9 +282,9 @@ impl Trust {
         }
     }
 
-    /// How many roots and issuing CAs it holds.
-    pub(crate) fn counts(&self) -> (usize, usize) {
-        (self.anchors.len(), self.intermediates.len())
+    /// How many roots and issuing CAs it holds, and how many of them are extra.
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        (self.anchors.len(), self.intermediates.len(), self.extra)
     }
 
     /// Checks a device-auth answer to `challenge` from the router whose UDI names `pid` and
@@ -314,13 +321,13 @@ impl Trust {
                 format!("the challenge signature does not verify with the certificate's key: {e} (not signed by the key of this SUDI)")
             })?;
         let root = self.path(&leaf, &sent, now)?;
-        let named = leaf.serial_number_attr().ok_or_else(|| {
+        let named = leaf.serial_number.as_deref().ok_or_else(|| {
             format!(
                 "the certificate ({}) names no PID and SN (no serialNumber in its subject)",
                 leaf.subject
             )
         })?;
-        let (cpid, csn) = parse_serial_number(&named);
+        let (cpid, csn) = parse_serial_number(named);
         if csn != serial || cpid != pid {
             return Err(format!(
                 "the certificate is for PID:{cpid} SN:{csn}, the router says PID:{pid} SN:{serial}"
@@ -328,7 +335,6 @@ impl Trust {
         }
         Ok(Proof {
             fingerprint: hex::encode(sha2::Sha256::digest(&leaf.der)),
-            subject: leaf.subject.clone(),
             root,
             algorithm,
         })
@@ -360,7 +366,7 @@ impl Trust {
             let Some(next) = next else {
                 return Err(format!(
                     "the certificate does not chain to a trusted SUDI root: its issuer ({}) is none of Cisco's SUDI CAs nor in [identity] extra-roots",
-                    name_text(&cur.issuer_raw)
+                    cur.issuer
                 ));
             };
             within(&cur, next)?;
@@ -383,13 +389,6 @@ fn within(c: &Cert, issuer: &Cert) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn name_text(raw: &[u8]) -> String {
-    use x509_parser::prelude::FromDer;
-    x509_parser::x509::X509Name::from_der(raw)
-        .map(|(_, n)| n.to_string())
-        .unwrap_or_else(|_| "unreadable name".into())
 }
 
 fn utc(secs: i64) -> String {

@@ -92,24 +92,76 @@ impl App {
         }
     }
 
-    /// The host routers reconnect to over HTTPS: `[http] advertise`'s, else the address this
-    /// connection reached.
-    pub(crate) fn host(&self, local: SocketAddr) -> String {
-        match &self.cfg.advertise {
+    /// The URLs a job for a router that reached `local` names.
+    pub(crate) fn urls(&self, local: SocketAddr) -> Urls {
+        let http = self.base_url(local);
+        let Some(h) = &self.cfg.https else {
+            return Urls {
+                downloads: http.clone(),
+                secure: http,
+                tls: None,
+            };
+        };
+        // The host routers reconnect to: `[http] advertise`'s, else the address they reached.
+        let host = match &self.cfg.advertise {
             Some(a) => a.host.clone(),
             None => local.ip().to_string(),
+        };
+        let port = h.listen.port();
+        let https = match host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => format!("https://[{v6}]:{port}"),
+            Err(_) => format!("https://{host}:{port}"),
+        };
+        Urls {
+            downloads: if h.downloads_over_https {
+                https.clone()
+            } else {
+                http.clone()
+            },
+            secure: https,
+            tls: Some(TlsUrls {
+                ca_url: format!("{http}/pnp-info/ca.pem"),
+                host,
+                port,
+                timeout: h.timeout,
+            }),
         }
     }
+}
 
-    /// `https://host:port` with `[http] https` on.
-    pub(crate) fn https_base(&self, local: SocketAddr) -> Option<String> {
-        let h = self.cfg.https.as_ref()?;
-        let host = self.host(local);
-        let host = match host.parse::<std::net::Ipv6Addr>() {
-            Ok(v6) => format!("[{v6}]"),
-            Err(_) => host,
-        };
-        Some(format!("https://{host}:{}", h.listen.port()))
+/// The base URLs of one exchange's jobs ([`App::urls`]).
+pub(crate) struct Urls {
+    /// Images (and files with HTTPS off).
+    pub(crate) downloads: String,
+    /// What must not cross plain HTTP with HTTPS on: configs and files.
+    pub(crate) secure: String,
+    /// With HTTPS on: what certificate-install names.
+    tls: Option<TlsUrls>,
+}
+
+/// The CA's URL, the host and port to reconnect to, and how long the router has.
+struct TlsUrls {
+    ca_url: String,
+    host: String,
+    port: u16,
+    timeout: std::time::Duration,
+}
+
+impl Urls {
+    /// What the workflow knows of this exchange's transport (`None`: HTTPS off).
+    pub(crate) fn transport(
+        &self,
+        over_tls: bool,
+    ) -> Option<crate::domain::workflow::Transport<'_>> {
+        self.tls
+            .as_ref()
+            .map(|t| crate::domain::workflow::Transport {
+                over_tls,
+                ca_url: &t.ca_url,
+                host: &t.host,
+                port: t.port,
+                timeout: t.timeout,
+            })
     }
 }
 

@@ -104,16 +104,7 @@ async fn exchange_request(
 ) -> Result<Response, HttpError> {
     debug!(xml = %String::from_utf8_lossy(&body), "work-request received");
     let now = Local::now();
-    let http_base = app.base_url(peer.local);
-    let https_base = app.https_base(peer.local);
-    let https = app.cfg.https.as_ref();
-    let base = match (&https_base, https) {
-        (Some(b), Some(h)) if h.downloads_over_https => b.clone(),
-        _ => http_base.clone(),
-    };
-    let secure_base = https_base.clone().unwrap_or_else(|| http_base.clone());
-    let ca_url = format!("{http_base}/pnp-info/ca.pem");
-    let host = app.host(peer.local);
+    let urls = app.urls(peer.local);
     let ip = peer.remote.ip();
     let plan = app.plan.clone();
     let lease = lease_of(&app, &peer);
@@ -162,14 +153,9 @@ async fn exchange_request(
                     let before = dev.state;
                     let ctx = Ctx {
                         now,
-                        base_url: &base,
-                        secure_base: &secure_base,
-                        tls: https.map(|h| workflow::Transport {
-                            over_tls: peer.tls,
-                            ca_url: &ca_url,
-                            host: &host,
-                            port: h.listen.port(),
-                        }),
+                        base_url: &urls.downloads,
+                        secure_base: &urls.secure,
+                        tls: urls.transport(peer.tls),
                         day0: day0.as_ref(),
                         config_token,
                     };

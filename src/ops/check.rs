@@ -419,10 +419,7 @@ fn https_checks(cfg: &Config, out: &mut Vec<Finding>) {
                 "HTTPS on {}: bench CA {} (made at the first start), server certificate for {}",
                 h.listen,
                 cfg.state_dir.join("tls/ca.pem").display(),
-                match &cfg.advertise {
-                    Some(a) => a.host.clone(),
-                    None => "every address of this host".into(),
-                } + &h.dns_domain.as_ref().map(|d| format!(" and pnpserver.{d}")).unwrap_or_default()
+                crate::serve::tls_names(cfg).join(" ")
             ))),
         }
     }
@@ -435,10 +432,10 @@ pub(crate) fn run(cfg: &Config) -> (Vec<Finding>, String) {
     files_checks(cfg, &mut f);
     config_checks(cfg, &mut f);
     https_checks(cfg, &mut f);
-    let (roots, cas) = cfg.plan.identity.trust.counts();
+    let (roots, cas, extra) = cfg.plan.identity.trust.counts();
     f.push(ok(format!(
         "SUDI trust: {roots} roots, {cas} issuing CAs (Cisco's{})",
-        if roots + cas > 4 {
+        if extra > 0 {
             " and [identity] extra-roots"
         } else {
             ""

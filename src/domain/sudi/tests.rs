@@ -43,7 +43,7 @@ fn the_real_isr1k_sudi_chains_to_cisco_root_ca_2099_and_names_its_serial() {
     let trust = Trust::new(&[]).unwrap();
     assert_eq!(
         trust.counts(),
-        (2, 2),
+        (2, 2, 0),
         "two roots and two issuing CAs are shipped"
     );
     let device = &certs[2];
@@ -53,7 +53,7 @@ fn the_real_isr1k_sudi_chains_to_cisco_root_ca_2099_and_names_its_serial() {
         let root = trust.path(device, &[], now).unwrap();
         assert_eq!(root, "O=Cisco, CN=Cisco Root CA 2099");
     }
-    let sn = device.serial_number_attr().unwrap();
+    let sn = device.serial_number.clone().unwrap();
     assert_eq!(sn, "PID:C1111-8P SN:FGL220191QA");
     assert_eq!(
         parse_serial_number(&sn),
@@ -63,6 +63,7 @@ fn the_real_isr1k_sudi_chains_to_cisco_root_ca_2099_and_names_its_serial() {
     let bare = Trust {
         anchors: trust.anchors.clone(),
         intermediates: Vec::new(),
+        extra: 0,
     };
     let err = bare.path(device, &[], 1_796_000_000).unwrap_err();
     assert!(err.contains("High Assurance SUDI CA"), "{err}");
@@ -401,5 +402,5 @@ fn extra_roots_that_are_not_certificates_are_refused_with_the_file_name() {
     assert!(err.starts_with("roots.pem: "), "{err}");
     let pki = Pki::new((2011, 1, 1), (2099, 1, 1));
     let t = pki.trust();
-    assert_eq!(t.counts(), (3, 3));
+    assert_eq!(t.counts(), (3, 3, 2));
 }

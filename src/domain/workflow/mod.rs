@@ -282,7 +282,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
         None
     };
     if dev.state != State::NewDevice
-        && let Some(step) = transport::step(dev, plan, ctx)
+        && let Some(step) = transport::step(dev, ctx)
     {
         return step;
     }
@@ -291,7 +291,7 @@ fn next_job(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Job> {
             if let Some(step) = prove::next(dev, plan, ctx) {
                 return step;
             }
-            if let Some(step) = transport::step(dev, plan, ctx) {
+            if let Some(step) = transport::step(dev, ctx) {
                 return step;
             }
             if let Err(wait) = take_day0(dev, plan, ctx) {

@@ -33,17 +33,16 @@ pub(super) fn next(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Optio
         return Some(Some(Job::Capability));
     };
     if dev.sudi.is_none() {
-        if caps.iter().any(|c| c.trim() == DEVICE_AUTH) {
+        if offers_device_auth(caps) {
             return Some(Some(Job::DeviceAuth {
                 challenge: hex::encode(ctx.config_token),
             }));
         }
-        settle(
+        unproven(
             dev,
             ctx.now,
             Verdict::NotOffered,
             "its PnP agent does not offer device-auth".into(),
-            None,
         );
     }
     if !policy.require_sudi {
@@ -67,26 +66,25 @@ pub(super) fn next(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Optio
     Some(None)
 }
 
-fn settle(
-    dev: &mut Device,
-    now: DateTime<Local>,
-    verdict: Verdict,
-    detail: String,
-    fingerprint: Option<String>,
-) {
-    let line = match verdict {
-        Verdict::Verified => format!("SUDI verified: {detail}"),
-        Verdict::Failed => format!("SUDI check failed: {detail}; identity rests on its address"),
-        Verdict::NotOffered => format!("no SUDI check: {detail}; identity rests on its address"),
+fn offers_device_auth(caps: &[String]) -> bool {
+    caps.iter().any(|c| c.trim() == DEVICE_AUTH)
+}
+
+/// Records the SUDI verdict, with its history line.
+fn settle(dev: &mut Device, sudi: Sudi) {
+    let d = &sudi.detail;
+    let line = match sudi.verdict {
+        Verdict::Verified => format!("SUDI verified: {d}"),
+        Verdict::Failed => format!("SUDI check failed: {d}; identity rests on its address"),
+        Verdict::NotOffered => format!("no SUDI check: {d}; identity rests on its address"),
     };
-    dev.log(now, line);
-    dev.sudi = Some(Sudi {
-        verdict,
-        detail,
-        fingerprint,
-        vouched: false,
-        at: now,
-    });
+    dev.log(sudi.at, line);
+    dev.sudi = Some(sudi);
+}
+
+/// [`settle`] on a serial not proven.
+fn unproven(dev: &mut Device, now: DateTime<Local>, verdict: Verdict, detail: String) {
+    settle(dev, Sudi::unproven(verdict, detail, now));
 }
 
 /// Reads the answer to an identity job (`p`).
@@ -104,7 +102,7 @@ pub(super) fn on_answer(
                 format!(
                     "capability: {} services; device-auth {}",
                     caps.len(),
-                    if caps.iter().any(|c| c.trim() == DEVICE_AUTH) {
+                    if offers_device_auth(caps) {
                         "offered"
                     } else {
                         "not offered"
@@ -122,28 +120,25 @@ pub(super) fn on_answer(
             dev.capabilities = Some(std::sync::Arc::default());
         }
         (Job::DeviceAuth { challenge }, Output::DeviceAuth(a)) if resp.success => {
-            let (pid, serial) = (dev.pid.clone(), dev.serial.clone());
-            let checked = plan
-                .identity
-                .trust
-                .verify(challenge, a, &pid, &serial, now.timestamp());
+            let checked =
+                plan.identity
+                    .trust
+                    .verify(challenge, a, &dev.pid, &dev.serial, now.timestamp());
             match checked {
                 Ok(proof) => {
-                    let detail = format!("{}, chains to {}", proof.algorithm, proof.root);
                     dev.step(State::NewDevice, "SUDI verified", now);
-                    settle(dev, now, Verdict::Verified, detail, Some(proof.fingerprint));
+                    settle(dev, Sudi::proven(proof, now));
                 }
-                Err(why) => settle(dev, now, Verdict::Failed, why, None),
+                Err(why) => unproven(dev, now, Verdict::Failed, why),
             }
         }
         (Job::DeviceAuth { .. }, _) => {
             let err = resp.error.clone().unwrap_or_default();
-            settle(
+            unproven(
                 dev,
                 now,
                 Verdict::Failed,
                 format!("device-auth failed on the router: {err}"),
-                None,
             );
         }
         _ => {}
@@ -158,12 +153,11 @@ pub(super) fn no_answer(dev: &mut Device, now: DateTime<Local>, p: &Pending) {
             dev.log(now, "no answer to capability: taken as no device-auth");
             dev.capabilities = Some(std::sync::Arc::default());
         }
-        Job::DeviceAuth { .. } => settle(
+        Job::DeviceAuth { .. } => unproven(
             dev,
             now,
             Verdict::Failed,
             "it offers device-auth but did not answer the challenge".into(),
-            None,
         ),
         _ => {}
     }

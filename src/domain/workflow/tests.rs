@@ -57,7 +57,6 @@ fn plan() -> Plan {
             require_sudi: false,
             trust: Arc::new(crate::domain::sudi::Trust::new(&[]).unwrap()),
         },
-        https_timeout: None,
     }
 }
 
@@ -100,6 +99,7 @@ impl Conv {
                 ca_url: "http://198.51.100.1:8080/pnp-info/ca.pem",
                 host: "198.51.100.1",
                 port: 8443,
+                timeout: std::time::Duration::from_secs(600),
             }),
             day0: prepared.as_ref(),
             config_token: TOKEN,
@@ -1512,9 +1512,7 @@ fn a_proof_takes_a_record_bound_by_address_only_and_starts_it_over() {
 
 #[test]
 fn routers_move_to_https_and_get_no_job_over_plain_http_after() {
-    let mut p = plan();
-    p.https_timeout = Some(std::time::Duration::from_secs(600));
-    let mut c = Conv::new(p);
+    let mut c = Conv::new(plan());
     c.over_tls = Some(false);
     let Job::CertificateInstall {
         ca_url,

@@ -15,7 +15,6 @@ use chrono::{DateTime, Local};
 use super::{Ctx, parked};
 use crate::domain::device::{Device, TlsMove};
 use crate::domain::job::Job;
-use crate::domain::plan::Plan;
 
 /// What the shell knows of this exchange's transport, with `[http] https` on.
 #[derive(Debug, Clone, Copy)]
@@ -28,10 +27,12 @@ pub(crate) struct Transport<'a> {
     pub(crate) host: &'a str,
     /// The HTTPS port.
     pub(crate) port: u16,
+    /// `[http] https-timeout`: how long a router has to come back over HTTPS.
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// The job this exchange's transport calls for, or `None` to go on with the workflow.
-pub(super) fn step(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Option<Job>> {
+pub(super) fn step(dev: &mut Device, ctx: &Ctx<'_>) -> Option<Option<Job>> {
     let t = ctx.tls?;
     let now = ctx.now;
     if t.over_tls {
@@ -71,9 +72,7 @@ pub(super) fn step(dev: &mut Device, plan: &Plan, ctx: &Ctx<'_>) -> Option<Optio
             port: t.port,
         }))
     };
-    let timeout = plan
-        .https_timeout
-        .unwrap_or(std::time::Duration::from_secs(600));
+    let timeout = t.timeout;
     match dev.tls.as_mut() {
         None => install(),
         // Back over HTTP after it was on HTTPS: a reload starts PnP again from its DHCP
