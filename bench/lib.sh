@@ -118,9 +118,9 @@ start_server() { # start_server DIR PORT -> sets SERVER_PID
 
 # sim_compat: the simulator flags that keep a run comparable with builds before simulate
 # imitated the hardware's download rate and reload time (and print nothing for those builds,
-# which do not know the flags).
+# which do not know the flags). The simulator is SIM (workflow.sh's SIM_BIN), else BIN.
 sim_compat() {
-  if "$BIN" simulate --help 2>/dev/null | grep -q -- --download-kbps; then
+  if "${SIM:-$BIN}" simulate --help 2>/dev/null | grep -q -- --download-kbps; then
     echo "--download-kbps 0 --reload-secs 20"
   fi
 }

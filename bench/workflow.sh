@@ -17,6 +17,12 @@
 #   the 50 GB of downloads do not compete with the store for the 2 cores (PACED_IMAGE= skips
 #   the paced run with the image).
 # STORE=postgres (bench/lib.sh) runs the servers on a PostgreSQL of their own.
+# Each router's copy opens a connection of its own (the simulator's default since 2026-12-02),
+# so images and files go through the zero-copy path on the server's download threads;
+# SIM_ARGS=--copy-on-pnp-connection reuses the PnP connection, where hyper serves them on the
+# threads that answer PnP (what every run before 2026-12-02 measured, BENCHMARKS.md).
+# SIM_BIN=PATH drives the servers with another build's simulator (an older server with
+# today's simulator, so both see the same routers).
 # Latency is reported twice: as the routers see it (simulate) and inside the server
 # (/api/metrics: request in -> answer ready), since the simulator shares the same 2 cores.
 # The simulator runs at nice SIM_NICE (19 by default) in paced and lockstep: real routers bring
@@ -26,6 +32,7 @@ source "$(dirname "$0")/lib.sh"
 need curl curl
 build
 IMAGE_MB=${IMAGE_MB:-50}
+SIM=${SIM_BIN:-$BIN}
 echo "machine: $(machine)"
 run_one() { # run_one ROUTERS MODE SIMULATE-ARGS...
   local n=$1 mode=$2; shift 2
@@ -39,8 +46,8 @@ run_one() { # run_one ROUTERS MODE SIMULATE-ARGS...
   start_server "$d" "$port"
   # Downloads unthrottled and 20 s reloads, as the simulator had them before it imitated the
   # hardware's 600 KB/s and 8 min: the bench measures the server, and stays comparable.
-  out=$(nice -n "$NICE" "$BIN" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices "$n" \
-    --serial-prefix "W" --timeout 1800 $(sim_compat) "$@" | tail -n1)
+  out=$(nice -n "$NICE" "$SIM" --config "$d/appliance.toml" simulate --server "http://127.0.0.1:$port" --devices "$n" \
+    --serial-prefix "W" --timeout 1800 $(sim_compat) ${SIM_ARGS:-} "$@" | tail -n1)
   inside="$(inside_server "$port"); $(commit_latency "$port")"
   echo "$n routers, $mode (simulator at nice $NICE): $out; inside the server: $inside; server peak RSS $(hwm_kb "$SERVER_PID") kB"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true

@@ -157,6 +157,10 @@ pub(crate) enum Command {
         /// reconnect over HTTPS (as behind a firewall that blocks the HTTPS port).
         #[arg(long, env = "APPLIANCE_SIM_HTTPS_STUCK", default_value_t = 0)]
         https_stuck: usize,
+        /// Copies (images, files, day-0 configs) reuse the PnP agent's kept-alive connection
+        /// (default: each copy opens a connection of its own, as a CLI `copy http:` does).
+        #[arg(long, env = "APPLIANCE_SIM_COPY_ON_PNP_CONNECTION")]
+        copy_on_pnp_connection: bool,
     },
     /// Act on one router's record, or show it.
     Device {
@@ -353,6 +357,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wrong_sudi,
             sudi_rsa,
             https_stuck,
+            copy_on_pnp_connection,
         } => {
             crate::logging::init_console("warn");
             if !(time_scale > 0.0 && time_scale.is_finite()) {
@@ -406,6 +411,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wrong_sudi,
                 sudi_rsa,
                 https_stuck,
+                copy_on_pnp_connection,
             };
             let summary = runtime()?.block_on(crate::sim::run(opts))?;
             let mut serials: Vec<_> = summary.states.keys().cloned().collect();

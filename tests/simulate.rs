@@ -566,3 +566,37 @@ fn simulate_against_an_address_where_nothing_listens_fails_within_seconds() {
         started.elapsed()
     );
 }
+
+/// A router's copy opens a connection of its own, as a CLI `copy http:` does, so its image and
+/// files take the zero-copy path on the download threads. `--copy-on-pnp-connection` keeps them
+/// on the PnP agent's kept-alive connection, where hyper serves them on the threads that answer
+/// PnP (the case that made the paced benchmark's tail, BENCHMARKS.md).
+#[test]
+fn copies_take_the_zero_copy_path_unless_they_share_the_agents_connection() {
+    for shared in [false, true] {
+        let mut b = Bench::new("");
+        b.start_wrapped(&["env", "RUST_LOG=pnp_appliance=debug"]);
+        let mut args = vec!["--serial-prefix", "CP"];
+        if shared {
+            args.push("--copy-on-pnp-connection");
+        }
+        let out = b.simulate(2, &args).output().unwrap();
+        assert!(out.status.success(), "{}\n{}", text(&out), b.server_log());
+        let log = b.server_log();
+        let count = |what: &str, path: &str| {
+            log.lines()
+                .filter(|l| l.contains(what) && l.contains(path))
+                .count()
+        };
+        // Every router got its image and both files either way.
+        assert_eq!(count("download finished", "/images/"), 2, "{log}");
+        assert_eq!(count("download finished", "/files/"), 4, "{log}");
+        let zero_copy = count("file request (sendfile)", "/images/")
+            + count("file request (sendfile)", "/files/");
+        assert_eq!(
+            zero_copy,
+            if shared { 0 } else { 6 },
+            "shared={shared}: {log}"
+        );
+    }
+}

@@ -75,6 +75,9 @@ pub(crate) struct SimOptions {
     pub(crate) wrong_sudi: usize,
     /// The SUDIs are on RSA-2048 keys (as the ISR1k's), else P-256.
     pub(crate) sudi_rsa: bool,
+    /// Copies (images, files, configs) go over the PnP agent's kept-alive connection, as a
+    /// persistent HTTP client would reuse it; `false`: each copy on a connection of its own.
+    pub(crate) copy_on_pnp_connection: bool,
     /// This many routers (the last ones) take the trustpoint of a certificate-install but
     /// never reconnect over HTTPS (a port blocked between them and the appliance).
     pub(crate) https_stuck: usize,
@@ -148,8 +151,15 @@ struct Router {
     vanish: bool,
     /// Draws its job times and power-on moment (seeded by its index: runs are repeatable).
     rng: rand::rngs::StdRng,
-    /// Its HTTP client, bound to its own source address when the server is on loopback.
+    /// Its PnP agent's HTTP client (kept alive between polls), bound to its own source address
+    /// when the server is on loopback.
     client: reqwest::Client,
+    /// The client its `copy` command downloads with. How IOS-XE's agent holds its connections
+    /// was never captured (`docs/pnp-protocol.md` §3.1: "handle persistent and one-shot
+    /// connections"). By default each copy opens a connection of its own and closes it, as a
+    /// CLI `copy http:` with its own HTTP client would (assumed, not seen);
+    /// `--copy-on-pnp-connection` reuses the agent's.
+    copy: reqwest::Client,
     /// Its SUDI (with `--sudi-pki`), and whether it forges its signatures.
     sudi: Option<(crate::domain::sudi::test_pki::TestSudi, bool)>,
     /// Where it speaks PnP: the server's HTTP URL, or the HTTPS one a certificate-install
@@ -202,7 +212,7 @@ fn padded(version: &str) -> String {
 }
 
 impl Router {
-    fn new(opts: &SimOptions, index: usize, client: reqwest::Client) -> Router {
+    fn new(opts: &SimOptions, index: usize, (client, copy): Clients) -> Router {
         let serial = format!("{}{:05}", opts.serial_prefix, index + 1);
         let version = normalize_version(&opts.start_version).unwrap_or_else(|| "17.9.4a".into());
         let bootflash_size: i64 = 7_605_936_128;
@@ -251,6 +261,7 @@ impl Router {
             vanish: index >= opts.devices.saturating_sub(opts.vanish),
             rng: rand::SeedableRng::seed_from_u64(index as u64),
             client,
+            copy,
             sudi: None,
             server: opts.server.clone(),
             index,
@@ -507,7 +518,7 @@ impl Router {
     async fn download(&mut self, sh: &Shared, url: &str) -> Result<(i64, String), (u16, String)> {
         let cut_at = if self.vanish { Some(()) } else { None };
         let resp = self
-            .client
+            .copy
             .get(url)
             .send()
             .await
@@ -691,7 +702,7 @@ impl Router {
             }
             "config-upgrade" => {
                 let url = loc(&["config", "copy", "source", "location"]);
-                match self.client.get(&url).send().await {
+                match self.copy.get(&url).send().await {
                     Ok(r) if r.status().is_success() => {
                         let text = r.text().await.unwrap_or_default();
                         for line in text.lines() {
@@ -803,10 +814,10 @@ impl Router {
                 "WRONG_PRIMARY_TRANSPORT",
             );
         }
-        let client = match reqwest::Certificate::from_pem(&ca)
+        let clients = match reqwest::Certificate::from_pem(&ca)
             .map_err(|e| e.to_string())
             .and_then(|c| {
-                router_client_with(sh.loopback, sh.opts.source, self.index, Some(c))
+                router_clients(&sh.opts, sh.loopback, self.index, Some(c))
                     .map_err(|e| e.to_string())
             }) {
             Ok(c) => c,
@@ -820,7 +831,7 @@ impl Router {
             }
         };
         self.trustpoint = Some(ca);
-        self.client = client;
+        (self.client, self.copy) = clients;
         if !self.https_stuck {
             self.server = format!(
                 "https://{}:{}",
@@ -1147,28 +1158,40 @@ fn server_on_loopback(server: &str) -> bool {
         .is_some_and(|ip| ip.is_loopback())
 }
 
-/// Router `i`'s client. Against a server on loopback each router talks from its own address
-/// (127.1.0.2 + i: all of 127.0.0.0/8 is this host), as routers on a bench do, so the server's
-/// per-address binding and limits see one router per address; elsewhere they share this
-/// host's address (and its per-address limits); `source` puts them all behind that one.
-fn router_client(
-    loopback: bool,
-    source: Option<std::net::IpAddr>,
-    i: usize,
-) -> anyhow::Result<reqwest::Client> {
-    router_client_with(loopback, source, i, None)
-}
+/// A router's PnP client and the client its copies download with.
+type Clients = (reqwest::Client, reqwest::Client);
 
-/// [`router_client`], trusting `trustpoint` (only it) for HTTPS.
-fn router_client_with(
+/// Router `i`'s clients ([`Router::copy`]), trusting `trustpoint` (only it) for HTTPS. Against
+/// a server on loopback each router talks from its own address (127.1.0.2 + i: all of
+/// 127.0.0.0/8 is this host), as routers on a bench do, so the server's per-address binding
+/// and limits see one router per address; elsewhere they share this host's address (and its
+/// per-address limits); `--source` puts them all behind that one.
+fn router_clients(
+    opts: &SimOptions,
     loopback: bool,
-    source: Option<std::net::IpAddr>,
     i: usize,
     trustpoint: Option<reqwest::Certificate>,
+) -> anyhow::Result<Clients> {
+    let pnp = router_client(opts.source, loopback, i, trustpoint.clone(), 2)?;
+    if opts.copy_on_pnp_connection {
+        return Ok((pnp.clone(), pnp));
+    }
+    // No idle connection kept: each copy connects, downloads and closes.
+    let copy = router_client(opts.source, loopback, i, trustpoint, 0)?;
+    Ok((pnp, copy))
+}
+
+/// One HTTP client of router `i`, keeping at most `idle` connections open between requests.
+fn router_client(
+    source: Option<std::net::IpAddr>,
+    loopback: bool,
+    i: usize,
+    trustpoint: Option<reqwest::Certificate>,
+    idle: usize,
 ) -> anyhow::Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
-        .pool_max_idle_per_host(2)
+        .pool_max_idle_per_host(idle)
         // Below the server's header timeout (10 s by default, which also ends a kept-alive
         // connection left idle), so a pooled connection is never one it just closed.
         .pool_idle_timeout(Duration::from_secs(5))
@@ -1248,7 +1271,7 @@ pub(crate) async fn run(opts: SimOptions) -> anyhow::Result<SimSummary> {
     };
     let mut routers = Vec::with_capacity(opts.devices);
     for i in 0..opts.devices {
-        let mut r = Router::new(&opts, i, router_client(loopback, opts.source, i)?);
+        let mut r = Router::new(&opts, i, router_clients(&opts, loopback, i, None)?);
         if let Some(pki) = &pki {
             let forge = i < opts.forged_sudi;
             let wrong = !forge && i < opts.forged_sudi + opts.wrong_sudi;
@@ -1346,12 +1369,17 @@ mod tests {
             wrong_sudi: 0,
             sudi_rsa: false,
             https_stuck: 0,
+            copy_on_pnp_connection: false,
         };
-        let mut r = Router::new(&opts, 0, reqwest::Client::new());
+        let mut r = Router::new(&opts, 0, (reqwest::Client::new(), reqwest::Client::new()));
         assert!((0..10).all(|_| r.job_secs(&opts) == 2.0));
         opts.jitter = 0.5;
         let draw = |index| {
-            let mut r = Router::new(&opts, index, reqwest::Client::new());
+            let mut r = Router::new(
+                &opts,
+                index,
+                (reqwest::Client::new(), reqwest::Client::new()),
+            );
             (0..200).map(|_| r.job_secs(&opts)).collect::<Vec<f64>>()
         };
         let a = draw(0);
