@@ -367,7 +367,8 @@ impl Throttle {
 /// How a listener's connections reach hyper.
 #[derive(Clone)]
 enum Front {
-    /// Plain HTTP: first the zero-copy file path ([`crate::files::sendfile::serve`]).
+    /// Plain HTTP: the zero-copy file path ([`crate::files::sendfile::serve`]) and hyper
+    /// (HTTP/1.1) in turn, request by request ([`until_file`]).
     Plain(Arc<crate::files::sendfile::FastFiles>),
     /// HTTPS: the TLS handshake (within the header timeout), then everything through hyper
     /// (the kernel cannot encrypt, so no zero-copy path).
@@ -398,6 +399,11 @@ async fn serve_listener(
     builder
         .http1()
         .max_buf_size(MAX_CONN_BUF)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    // Plain HTTP is HTTP/1.1 only (routers and browsers never speak h2c), with the same limits.
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.max_buf_size(MAX_CONN_BUF)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let tls = matches!(front, Front::Tls(_));
@@ -444,8 +450,9 @@ async fn serve_listener(
                 req
             },
         );
-        let (builder, watcher, front, cancel) = (
+        let (builder, h1, watcher, front, cancel) = (
             builder.clone(),
+            h1.clone(),
             graceful.watcher(),
             front.clone(),
             cancel.clone(),
@@ -457,16 +464,21 @@ async fn serve_listener(
             let svc = TowerToHyperService::new(svc);
             match front {
                 Front::Plain(fast) => {
-                    let Some(stream) =
-                        crate::files::sendfile::serve(stream, &fast, peer.remote.ip(), &cancel)
-                            .await
-                    else {
-                        return;
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
+                    // Held until the connection ends: the shutdown waits for it.
+                    let _watcher = watcher;
+                    let mut stream = stream;
+                    loop {
+                        let Some(s) =
+                            crate::files::sendfile::serve(stream, &fast, peer.remote.ip(), &cancel)
+                                .await
+                        else {
+                            return;
+                        };
+                        match until_file(&h1, s, svc.clone(), &cancel).await {
+                            Some(s) => stream = s,
+                            None => return,
+                        }
+                    }
                 }
                 Front::Tls(acceptor) => {
                     let stream = match tokio::time::timeout(handshake, acceptor.accept(stream))
@@ -496,6 +508,48 @@ async fn serve_listener(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
+}
+
+/// Hyper answers `stream` until its next request is one the zero-copy path takes
+/// ([`crate::files::sendfile::UntilFile`]): returns the connection then, `None` once it is
+/// closed. At `cancel` hyper finishes the request in flight and the connection closes.
+async fn until_file<S, B>(
+    h1: &hyper::server::conn::http1::Builder,
+    stream: tokio::net::TcpStream,
+    svc: S,
+    cancel: &CancellationToken,
+) -> Option<tokio::net::TcpStream>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    S::Future: Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::TokioIo;
+    let io = TokioIo::new(crate::files::sendfile::UntilFile::new(stream));
+    let mut conn = h1.serve_connection(io, svc);
+    let ended = tokio::select! {
+        r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => Some(r),
+        _ = cancel.cancelled() => None,
+    };
+    match ended {
+        Some(Ok(())) => {
+            let parts = conn.into_parts();
+            // Bytes hyper read past its last request (a client sending ahead): they are not
+            // ours to serve, so the connection ends.
+            if !parts.read_buf.is_empty() {
+                return None;
+            }
+            parts.io.into_inner().into_stream()
+        }
+        Some(Err(_)) => None,
+        None => {
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
+            let _ = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await;
+            None
+        }
     }
 }
 

@@ -11,6 +11,15 @@
 //! requests, several or unsatisfiable ranges, a missing file, a head not complete in the first
 //! segment. `ServeDir` then answers as it always has (404, 416, refusing traversal).
 //!
+//! A connection hyper holds comes back here too: hyper reads it through [`UntilFile`], which
+//! ends hyper's part (a clean end of stream between two requests) when the next request is one
+//! this path takes. So a router that fetches its image on the connection its PnP agent keeps
+//! alive still gets it by sendfile, on the download threads: through hyper, the copy ran on the
+//! threads that answer PnP and took their CPU (the paced benchmark's tail, BENCHMARKS.md
+//! 2026-12-02). How IOS-XE holds its connections was never captured
+//! (`docs/pnp-protocol.md` §3.1). As at the head of a connection, a request head not complete
+//! in the first segment stays with hyper.
+//!
 //! Bodies are sent from a separate runtime ([`bulk_runtime`]): a router's PnP exchange never
 //! waits in a task queue behind a hundred downloads (on loopback, a sendfile call also pays the
 //! receiver's TCP processing, milliseconds per call).
@@ -361,6 +370,105 @@ pub(crate) async fn serve(
             let _ = stream.shutdown().await;
             return None;
         }
+    }
+}
+
+/// The connection as hyper reads it: before each read it peeks at what is waiting, and a whole
+/// request head that [`decide`] serves here reads as the end of the stream, so hyper finishes
+/// (nothing unread in its buffer) and [`UntilFile::into_stream`] gives the connection back to
+/// [`serve`]. The request hyper was handed the connection at is always hyper's (it is one
+/// [`serve`] declined, e.g. a missing file), so the two never pass one request back and forth.
+/// A head that looks like a file request inside a request body ends that connection (hyper
+/// reports the body cut short), nobody else's.
+pub(crate) struct UntilFile {
+    stream: TcpStream,
+    /// Hyper has read its first bytes: from now on a file request ends its part.
+    started: bool,
+    /// The stream ended here because a file request waits.
+    file_next: bool,
+}
+
+impl UntilFile {
+    pub(crate) fn new(stream: TcpStream) -> UntilFile {
+        UntilFile {
+            stream,
+            started: false,
+            file_next: false,
+        }
+    }
+
+    /// The connection, when hyper's part ended at a file request (`None`: the client closed it).
+    pub(crate) fn into_stream(self) -> Option<TcpStream> {
+        self.file_next.then_some(self.stream)
+    }
+}
+
+impl tokio::io::AsyncRead for UntilFile {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.file_next {
+            return Poll::Ready(Ok(()));
+        }
+        if this.started {
+            let mut head = [0u8; HEAD_MAX];
+            let mut peeked = tokio::io::ReadBuf::new(&mut head);
+            match this.stream.poll_peek(cx, &mut peeked) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(_)) => {}
+            }
+            if matches!(decide(peeked.filled()), Decision::Serve(_)) {
+                this.file_next = true;
+                return Poll::Ready(Ok(()));
+            }
+        }
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.started = true;
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for UntilFile {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
