@@ -415,14 +415,18 @@ impl tokio::io::AsyncRead for UntilFile {
             return Poll::Ready(Ok(()));
         }
         if this.started {
-            let mut head = [0u8; HEAD_MAX];
-            let mut peeked = tokio::io::ReadBuf::new(&mut head);
+            // Not zeroed: this runs before every read of every PnP request.
+            let mut head = [std::mem::MaybeUninit::<u8>::uninit(); HEAD_MAX];
+            let mut peeked = tokio::io::ReadBuf::uninit(&mut head);
             match this.stream.poll_peek(cx, &mut peeked) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(_)) => {}
             }
-            if matches!(decide(peeked.filled()), Decision::Serve(_)) {
+            let waiting = peeked.filled();
+            // Only a GET or HEAD is worth parsing (a PnP POST is not).
+            let file_like = waiting.starts_with(b"GET ") || waiting.starts_with(b"HEAD ");
+            if file_like && matches!(decide(waiting), Decision::Serve(_)) {
                 this.file_next = true;
                 return Poll::Ready(Ok(()));
             }
