@@ -367,8 +367,8 @@ impl Throttle {
 /// How a listener's connections reach hyper.
 #[derive(Clone)]
 enum Front {
-    /// Plain HTTP: the zero-copy file path ([`crate::files::sendfile::serve`]) and hyper
-    /// (HTTP/1.1) in turn, request by request ([`until_file`]).
+    /// Plain HTTP: the zero-copy file path ([`crate::files::sendfile::serve`]) and hyper in
+    /// turn, request by request ([`until_file`]).
     Plain(Arc<crate::files::sendfile::FastFiles>),
     /// HTTPS: the TLS handshake (within the header timeout), then everything through hyper
     /// (the kernel cannot encrypt, so no zero-copy path).
@@ -387,21 +387,15 @@ async fn serve_listener(
     cancel: CancellationToken,
 ) {
     let conns = crate::http::conns::Conns::new(limits.connections_per_address);
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceExt;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
-    // hyper's header timer runs whenever it waits for a request head: a slow head, and a
-    // kept-alive connection left idle after its answer, are both closed after it.
-    builder
-        .http1()
-        .max_buf_size(MAX_CONN_BUF)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    // Plain HTTP is HTTP/1.1 only (routers and browsers never speak h2c), with the same limits.
+    // HTTP/1.1 only, on both fronts: routers and browsers never speak h2c, and the TLS
+    // acceptor offers no ALPN, so no client negotiates h2. hyper's header timer runs whenever
+    // it waits for a request head: a slow head, and a kept-alive connection left idle after
+    // its answer, are both closed after it.
     let mut h1 = hyper::server::conn::http1::Builder::new();
     h1.max_buf_size(MAX_CONN_BUF)
         .timer(hyper_util::rt::TokioTimer::new())
@@ -450,8 +444,7 @@ async fn serve_listener(
                 req
             },
         );
-        let (builder, h1, watcher, front, cancel) = (
-            builder.clone(),
+        let (h1, watcher, front, cancel) = (
             h1.clone(),
             graceful.watcher(),
             front.clone(),
@@ -496,10 +489,9 @@ async fn serve_listener(
                         }
                         Err(_) => return,
                     };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
+                    let _ = watcher
+                        .watch(h1.serve_connection(TokioIo::new(stream), svc))
+                        .await;
                 }
             }
         });
